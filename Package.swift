@@ -1,0 +1,110 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Settings shared by every target of ours: Swift 6 language mode (strict concurrency).
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "ampd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ampd", targets: ["ampd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // Pure: manifest types, strict decoding, validation, REST payloads. No I/O.
+        .target(
+            name: "AMPDAPI",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
+        // Pure: desired instances, placement onto nodes, status conditions. No I/O.
+        .target(
+            name: "AMPDScheduler",
+            dependencies: ["AMPDAPI"],
+            swiftSettings: strict),
+        // JSON log handler and Prometheus registry shared by every process.
+        .target(
+            name: "AMPDObservability",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict),
+        // Certificate authority: keys, self-signed roots, leaf issuance, PEM files.
+        .target(
+            name: "AMPDPKI",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: strict),
+        // The controller's durable store: one SQLite file behind `ObjectStore`.
+        .target(
+            name: "AMPDStore",
+            dependencies: ["AMPDAPI", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
+        // The controller: REST API, auth, node registry, reconciler loop, decisions.
+        .target(
+            name: "AMPDController",
+            dependencies: [
+                "AMPDAPI", "AMPDScheduler", "AMPDObservability", "AMPDPKI", "AMPDStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        // Typed HTTPS client of the controller's API (CLI, agents, tests, benchmarks).
+        .target(
+            name: "AMPDClient",
+            dependencies: [
+                "AMPDAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict),
+        // The one executable: subcommands only.
+        .executableTarget(
+            name: "ampd",
+            dependencies: [
+                "AMPDAPI", "AMPDController", "AMPDClient", "AMPDObservability",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict),
+
+        .testTarget(name: "AMPDAPITests", dependencies: ["AMPDAPI"], swiftSettings: strict),
+        .testTarget(name: "AMPDSchedulerTests", dependencies: ["AMPDScheduler"], swiftSettings: strict),
+        .testTarget(name: "AMPDStoreTests", dependencies: ["AMPDStore"], swiftSettings: strict),
+        .testTarget(name: "AMPDPKITests", dependencies: ["AMPDPKI"], swiftSettings: strict),
+        .testTarget(
+            name: "AMPDControllerTests",
+            dependencies: ["AMPDController", "AMPDClient", "AMPDObservability", "ampd"],
+            swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)

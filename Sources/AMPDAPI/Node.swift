@@ -1,0 +1,166 @@
+/// A host that runs an agent. Registered with a bootstrap token; kept alive by heartbeats.
+public struct Node: Codable, Sendable, Hashable {
+    public static let kind = "Node"
+    public var apiVersion: String = APIGroup.apiVersion
+    public var kind: String = Node.kind
+    public var metadata: ObjectMeta
+    public var spec: NodeSpec
+    public var status: NodeStatus
+
+    public init(metadata: ObjectMeta, spec: NodeSpec, status: NodeStatus) {
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+
+    public var name: String { metadata.name }
+}
+
+public struct NodeCapacity: Codable, Sendable, Hashable {
+    /// Accelerator kind (`cpu`, `nvidia-h100`, ...); instances only land on a node of their kind.
+    public var accelerator: String
+    /// Accelerators (GPUs, or CPU engine slots) on this host.
+    public var count: Int
+    /// Memory per accelerator in bytes.
+    public var memoryBytes: Int64
+
+    public init(accelerator: String, count: Int, memoryBytes: Int64) {
+        self.accelerator = accelerator
+        self.count = count
+        self.memoryBytes = memoryBytes
+    }
+}
+
+public struct NodeSpec: Codable, Sendable, Hashable {
+    public var capacity: NodeCapacity
+    /// Addresses at which the node's endpoints are reachable (informational; identity is the name).
+    public var addresses: [String]
+    /// Taken out of placement: existing instances stay, no new ones land.
+    public var unschedulable: Bool
+
+    public init(capacity: NodeCapacity, addresses: [String] = [], unschedulable: Bool = false) {
+        self.capacity = capacity
+        self.addresses = addresses
+        self.unschedulable = unschedulable
+    }
+}
+
+public enum NodePhase: String, Codable, Sendable, Hashable, CaseIterable {
+    /// Heartbeats arrive in time.
+    case ready = "Ready"
+    /// Heartbeats stopped: the node's instances are re-placed elsewhere.
+    case notReady = "NotReady"
+    /// No heartbeat seen since this controller started.
+    case unknown = "Unknown"
+}
+
+/// Live load an agent reports with each heartbeat.
+public struct NodeLoad: Codable, Sendable, Hashable {
+    public var queueLength: Int
+    public var runningSequences: Int
+    public var kvBlocksUsed: Int
+    public var kvBlocksFree: Int
+    public var tokensPerSecond: Double
+
+    public init(queueLength: Int = 0, runningSequences: Int = 0, kvBlocksUsed: Int = 0,
+                kvBlocksFree: Int = 0, tokensPerSecond: Double = 0) {
+        self.queueLength = queueLength
+        self.runningSequences = runningSequences
+        self.kvBlocksUsed = kvBlocksUsed
+        self.kvBlocksFree = kvBlocksFree
+        self.tokensPerSecond = tokensPerSecond
+    }
+}
+
+public enum InstancePhase: String, Codable, Sendable, Hashable, CaseIterable {
+    case starting = "Starting"
+    case running = "Running"
+    case draining = "Draining"
+    case failed = "Failed"
+}
+
+/// An instance as its node reports it.
+public struct InstanceReport: Codable, Sendable, Hashable {
+    public var instance: String
+    /// `namespace/name` of the owning deployment.
+    public var deployment: String
+    public var phase: InstancePhase
+
+    public init(instance: String, deployment: String, phase: InstancePhase) {
+        self.instance = instance
+        self.deployment = deployment
+        self.phase = phase
+    }
+}
+
+public struct NodeStatus: Codable, Sendable, Hashable {
+    public var phase: NodePhase
+    public var lastHeartbeatTime: String?
+    public var load: NodeLoad
+    public var instances: [InstanceReport]
+
+    public init(phase: NodePhase = .unknown, lastHeartbeatTime: String? = nil, load: NodeLoad = .init(),
+                instances: [InstanceReport] = []) {
+        self.phase = phase
+        self.lastHeartbeatTime = lastHeartbeatTime
+        self.load = load
+        self.instances = instances
+    }
+}
+
+/// `POST /apis/ampd.dev/v1alpha1/nodes`: an agent registers (or re-registers) itself.
+public struct NodeRegistration: Codable, Sendable, Hashable {
+    public var name: String
+    public var capacity: NodeCapacity
+    public var addresses: [String]?
+
+    public init(name: String, capacity: NodeCapacity, addresses: [String]? = nil) {
+        self.name = name
+        self.capacity = capacity
+        self.addresses = addresses
+    }
+}
+
+/// `PUT /apis/ampd.dev/v1alpha1/nodes/{name}/heartbeat`.
+public struct Heartbeat: Codable, Sendable, Hashable {
+    public var load: NodeLoad
+    public var instances: [InstanceReport]
+
+    public init(load: NodeLoad = .init(), instances: [InstanceReport] = []) {
+        self.load = load
+        self.instances = instances
+    }
+}
+
+/// One instance a node must run, with what it needs to start it.
+public struct NodeInstance: Codable, Sendable, Hashable {
+    public var instance: String
+    public var deployment: String
+    public var role: InstanceRole
+    public var accelerators: Int
+    public var tensor: Int
+    public var model: ModelSpec
+
+    public init(instance: String, deployment: String, role: InstanceRole, accelerators: Int, tensor: Int, model: ModelSpec) {
+        self.instance = instance
+        self.deployment = deployment
+        self.role = role
+        self.accelerators = accelerators
+        self.tensor = tensor
+        self.model = model
+    }
+}
+
+/// `GET /apis/ampd.dev/v1alpha1/nodes/{name}/assignments?after=N&timeoutSeconds=S`: what the
+/// node must run. `version` grows whenever the set changes; pass it back as `after` to long-poll.
+public struct NodeAssignments: Codable, Sendable, Hashable {
+    public var node: String
+    public var version: Int64
+    public var instances: [NodeInstance]
+
+    public init(node: String, version: Int64, instances: [NodeInstance]) {
+        self.node = node
+        self.version = version
+        self.instances = instances
+    }
+}

@@ -1,0 +1,186 @@
+import AMPDAPI
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import NIOSSL
+
+/// Where the controller is and how to prove who we are: `<data>/client.json` of the controller.
+public struct ClientConfiguration: Codable, Sendable, Hashable {
+    public var server: String
+    /// PEM file of the controller's CA.
+    public var certificateAuthority: String
+    public var token: String
+
+    public init(server: String, certificateAuthority: String, token: String) {
+        self.server = server
+        self.certificateAuthority = certificateAuthority
+        self.token = token
+    }
+
+    public static func load(_ url: URL) throws -> ClientConfiguration {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ClientError(message: "cannot read client config \(url.path): \(error.localizedDescription) (the controller writes it to <data-dir>/client.json)")
+        }
+        do { return try JSONCoding.decoder.decode(ClientConfiguration.self, from: data) } catch let e as DecodingError {
+            throw ClientError(message: "client config \(url.path) is invalid: \(DocumentReader.describe(e))")
+        }
+    }
+}
+
+/// A failed call: the controller's Status (when it answered) or a transport problem.
+public struct ClientError: Error, Sendable, CustomStringConvertible {
+    public var status: APIStatus?
+    public var message: String
+
+    public init(status: APIStatus? = nil, message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    public var code: Int? { status?.code }
+    public var description: String { message }
+}
+
+/// A typed HTTPS client of the controller API, used by the CLI, agents, tests and benchmarks.
+public final class ControllerClient: Sendable {
+    public let config: ClientConfiguration
+    private let http: HTTPClient
+    static let prefix = "/apis/\(APIGroup.group)/\(APIGroup.version)"
+
+    public init(config: ClientConfiguration, timeout: TimeAmount = .seconds(90)) throws {
+        self.config = config
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        do {
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(config.certificateAuthority))
+        } catch {
+            throw ClientError(message: "cannot load CA certificate \(config.certificateAuthority): \(error)")
+        }
+        var c = HTTPClient.Configuration(tlsConfiguration: tls)
+        c.timeout = .init(connect: .seconds(10), read: timeout)
+        c.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
+    }
+
+    public func shutdown() async throws { try await http.shutdown() }
+
+    // MARK: - Deployments
+
+    public static func deploymentPath(_ namespace: String, _ name: String? = nil) -> String {
+        "\(prefix)/namespaces/\(namespace)/servingdeployments" + (name.map { "/\($0)" } ?? "")
+    }
+
+    /// Creates or updates a deployment from a manifest document (YAML or JSON tree).
+    public func apply(_ document: JSONValue) async throws -> ServingDeployment {
+        let ns = document["metadata"]?["namespace"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? APIGroup.defaultNamespace
+        guard case .string(let name)? = document["metadata"]?["name"] else {
+            throw ClientError(message: "metadata.name: required field is missing")
+        }
+        return try await send(.PUT, Self.deploymentPath(ns, name), body: try JSONCoding.encoder.encode(document))
+    }
+
+    public func create(_ d: ServingDeployment) async throws -> ServingDeployment {
+        try await send(.POST, Self.deploymentPath(d.metadata.namespaceOrDefault), body: try JSONCoding.encoder.encode(d))
+    }
+
+    public func update(_ d: ServingDeployment) async throws -> ServingDeployment {
+        try await send(.PUT, Self.deploymentPath(d.metadata.namespaceOrDefault, d.metadata.name), body: try JSONCoding.encoder.encode(d))
+    }
+
+    public func deployment(_ name: String, namespace: String = APIGroup.defaultNamespace) async throws -> ServingDeployment {
+        try await send(.GET, Self.deploymentPath(namespace, name))
+    }
+
+    public func deployments(namespace: String? = nil) async throws -> [ServingDeployment] {
+        let path = namespace.map { Self.deploymentPath($0) } ?? "\(Self.prefix)/servingdeployments"
+        let list: ObjectList<ServingDeployment> = try await send(.GET, path)
+        return list.items
+    }
+
+    @discardableResult
+    public func delete(_ name: String, namespace: String = APIGroup.defaultNamespace) async throws -> ServingDeployment {
+        try await send(.DELETE, Self.deploymentPath(namespace, name))
+    }
+
+    public func scale(_ name: String, namespace: String = APIGroup.defaultNamespace) async throws -> Scale {
+        try await send(.GET, Self.deploymentPath(namespace, name) + "/scale")
+    }
+
+    public func setScale(_ name: String, namespace: String = APIGroup.defaultNamespace, prefill: Int?, decode: Int?) async throws -> Scale {
+        let s = Scale(metadata: ObjectMeta(name: name, namespace: namespace), spec: ScaleCounts(prefill: prefill, decode: decode))
+        return try await send(.PUT, Self.deploymentPath(namespace, name) + "/scale", body: try JSONCoding.encoder.encode(s))
+    }
+
+    // MARK: - Nodes
+
+    public func nodes() async throws -> [Node] {
+        let list: ObjectList<Node> = try await send(.GET, "\(Self.prefix)/nodes")
+        return list.items
+    }
+
+    public func register(_ r: NodeRegistration) async throws -> Node {
+        try await send(.POST, "\(Self.prefix)/nodes", body: try JSONCoding.encoder.encode(r))
+    }
+
+    public func heartbeat(node: String, _ hb: Heartbeat) async throws -> NodeAssignments {
+        try await send(.PUT, "\(Self.prefix)/nodes/\(node)/heartbeat", body: try JSONCoding.encoder.encode(hb))
+    }
+
+    public func assignments(node: String, after: Int64 = -1, timeoutSeconds: Int = 0) async throws -> NodeAssignments {
+        try await send(.GET, "\(Self.prefix)/nodes/\(node)/assignments?after=\(after)&timeoutSeconds=\(timeoutSeconds)")
+    }
+
+    public func deleteNode(_ name: String) async throws {
+        let _: JSONValue = try await send(.DELETE, "\(Self.prefix)/nodes/\(name)")
+    }
+
+    // MARK: - Decisions
+
+    public func decisions(deployment: String?, since: Int64 = 0, waitSeconds: Int = 0) async throws -> DecisionList {
+        var q = "since=\(since)&waitSeconds=\(waitSeconds)"
+        if let deployment { q += "&deployment=\(deployment.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? deployment)" }
+        return try await send(.GET, "\(Self.prefix)/decisions?\(q)")
+    }
+
+    // MARK: - Raw
+
+    /// Sends a request; decodes the body as `T` on 2xx, or throws the controller's Status.
+    public func send<T: Decodable>(_ method: HTTPMethod, _ path: String, body: Data? = nil) async throws -> T {
+        let (status, data) = try await raw(method, path, body: body)
+        guard (200..<300).contains(status) else {
+            if let s = try? JSONCoding.decoder.decode(APIStatus.self, from: data) {
+                throw ClientError(status: s, message: s.message)
+            }
+            throw ClientError(message: "HTTP \(status): \(String(decoding: data.prefix(500), as: UTF8.self))")
+        }
+        do {
+            return try JSONCoding.decoder.decode(T.self, from: data)
+        } catch {
+            throw ClientError(message: "unexpected response to \(method) \(path): \(error)")
+        }
+    }
+
+    /// Sends a request and returns the status code and body, whatever they are.
+    public func raw(_ method: HTTPMethod, _ path: String, body: Data? = nil, token: String? = nil) async throws -> (Int, Data) {
+        var req = HTTPClientRequest(url: config.server + path)
+        req.method = method
+        let t = token ?? config.token
+        if !t.isEmpty { req.headers.add(name: "Authorization", value: "Bearer \(t)") }
+        if let body {
+            req.headers.add(name: "Content-Type", value: "application/json")
+            req.body = .bytes(ByteBuffer(data: body))
+        }
+        do {
+            let resp = try await http.execute(req, timeout: .seconds(90))
+            let buf = try await resp.body.collect(upTo: 64 << 20)
+            return (Int(resp.status.code), Data(buffer: buf))
+        } catch let e as ClientError {
+            throw e
+        } catch {
+            throw ClientError(message: "cannot reach controller at \(config.server): \(error)")
+        }
+    }
+}

@@ -1,0 +1,440 @@
+import AMPDAPI
+import AMPDObservability
+import AMPDStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The controller's REST API, Kubernetes-shaped:
+/// `/apis/ampd.dev/v1alpha1/namespaces/{ns}/servingdeployments/{name}[/status|/scale]`,
+/// `/apis/ampd.dev/v1alpha1/nodes/{name}[/heartbeat|/assignments]`, `/apis/ampd.dev/v1alpha1/decisions`,
+/// plus `/healthz`, `/readyz`, `/metrics` and `/openapi.yaml`. Every error is a `Status` body.
+struct APIServer: Sendable {
+    let repo: Repository
+    let registry: NodeRegistry
+    let board: AssignmentBoard
+    let decisions: DecisionLog
+    let queue: WorkQueue
+    let auth: Authenticator
+    let metrics: MetricsRegistry
+    let logger: Logger
+    let ready: ReadinessFlag
+
+    static let prefix = "/apis/\(APIGroup.group)/\(APIGroup.version)"
+    static let maxBody = 1 << 20
+
+    typealias Context = BasicRequestContext
+    typealias Handler = @Sendable (Request, Context, Identity) async throws -> Response
+
+    func router() -> Router<Context> {
+        let r = Router(context: Context.self)
+        r.get("/healthz") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
+        r.get("/readyz") { _, _ in
+            await ready.isReady
+                ? Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+                : Self.error(APIStatus(reason: .serviceUnavailable, code: 503, message: "controller is starting"))
+        }
+        r.get("/openapi.yaml") { _, _ in
+            var h = HTTPFields()
+            h[.contentType] = "application/yaml"
+            return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.text)))
+        }
+        on(r, "/metrics", .get, "metrics", [.admin, .reader]) { _, _, _ in
+            var h = HTTPFields()
+            h[.contentType] = "text/plain; version=0.0.4"
+            return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
+        }
+
+        let ns = "\(Self.prefix)/namespaces/:namespace/servingdeployments"
+        on(r, "\(Self.prefix)/servingdeployments", .get, "listAllDeployments", [.admin, .reader]) { _, _, _ in
+            try await listDeployments(namespace: nil)
+        }
+        on(r, ns, .get, "listDeployments", [.admin, .reader]) { _, ctx, _ in
+            try await listDeployments(namespace: try ctx.parameters.require("namespace"))
+        }
+        on(r, ns, .post, "createDeployment", [.admin]) { req, ctx, id in
+            try await apply(req, ctx, id, name: nil, create: true)
+        }
+        on(r, "\(ns)/:name", .get, "getDeployment", [.admin, .reader]) { _, ctx, _ in
+            Self.json(try await existing(ctx))
+        }
+        on(r, "\(ns)/:name", .put, "applyDeployment", [.admin]) { req, ctx, id in
+            try await apply(req, ctx, id, name: try ctx.parameters.require("name"), create: false)
+        }
+        on(r, "\(ns)/:name", .delete, "deleteDeployment", [.admin]) { _, ctx, id in
+            try await delete(ctx, id)
+        }
+        on(r, "\(ns)/:name/status", .get, "getDeploymentStatus", [.admin, .reader]) { _, ctx, _ in
+            Self.json(try await existing(ctx))
+        }
+        on(r, "\(ns)/:name/scale", .get, "getScale", [.admin, .reader]) { _, ctx, _ in
+            Self.json(Self.scale(of: try await existing(ctx)))
+        }
+        on(r, "\(ns)/:name/scale", .put, "putScale", [.admin]) { req, ctx, id in
+            try await putScale(req, ctx, id)
+        }
+
+        let nodes = "\(Self.prefix)/nodes"
+        on(r, nodes, .get, "listNodes", [.admin, .reader, .node]) { _, _, _ in
+            let items = await registry.all()
+            return Self.json(ObjectList(kind: "NodeList", resourceVersion: nil, items: items))
+        }
+        on(r, nodes, .post, "registerNode", [.admin, .node]) { req, _, id in
+            let reg = try await Self.decodeBody(NodeRegistration.self, req, kind: "NodeRegistration")
+            if let why = ServingDeploymentAdmission.dnsLabelProblem(reg.name) {
+                throw APIStatus.invalid(InvalidObjectError(kind: "NodeRegistration", name: reg.name, causes: [FieldError("name", why)]))
+            }
+            var causes: [FieldError] = []
+            if reg.capacity.count < 1 || reg.capacity.count > 1024 { causes.append(FieldError("capacity.count", "must be from 1 to 1024; got \(reg.capacity.count)")) }
+            if reg.capacity.memoryBytes < 0 { causes.append(FieldError("capacity.memoryBytes", "must not be negative; got \(reg.capacity.memoryBytes)")) }
+            if reg.capacity.accelerator.isEmpty { causes.append(FieldError("capacity.accelerator", "must not be empty")) }
+            if !causes.isEmpty { throw APIStatus.invalid(InvalidObjectError(kind: "NodeRegistration", name: reg.name, causes: causes)) }
+            let (node, changed) = try await registry.register(reg)
+            if changed { try await enqueueAll() }
+            return Self.json(node, status: .created)
+        }
+        on(r, "\(nodes)/:name", .get, "getNode", [.admin, .reader, .node]) { _, ctx, _ in
+            let name = try ctx.parameters.require("name")
+            guard let n = await registry.get(name) else { throw APIStatus.notFound("Node \"\(name)\"") }
+            return Self.json(n)
+        }
+        on(r, "\(nodes)/:name", .delete, "deleteNode", [.admin]) { _, ctx, _ in
+            let name = try ctx.parameters.require("name")
+            guard try await registry.remove(name) else { throw APIStatus.notFound("Node \"\(name)\"") }
+            try await enqueueAll()
+            return Self.json(APIStatusSuccess(message: "Node \"\(name)\" deleted"))
+        }
+        on(r, "\(nodes)/:name/heartbeat", .put, "heartbeat", [.admin, .node]) { req, ctx, _ in
+            let name = try ctx.parameters.require("name")
+            let hb = try await Self.decodeBody(Heartbeat.self, req, kind: "Heartbeat")
+            switch try await registry.heartbeat(name, hb) {
+            case .unknownNode:
+                throw APIStatus.notFound("Node \"\(name)\" (register it first)")
+            case .ok(let affected, let phaseChanged):
+                if phaseChanged { try await enqueueAll() } else { for k in affected { await queue.add(k) } }
+            }
+            return Self.json(await board.assignments(node: name))
+        }
+        on(r, "\(nodes)/:name/assignments", .get, "getAssignments", [.admin, .reader, .node]) { req, ctx, _ in
+            let name = try ctx.parameters.require("name")
+            let after = try Self.intParam(req, "after") ?? -1
+            let wait = min(try Self.intParam(req, "timeoutSeconds") ?? 0, 60)
+            if wait > 0 {
+                return Self.json(await board.wait(node: name, after: after, timeout: .seconds(wait)))
+            }
+            return Self.json(await board.assignments(node: name))
+        }
+
+        on(r, "\(Self.prefix)/decisions", .get, "listDecisions", [.admin, .reader]) { req, _, _ in
+            var deployment = req.uri.queryParameters["deployment"].map(String.init)
+            if let d = deployment, !d.contains("/") { deployment = "\(APIGroup.defaultNamespace)/\(d)" }
+            let since = try Self.intParam(req, "since") ?? 0
+            let limit = max(1, min(try Self.intParam(req, "limit") ?? 500, 5000))
+            let wait = min(try Self.intParam(req, "waitSeconds") ?? 0, 60)
+            let items = wait > 0
+                ? try await decisions.follow(deployment: deployment, since: since, limit: Int(limit), timeout: .seconds(wait))
+                : try await decisions.list(deployment: deployment, since: since, limit: Int(limit))
+            return Self.json(DecisionList(items: items, lastSeq: items.last?.seq ?? since))
+        }
+        return r
+    }
+
+    // MARK: - Deployments
+
+    private func listDeployments(namespace: String?) async throws -> Response {
+        let items = try await repo.deployments(namespace: namespace)
+        let rv = try await repo.store.currentResourceVersion()
+        return Self.json(ObjectList(kind: "ServingDeploymentList", resourceVersion: String(rv), items: items))
+    }
+
+    private func existing(_ ctx: Context) async throws -> ServingDeployment {
+        let ns = try ctx.parameters.require("namespace")
+        let name = try ctx.parameters.require("name")
+        guard let d = try await repo.deployment(namespace: ns, name: name) else {
+            throw APIStatus.notFound("ServingDeployment \"\(ns)/\(name)\"")
+        }
+        return d
+    }
+
+    /// Create (POST) or apply (PUT: create or update). A `metadata.resourceVersion` in the body
+    /// makes the update conditional (409 when it is stale). `generation` bumps on spec changes only.
+    private func apply(_ req: Request, _ ctx: Context, _ id: Identity, name: String?, create: Bool) async throws -> Response {
+        let ns = try ctx.parameters.require("namespace")
+        let body = try await Self.body(req)
+        let docs: [DocumentReader.Document]
+        do { docs = try DocumentReader.read(Data(buffer: body)) } catch { throw APIStatus.invalid(error) }
+        guard docs.count == 1 else {
+            throw APIStatus.badRequest("expected one object in the body; got \(docs.count) (apply documents one at a time)")
+        }
+        var d: ServingDeployment
+        do { d = try ServingDeploymentAdmission.admit(docs[0].value) } catch { throw APIStatus.invalid(error) }
+        if let bodyNS = d.metadata.namespace, bodyNS != ns {
+            throw APIStatus.badRequest("metadata.namespace \"\(bodyNS)\" does not match the namespace in the URL \"\(ns)\"")
+        }
+        if let name, d.metadata.name != name {
+            throw APIStatus.badRequest("metadata.name \"\(d.metadata.name)\" does not match the name in the URL \"\(name)\"")
+        }
+        d.metadata.namespace = ns
+        let clientRV = d.metadata.resourceVersion.flatMap { Int64($0) }
+
+        for attempt in 0..<5 {
+            let current = try await repo.deployment(namespace: ns, name: d.metadata.name)
+            var next = d
+            next.status = current?.status
+            let precondition: WritePrecondition
+            if let current {
+                if create {
+                    throw APIStatus(reason: .alreadyExists, code: 409, message: "ServingDeployment \"\(ns)/\(d.metadata.name)\" already exists")
+                }
+                if current.metadata.isDeleting {
+                    throw APIStatus.conflict("ServingDeployment \"\(ns)/\(d.metadata.name)\" is being deleted; apply again once it is gone")
+                }
+                let currentRV = Int64(current.metadata.resourceVersion ?? "0") ?? 0
+                if let clientRV, clientRV != currentRV {
+                    throw APIStatus.conflict("ServingDeployment \"\(ns)/\(d.metadata.name)\" was modified: you sent resourceVersion \(clientRV), the current one is \(currentRV); get it again and retry")
+                }
+                next.metadata.uid = current.metadata.uid
+                next.metadata.creationTimestamp = current.metadata.creationTimestamp
+                next.metadata.finalizers = current.metadata.finalizers
+                next.metadata.deletionTimestamp = nil
+                let specChanged = current.spec != next.spec
+                next.metadata.generation = (current.metadata.generation ?? 1) + (specChanged ? 1 : 0)
+                if specChanged, var status = next.status {
+                    // A new spec supersedes earlier scale-subresource overrides of autoscaled pools.
+                    if current.spec.prefill?.autoscale != next.spec.prefill?.autoscale { status.scaleOverride?.prefill = nil }
+                    if current.spec.decode.autoscale != next.spec.decode.autoscale { status.scaleOverride?.decode = nil }
+                    next.status = status
+                }
+                if !specChanged && current.metadata.labels == next.metadata.labels && current.metadata.annotations == next.metadata.annotations {
+                    return Self.json(current)   // nothing to change: no new resourceVersion
+                }
+                precondition = .resourceVersion(currentRV)
+            } else {
+                if clientRV != nil && !create {
+                    throw APIStatus.conflict("ServingDeployment \"\(ns)/\(d.metadata.name)\" does not exist, but the body names resourceVersion \(clientRV!); remove it to create")
+                }
+                next.metadata.uid = UUID().uuidString.lowercased()
+                next.metadata.creationTimestamp = Timestamp.rfc3339(Date())
+                next.metadata.generation = 1
+                next.metadata.finalizers = [APIGroup.instancesFinalizer]
+                next.metadata.deletionTimestamp = nil
+                precondition = .mustNotExist
+            }
+            do {
+                let stored = try await repo.write(next, precondition: precondition)
+                logger.info("Applied deployment", metadata: ["event": current == nil ? "CreatedDeployment" : "UpdatedDeployment",
+                    "deployment": "\(stored.metadata.key)", "generation": "\(stored.metadata.generation ?? 0)",
+                    "resourceVersion": "\(stored.metadata.resourceVersion ?? "")", "actor": "\(id.user)"])
+                await queue.add(stored.metadata.key)
+                return Self.json(stored, status: current == nil ? .created : .ok)
+            } catch let e as StoreError {
+                switch e.code {
+                case .conflict, .alreadyExists, .notFound:
+                    if clientRV != nil || create { throw APIStatus.conflict(e.message) }
+                    if attempt < 4 { continue }   // the controller wrote status meanwhile: read again
+                    throw APIStatus.conflict(e.message)
+                case .database:
+                    throw e
+                }
+            }
+        }
+        throw APIStatus.conflict("ServingDeployment \"\(ns)/\(d.metadata.name)\" kept changing; retry")
+    }
+
+    private func delete(_ ctx: Context, _ id: Identity) async throws -> Response {
+        for _ in 0..<5 {
+            var d = try await existing(ctx)
+            if d.metadata.isDeleting { return Self.json(d, status: .accepted) }
+            d.metadata.deletionTimestamp = Timestamp.rfc3339(Date())
+            do {
+                let stored = try await repo.write(d, precondition: .resourceVersion(Int64(d.metadata.resourceVersion ?? "0") ?? 0))
+                logger.info("Marked deployment for deletion", metadata: ["event": "DeletingDeployment",
+                    "deployment": "\(stored.metadata.key)", "actor": "\(id.user)"])
+                await queue.add(stored.metadata.key)
+                return Self.json(stored, status: .accepted)
+            } catch let e as StoreError where e.code != .database {
+                continue
+            }
+        }
+        throw APIStatus.conflict("deployment kept changing; retry")
+    }
+
+    // MARK: - Scale
+
+    static func scale(of d: ServingDeployment) -> Scale {
+        var meta = ObjectMeta(name: d.metadata.name, namespace: d.metadata.namespace)
+        meta.resourceVersion = d.metadata.resourceVersion
+        return Scale(metadata: meta,
+                     spec: ScaleCounts(prefill: d.spec.prefill == nil ? nil : d.desiredReplicas(.prefill), decode: d.desiredReplicas(.decode)),
+                     status: d.status?.pools)
+    }
+
+    private func putScale(_ req: Request, _ ctx: Context, _ id: Identity) async throws -> Response {
+        let s = try await Self.decodeBody(Scale.self, req, kind: "Scale")
+        for _ in 0..<5 {
+            var d = try await existing(ctx)
+            if d.metadata.isDeleting { throw APIStatus.conflict("ServingDeployment \"\(d.metadata.key)\" is being deleted") }
+            let rv = Int64(d.metadata.resourceVersion ?? "0") ?? 0
+            if let want = s.metadata.resourceVersion, Int64(want) != rv {
+                throw APIStatus.conflict("ServingDeployment \"\(d.metadata.key)\" was modified: you sent resourceVersion \(want), the current one is \(rv)")
+            }
+            var causes: [FieldError] = []
+            var changes: [(InstanceRole, Int, Int)] = []
+            for role in InstanceRole.allCases {
+                guard let n = role == .prefill ? s.spec.prefill : s.spec.decode else { continue }
+                let field = "spec.\(role.rawValue)"
+                guard var pool = d.pool(role) else {
+                    causes.append(FieldError(field, "this deployment has no \(role.rawValue) pool (routing.policy colocated)"))
+                    continue
+                }
+                let minimum = role == .decode ? 1 : 0
+                let before = d.desiredReplicas(role)
+                if let a = pool.autoscale {
+                    guard n >= a.min && n <= a.max else {
+                        causes.append(FieldError(field, "must be within the pool's autoscale bounds \(a.min)...\(a.max); got \(n) (change spec.\(role.rawValue).autoscale to go beyond)"))
+                        continue
+                    }
+                    var status = d.status ?? ServingDeploymentStatus()
+                    var o = status.scaleOverride ?? ScaleCounts()
+                    if role == .prefill { o.prefill = n } else { o.decode = n }
+                    status.scaleOverride = o
+                    d.status = status
+                } else {
+                    guard n >= minimum && n <= ServingDeploymentAdmission.maxReplicas else {
+                        causes.append(FieldError(field, "must be from \(minimum) to \(ServingDeploymentAdmission.maxReplicas); got \(n)"))
+                        continue
+                    }
+                    if pool.replicas != n {
+                        pool.replicas = n
+                        if role == .prefill { d.spec.prefill = pool } else { d.spec.decode = pool }
+                        d.metadata.generation = (d.metadata.generation ?? 1) + 1
+                    }
+                }
+                if before != n { changes.append((role, before, n)) }
+            }
+            if !causes.isEmpty { throw APIStatus.invalid(InvalidObjectError(kind: "Scale", name: d.metadata.name, causes: causes)) }
+            if changes.isEmpty { return Self.json(Self.scale(of: d)) }
+            do {
+                let stored = try await repo.write(d, precondition: .resourceVersion(rv))
+                let now = Timestamp.rfc3339(Date())
+                try await decisions.record(changes.map { role, from, to in
+                    Decision(ts: now, deployment: stored.metadata.key, event: DecisionEvent.scaledPool, reason: "ScaleSubresource",
+                             actor: id.user, message: "Scaled \(role.rawValue) pool of \(stored.metadata.key) from \(from) to \(to)",
+                             fields: ["role": .string(role.rawValue), "from": .int(Int64(from)), "to": .int(Int64(to))])
+                })
+                await queue.add(stored.metadata.key)
+                return Self.json(Self.scale(of: stored))
+            } catch let e as StoreError where e.code != .database {
+                if s.metadata.resourceVersion != nil { throw APIStatus.conflict(e.message) }
+                continue
+            }
+        }
+        throw APIStatus.conflict("deployment kept changing; retry")
+    }
+
+    private func enqueueAll() async throws {
+        for d in try await repo.deployments(namespace: nil) { await queue.add(d.metadata.key) }
+    }
+
+    // MARK: - Plumbing
+
+    /// Registers a route with authentication, role checks, error mapping and metrics.
+    private func on(_ r: Router<Context>, _ path: String, _ method: HTTPRequest.Method, _ op: String,
+                    _ roles: Set<Role>, _ handler: @escaping Handler) {
+        r.on(RouterPath(path), method: method) { req, ctx in
+            let start = ContinuousClock.now
+            let response: Response
+            if let id = auth.identify(authorization: req.headers[.authorization]) {
+                if roles.contains(id.role) {
+                    do {
+                        response = try await handler(req, ctx, id)
+                    } catch {
+                        response = Self.error(Self.status(for: error, logger: logger, op: op))
+                    }
+                } else {
+                    response = Self.error(APIStatus(reason: .forbidden, code: 403,
+                        message: "user \"\(id.user)\" (role \(id.role.rawValue)) may not \(op); needs role \(roles.map(\.rawValue).sorted().joined(separator: " or "))"))
+                }
+            } else {
+                response = Self.error(APIStatus(reason: .unauthorized, code: 401,
+                    message: req.headers[.authorization] == nil ? "missing bearer token (Authorization: Bearer <token>)" : "unknown bearer token"))
+            }
+            let code = String(response.status.code)
+            metrics.registry.makeCounter(name: "ampd_api_requests_total", labels: [("operation", op), ("code", code)]).increment()
+            metrics.registry.makeDurationHistogram(name: "ampd_api_request_duration_seconds", labels: [("operation", op)],
+                buckets: MetricsRegistry.latencyBuckets).recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+            return response
+        }
+    }
+
+    static func status(for error: any Error, logger: Logger, op: String) -> APIStatus {
+        switch error {
+        case let s as APIStatus: return s
+        case let e as InvalidObjectError: return .invalid(e)
+        case let e as StoreError:
+            switch e.code {
+            case .notFound: return .notFound(e.message)
+            case .alreadyExists: return APIStatus(reason: .alreadyExists, code: 409, message: e.message)
+            case .conflict: return .conflict(e.message)
+            case .database:
+                logger.error("Store failed", metadata: ["event": "StoreFailed", "operation": "\(op)", "error": "\(e.message)"])
+                return APIStatus(reason: .internalError, code: 500, message: "store error: \(e.message)")
+            }
+        case let e as HTTPError:
+            if e.status == .contentTooLarge { return APIStatus(reason: .badRequest, code: 413, message: "request body exceeds \(maxBody) bytes") }
+            return APIStatus(reason: .badRequest, code: Int(e.status.code), message: e.body ?? e.status.reasonPhrase)
+        default:
+            logger.error("Request failed", metadata: ["event": "RequestFailed", "operation": "\(op)", "error": "\(error)"])
+            return APIStatus(reason: .internalError, code: 500, message: "\(error)")
+        }
+    }
+
+    static func body(_ req: Request) async throws -> ByteBuffer {
+        var r = req
+        return try await r.collectBody(upTo: maxBody)
+    }
+
+    static func decodeBody<T: Codable>(_ type: T.Type, _ req: Request, kind: String) async throws -> T {
+        let buf = try await body(req)
+        let value: JSONValue
+        do {
+            value = try JSONCoding.decoder.decode(JSONValue.self, from: Data(buffer: buf))
+        } catch let e as DecodingError {
+            throw APIStatus.badRequest("body is not JSON: \(DocumentReader.describe(e))")
+        }
+        do { return try StrictDecoder.decode(T.self, from: value, kind: kind) } catch { throw APIStatus.invalid(error) }
+    }
+
+    static func intParam(_ req: Request, _ name: String) throws -> Int64? {
+        guard let v = req.uri.queryParameters[Substring(name)] else { return nil }
+        guard let i = Int64(v) else { throw APIStatus.badRequest("query parameter \(name) must be an integer; got \"\(v)\"") }
+        return i
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        var h = HTTPFields()
+        h[.contentType] = "application/json"
+        let data = (try? JSONCoding.encoder.encode(value)) ?? Data("{}".utf8)
+        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func error(_ s: APIStatus) -> Response {
+        json(s, status: HTTPResponse.Status(code: s.code))
+    }
+}
+
+/// `{"kind":"Status","status":"Success"}` for deletes of cluster-scoped objects.
+struct APIStatusSuccess: Codable, Sendable {
+    var apiVersion = "v1"
+    var kind = "Status"
+    var status = "Success"
+    var message: String
+}
+
+/// Whether the controller has finished starting (store loaded, nodes known).
+actor ReadinessFlag {
+    private(set) var isReady = false
+    func set() { isReady = true }
+}

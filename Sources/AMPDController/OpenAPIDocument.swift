@@ -1,0 +1,355 @@
+/// The OpenAPI 3.1 document of the controller API, served at `/openapi.yaml`.
+/// `Docs/openapi.yaml` is the same text (a test keeps them equal; `ampd openapi > Docs/openapi.yaml`).
+public enum OpenAPIDocument {
+    public static let text = #"""
+openapi: 3.1.0
+info:
+  title: ampd controller API
+  version: v1alpha1
+  description: |
+    REST API of the ampd controller. Every call but /healthz, /readyz and /openapi.yaml needs
+    `Authorization: Bearer <token>`; tokens come from the controller's token file
+    (`token,user,role`; roles admin, reader, node). Errors are Kubernetes-style Status objects.
+servers:
+  - url: https://127.0.0.1:8443
+security:
+  - bearer: []
+paths:
+  /healthz:
+    get:
+      summary: Liveness probe
+      security: []
+      responses: {"200": {description: ok}}
+  /readyz:
+    get:
+      summary: Readiness probe (503 until the controller has started)
+      security: []
+      responses: {"200": {description: ok}, "503": {$ref: "#/components/responses/Error"}}
+  /openapi.yaml:
+    get:
+      summary: This document
+      security: []
+      responses: {"200": {description: OpenAPI document}}
+  /metrics:
+    get:
+      summary: Prometheus metrics (roles admin, reader)
+      responses: {"200": {description: Prometheus text format}}
+  /apis/ampd.dev/v1alpha1/servingdeployments:
+    get:
+      summary: List deployments in all namespaces (roles admin, reader)
+      responses: {"200": {description: list, content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeploymentList"}}}}}
+  /apis/ampd.dev/v1alpha1/namespaces/{namespace}/servingdeployments:
+    parameters: [{$ref: "#/components/parameters/namespace"}]
+    get:
+      summary: List deployments in a namespace (roles admin, reader)
+      responses: {"200": {description: list, content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeploymentList"}}}}}
+    post:
+      summary: Create a deployment (role admin); 409 AlreadyExists when it exists
+      requestBody: {$ref: "#/components/requestBodies/Manifest"}
+      responses:
+        "201": {description: created, content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeployment"}}}}
+        "409": {$ref: "#/components/responses/Error"}
+        "422": {$ref: "#/components/responses/Error"}
+  /apis/ampd.dev/v1alpha1/namespaces/{namespace}/servingdeployments/{name}:
+    parameters: [{$ref: "#/components/parameters/namespace"}, {$ref: "#/components/parameters/name"}]
+    get:
+      summary: Get a deployment (roles admin, reader)
+      responses:
+        "200": {description: the deployment, content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeployment"}}}}
+        "404": {$ref: "#/components/responses/Error"}
+    put:
+      summary: Apply (create or update) a deployment (role admin). With metadata.resourceVersion the update is conditional (409 Conflict when stale).
+      requestBody: {$ref: "#/components/requestBodies/Manifest"}
+      responses:
+        "200": {description: updated, content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeployment"}}}}
+        "201": {description: created, content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeployment"}}}}
+        "400": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "422": {$ref: "#/components/responses/Error"}
+    delete:
+      summary: Delete a deployment (role admin). It stays, with metadata.deletionTimestamp set, until its instances are torn down.
+      responses:
+        "202": {description: marked for deletion, content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeployment"}}}}
+        "404": {$ref: "#/components/responses/Error"}
+  /apis/ampd.dev/v1alpha1/namespaces/{namespace}/servingdeployments/{name}/status:
+    parameters: [{$ref: "#/components/parameters/namespace"}, {$ref: "#/components/parameters/name"}]
+    get:
+      summary: Get a deployment with its status (roles admin, reader)
+      responses: {"200": {description: the deployment, content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeployment"}}}}}
+  /apis/ampd.dev/v1alpha1/namespaces/{namespace}/servingdeployments/{name}/scale:
+    parameters: [{$ref: "#/components/parameters/namespace"}, {$ref: "#/components/parameters/name"}]
+    get:
+      summary: Get the scale subresource (roles admin, reader)
+      responses: {"200": {description: scale, content: {application/json: {schema: {$ref: "#/components/schemas/Scale"}}}}}
+    put:
+      summary: Set prefill and/or decode replica counts (role admin). Fixed pools change spec replicas; autoscaled pools take a count within their bounds. Each change is recorded as a ScaledPool decision naming the user.
+      requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/Scale"}}}}
+      responses:
+        "200": {description: scale, content: {application/json: {schema: {$ref: "#/components/schemas/Scale"}}}}
+        "409": {$ref: "#/components/responses/Error"}
+        "422": {$ref: "#/components/responses/Error"}
+  /apis/ampd.dev/v1alpha1/nodes:
+    get:
+      summary: List nodes (roles admin, reader, node)
+      responses: {"200": {description: list, content: {application/json: {schema: {$ref: "#/components/schemas/NodeList"}}}}}
+    post:
+      summary: Register or re-register a node (roles admin, node — the bootstrap token)
+      requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/NodeRegistration"}}}}
+      responses:
+        "201": {description: registered, content: {application/json: {schema: {$ref: "#/components/schemas/Node"}}}}
+        "422": {$ref: "#/components/responses/Error"}
+  /apis/ampd.dev/v1alpha1/nodes/{name}:
+    parameters: [{$ref: "#/components/parameters/name"}]
+    get:
+      summary: Get a node (roles admin, reader, node)
+      responses: {"200": {description: node, content: {application/json: {schema: {$ref: "#/components/schemas/Node"}}}}, "404": {$ref: "#/components/responses/Error"}}
+    delete:
+      summary: Remove a node (role admin); its instances are re-placed
+      responses: {"200": {description: deleted}, "404": {$ref: "#/components/responses/Error"}}
+  /apis/ampd.dev/v1alpha1/nodes/{name}/heartbeat:
+    parameters: [{$ref: "#/components/parameters/name"}]
+    put:
+      summary: Heartbeat with load and instance reports (roles admin, node); answers the node's assignments
+      requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/Heartbeat"}}}}
+      responses:
+        "200": {description: assignments, content: {application/json: {schema: {$ref: "#/components/schemas/NodeAssignments"}}}}
+        "404": {$ref: "#/components/responses/Error"}
+  /apis/ampd.dev/v1alpha1/nodes/{name}/assignments:
+    parameters:
+      - {$ref: "#/components/parameters/name"}
+      - {name: after, in: query, schema: {type: integer}, description: "return once version > after (long-poll)"}
+      - {name: timeoutSeconds, in: query, schema: {type: integer, maximum: 60}, description: "long-poll at most this long; 0 answers at once"}
+    get:
+      summary: The instances a node must run (roles admin, reader, node)
+      responses: {"200": {description: assignments, content: {application/json: {schema: {$ref: "#/components/schemas/NodeAssignments"}}}}}
+  /apis/ampd.dev/v1alpha1/decisions:
+    get:
+      summary: Controller decisions, oldest first (roles admin, reader)
+      parameters:
+        - {name: deployment, in: query, schema: {type: string}, description: "name (namespace default) or namespace/name"}
+        - {name: since, in: query, schema: {type: integer}, description: "only records with seq > since"}
+        - {name: limit, in: query, schema: {type: integer, maximum: 5000}}
+        - {name: waitSeconds, in: query, schema: {type: integer, maximum: 60}, description: "long-poll for new records"}
+      responses: {"200": {description: decisions, content: {application/json: {schema: {$ref: "#/components/schemas/DecisionList"}}}}}
+components:
+  securitySchemes:
+    bearer: {type: http, scheme: bearer}
+  parameters:
+    namespace: {name: namespace, in: path, required: true, schema: {type: string}}
+    name: {name: name, in: path, required: true, schema: {type: string}}
+  requestBodies:
+    Manifest:
+      required: true
+      content:
+        application/json: {schema: {$ref: "#/components/schemas/ServingDeployment"}}
+        application/yaml: {schema: {$ref: "#/components/schemas/ServingDeployment"}}
+  responses:
+    Error:
+      description: Kubernetes-style Status
+      content: {application/json: {schema: {$ref: "#/components/schemas/Status"}}}
+  schemas:
+    Status:
+      type: object
+      properties:
+        kind: {const: Status}
+        status: {const: Failure}
+        reason: {enum: [BadRequest, Unauthorized, Forbidden, NotFound, AlreadyExists, Conflict, Invalid, MethodNotAllowed, ServiceUnavailable, InternalError]}
+        code: {type: integer}
+        message: {type: string}
+        details:
+          type: object
+          properties:
+            name: {type: string}
+            kind: {type: string}
+            causes: {type: array, items: {type: object, properties: {field: {type: string}, message: {type: string}}}}
+    ObjectMeta:
+      type: object
+      required: [name]
+      properties:
+        name: {type: string}
+        namespace: {type: string}
+        labels: {type: object, additionalProperties: {type: string}}
+        annotations: {type: object, additionalProperties: {type: string}}
+        uid: {type: string, readOnly: true}
+        generation: {type: integer, readOnly: true}
+        resourceVersion: {type: string}
+        creationTimestamp: {type: string, readOnly: true}
+        deletionTimestamp: {type: string, readOnly: true}
+        finalizers: {type: array, items: {type: string}, readOnly: true}
+    Pool:
+      type: object
+      additionalProperties: false
+      properties:
+        replicas: {type: integer, minimum: 0, maximum: 1024}
+        autoscale: {type: object, additionalProperties: false, required: [min, max], properties: {min: {type: integer}, max: {type: integer}}}
+        parallelism: {type: object, additionalProperties: false, required: [tensor], properties: {tensor: {enum: [1, 2, 4, 8]}}}
+        resources: {type: object, additionalProperties: false, required: [accelerator], properties: {accelerator: {type: string}, count: {type: integer}}}
+    ServingDeployment:
+      type: object
+      required: [apiVersion, kind, metadata, spec]
+      additionalProperties: false
+      properties:
+        apiVersion: {const: ampd.dev/v1alpha1}
+        kind: {const: ServingDeployment}
+        metadata: {$ref: "#/components/schemas/ObjectMeta"}
+        spec:
+          type: object
+          additionalProperties: false
+          required: [model, slo, decode]
+          properties:
+            model:
+              type: object
+              additionalProperties: false
+              required: [name, source]
+              properties:
+                name: {type: string}
+                source: {type: object, additionalProperties: false, properties: {path: {type: string}, pip: {type: string}, file: {type: string}}}
+                format: {const: gguf}
+            slo:
+              type: object
+              additionalProperties: false
+              required: [ttftMs, tpotMs]
+              properties:
+                ttftMs: {type: number, exclusiveMinimum: 0, maximum: 600000}
+                tpotMs: {type: number, exclusiveMinimum: 0, maximum: 60000}
+                attainmentTarget: {type: number, exclusiveMinimum: 0, maximum: 1}
+            prefill: {$ref: "#/components/schemas/Pool"}
+            decode: {$ref: "#/components/schemas/Pool"}
+            routing:
+              type: object
+              additionalProperties: false
+              required: [policy]
+              properties:
+                policy: {enum: [ampd, ampd-paper, conditional-pd, static-pd, colocated]}
+                alpha: {type: number}
+                beta: {type: number}
+                reorderWindow: {type: integer, minimum: 1, maximum: 6}
+                conditionalThresholdTokens: {type: integer}
+                onPrefillUnavailable: {enum: [aggregate, fail]}
+            planner:
+              type: object
+              additionalProperties: false
+              required: [mode]
+              properties:
+                mode: {enum: [auto, suggest, "off"]}
+                intervalSeconds: {type: integer, minimum: 5, maximum: 3600}
+            kvPool:
+              type: object
+              additionalProperties: false
+              properties:
+                blockTokens: {type: integer}
+                capacityPerAgent: {type: [string, integer]}
+                tls: {type: object, additionalProperties: false, required: [mode], properties: {mode: {enum: [mutual, disabled]}, allowInsecure: {type: boolean}}}
+                tenantIsolation: {type: boolean}
+                encryption: {enum: [aes-256-gcm, none]}
+                onTransferFailure: {enum: [recompute, fail]}
+        status:
+          type: object
+          readOnly: true
+          properties:
+            observedGeneration: {type: integer}
+            conditions:
+              type: array
+              items:
+                type: object
+                properties:
+                  type: {enum: [Ready, Progressing, Degraded]}
+                  status: {enum: ["True", "False", Unknown]}
+                  reason: {type: string}
+                  message: {type: string}
+                  lastTransitionTime: {type: string}
+                  observedGeneration: {type: integer}
+            pools:
+              type: object
+              properties:
+                prefill: {$ref: "#/components/schemas/PoolStatus"}
+                decode: {$ref: "#/components/schemas/PoolStatus"}
+            assignments: {type: array, items: {$ref: "#/components/schemas/InstanceAssignment"}}
+            scaleOverride: {type: object, properties: {prefill: {type: integer}, decode: {type: integer}}}
+    PoolStatus:
+      type: object
+      properties: {desired: {type: integer}, placed: {type: integer}, ready: {type: integer}}
+    InstanceAssignment:
+      type: object
+      properties:
+        instance: {type: string}
+        role: {enum: [prefill, decode]}
+        node: {type: string}
+        accelerators: {type: integer}
+    ServingDeploymentList:
+      type: object
+      properties:
+        kind: {const: ServingDeploymentList}
+        metadata: {type: object, properties: {resourceVersion: {type: string}}}
+        items: {type: array, items: {$ref: "#/components/schemas/ServingDeployment"}}
+    Scale:
+      type: object
+      required: [metadata, spec]
+      properties:
+        apiVersion: {const: ampd.dev/v1alpha1}
+        kind: {const: Scale}
+        metadata: {$ref: "#/components/schemas/ObjectMeta"}
+        spec: {type: object, properties: {prefill: {type: integer}, decode: {type: integer}}}
+        status: {type: object, readOnly: true}
+    NodeCapacity:
+      type: object
+      required: [accelerator, count, memoryBytes]
+      properties: {accelerator: {type: string}, count: {type: integer}, memoryBytes: {type: integer}}
+    NodeRegistration:
+      type: object
+      required: [name, capacity]
+      properties:
+        name: {type: string}
+        capacity: {$ref: "#/components/schemas/NodeCapacity"}
+        addresses: {type: array, items: {type: string}}
+    InstanceReport:
+      type: object
+      properties:
+        instance: {type: string}
+        deployment: {type: string}
+        phase: {enum: [Starting, Running, Draining, Failed]}
+    Heartbeat:
+      type: object
+      required: [load, instances]
+      properties:
+        load:
+          type: object
+          properties: {queueLength: {type: integer}, runningSequences: {type: integer}, kvBlocksUsed: {type: integer}, kvBlocksFree: {type: integer}, tokensPerSecond: {type: number}}
+        instances: {type: array, items: {$ref: "#/components/schemas/InstanceReport"}}
+    Node:
+      type: object
+      properties:
+        metadata: {$ref: "#/components/schemas/ObjectMeta"}
+        spec: {type: object, properties: {capacity: {$ref: "#/components/schemas/NodeCapacity"}, addresses: {type: array, items: {type: string}}, unschedulable: {type: boolean}}}
+        status: {type: object, properties: {phase: {enum: [Ready, NotReady, Unknown]}, lastHeartbeatTime: {type: string}, load: {type: object}, instances: {type: array, items: {$ref: "#/components/schemas/InstanceReport"}}}}
+    NodeList:
+      type: object
+      properties: {items: {type: array, items: {$ref: "#/components/schemas/Node"}}}
+    NodeAssignments:
+      type: object
+      properties:
+        node: {type: string}
+        version: {type: integer}
+        instances:
+          type: array
+          items:
+            type: object
+            properties: {instance: {type: string}, deployment: {type: string}, role: {enum: [prefill, decode]}, accelerators: {type: integer}, tensor: {type: integer}, model: {type: object}}
+    Decision:
+      type: object
+      properties:
+        seq: {type: integer}
+        ts: {type: string}
+        deployment: {type: string}
+        event: {type: string, examples: [ScaledPool, PlacedInstance, ReplacedInstance, RemovedInstance, EvictedInstance, InstanceUnschedulable, Finalized]}
+        reason: {type: string}
+        actor: {type: string}
+        message: {type: string}
+        fields: {type: object}
+    DecisionList:
+      type: object
+      properties:
+        items: {type: array, items: {$ref: "#/components/schemas/Decision"}}
+        lastSeq: {type: integer}
+"""#
+}

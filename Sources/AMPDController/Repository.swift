@@ -1,0 +1,61 @@
+import AMPDAPI
+import AMPDStore
+import Foundation
+
+/// Typed access to the store: deployments (namespaced) and nodes (cluster-scoped).
+/// Bodies are the objects' JSON with `metadata.resourceVersion` set to the row's version.
+struct Repository: Sendable {
+    let store: any ObjectStore
+    static let nodeNamespace = ""
+
+    func deployment(namespace: String, name: String) async throws -> ServingDeployment? {
+        try await store.get(kind: ServingDeployment.kind, namespace: namespace, name: name).map(decode)
+    }
+
+    func deployments(namespace: String?) async throws -> [ServingDeployment] {
+        try await store.list(kind: ServingDeployment.kind, namespace: namespace).map(decode)
+    }
+
+    /// Writes a deployment; `expected` is the resourceVersion the writer read (nil: create only).
+    @discardableResult
+    func write(_ d: ServingDeployment, precondition: WritePrecondition) async throws -> ServingDeployment {
+        let obj = try await store.put(kind: ServingDeployment.kind, namespace: d.metadata.namespaceOrDefault,
+                                      name: d.metadata.name, precondition: precondition) { rv in
+            var copy = d
+            copy.metadata.resourceVersion = String(rv)
+            return try JSONCoding.encoder.encode(copy)
+        }
+        return try decode(obj)
+    }
+
+    func deleteDeployment(namespace: String, name: String, resourceVersion: Int64) async throws {
+        try await store.delete(kind: ServingDeployment.kind, namespace: namespace, name: name,
+                               precondition: .resourceVersion(resourceVersion))
+    }
+
+    func nodes() async throws -> [Node] {
+        try await store.list(kind: Node.kind, namespace: Self.nodeNamespace).map(decode)
+    }
+
+    @discardableResult
+    func write(_ n: Node) async throws -> Node {
+        let obj = try await store.put(kind: Node.kind, namespace: Self.nodeNamespace, name: n.name, precondition: .none) { rv in
+            var copy = n
+            copy.metadata.resourceVersion = String(rv)
+            return try JSONCoding.encoder.encode(copy)
+        }
+        return try decode(obj)
+    }
+
+    func deleteNode(_ name: String) async throws -> Bool {
+        try await store.delete(kind: Node.kind, namespace: Self.nodeNamespace, name: name, precondition: .none)
+    }
+
+    private func decode<T: Decodable>(_ obj: StoredObject) throws -> T {
+        do {
+            return try JSONCoding.decoder.decode(T.self, from: obj.body)
+        } catch {
+            throw StoreError(.database, "stored \(obj.kind) \(obj.namespace)/\(obj.name) is unreadable: \(error)")
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+
+/// A problem with keys or certificates, with the file or field at fault.
+public struct PKIError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A certificate with its private key, both PEM-encoded.
+public struct IssuedCertificate: Sendable {
+    public var certificatePEM: String
+    public var privateKeyPEM: String
+    public var notValidAfter: Date
+}
+
+/// The controller's certificate authority: a P-256 root that signs the controller's serving
+/// certificate (and, with the data-path issue, agent and gateway certificates).
+/// Its files live in the controller's data directory: `ca.crt`, `ca.key` (mode 0600).
+public struct CertificateAuthority: Sendable {
+    public let certificate: Certificate
+    private let key: P256.Signing.PrivateKey
+
+    public var certificatePEM: String {
+        get throws { try certificate.serializeAsPEM().pemString }
+    }
+
+    /// Creates a new self-signed root valid for `validity` seconds.
+    public static func create(commonName: String, validity: TimeInterval = 10 * 365 * 86_400, now: Date = Date()) throws -> CertificateAuthority {
+        let key = P256.Signing.PrivateKey()
+        let name = try DistinguishedName {
+            OrganizationName("ampd")
+            CommonName(commonName)
+        }
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+            Critical(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
+            SubjectKeyIdentifier(hash: Certificate.PublicKey(key.publicKey))
+        }
+        let cert = try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(),
+            publicKey: .init(key.publicKey),
+            notValidBefore: now.addingTimeInterval(-300), notValidAfter: now.addingTimeInterval(validity),
+            issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: extensions, issuerPrivateKey: .init(key))
+        return CertificateAuthority(certificate: cert, key: key)
+    }
+
+    /// Loads the CA from `dir/ca.crt` and `dir/ca.key`, or creates and writes them when absent.
+    public static func loadOrCreate(directory: URL, commonName: String) throws -> CertificateAuthority {
+        let certURL = directory.appendingPathComponent("ca.crt")
+        let keyURL = directory.appendingPathComponent("ca.key")
+        let fm = FileManager.default
+        if fm.fileExists(atPath: certURL.path) || fm.fileExists(atPath: keyURL.path) {
+            let certPEM = try readText(certURL)
+            let keyPEM = try readText(keyURL)
+            let cert: Certificate
+            do { cert = try Certificate(pemEncoded: certPEM) } catch { throw PKIError("\(certURL.path): not a PEM certificate: \(error)") }
+            let key: P256.Signing.PrivateKey
+            do { key = try P256.Signing.PrivateKey(pemRepresentation: keyPEM) } catch { throw PKIError("\(keyURL.path): not a PEM P-256 private key: \(error)") }
+            guard cert.publicKey == Certificate.PublicKey(key.publicKey) else {
+                throw PKIError("\(keyURL.path) does not match \(certURL.path)")
+            }
+            return CertificateAuthority(certificate: cert, key: key)
+        }
+        let ca = try create(commonName: commonName)
+        try PEMFile.write(try ca.certificatePEM, to: certURL, mode: 0o644)
+        try PEMFile.write(ca.key.pemRepresentation, to: keyURL, mode: 0o600)
+        return ca
+    }
+
+    /// Issues a leaf certificate for TLS (server and client auth) with the given names.
+    public func issue(commonName: String, dnsNames: [String], ipAddresses: [String],
+                      validity: TimeInterval, now: Date = Date()) throws -> IssuedCertificate {
+        let leafKey = P256.Signing.PrivateKey()
+        var sans: [GeneralName] = dnsNames.map { .dnsName($0) }
+        for ip in ipAddresses {
+            guard let bytes = IPAddressBytes.parse(ip) else { throw PKIError("not an IP address: \"\(ip)\"") }
+            sans.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes))))
+        }
+        let subject = try DistinguishedName {
+            OrganizationName("ampd")
+            CommonName(commonName)
+        }
+        let notAfter = now.addingTimeInterval(validity)
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.notCertificateAuthority)
+            Critical(KeyUsage(digitalSignature: true))
+            try ExtendedKeyUsage([.serverAuth, .clientAuth])
+            SubjectAlternativeNames(sans)
+            SubjectKeyIdentifier(hash: Certificate.PublicKey(leafKey.publicKey))
+            AuthorityKeyIdentifier(keyIdentifier: try certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+        }
+        let cert = try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(),
+            publicKey: .init(leafKey.publicKey),
+            notValidBefore: now.addingTimeInterval(-300), notValidAfter: notAfter,
+            issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: extensions, issuerPrivateKey: .init(key))
+        return IssuedCertificate(certificatePEM: try cert.serializeAsPEM().pemString,
+                                 privateKeyPEM: leafKey.pemRepresentation, notValidAfter: notAfter)
+    }
+
+    static func readText(_ url: URL) throws -> String {
+        do { return try String(contentsOf: url, encoding: .utf8) } catch { throw PKIError("cannot read \(url.path): \(error.localizedDescription)") }
+    }
+}
+
+public enum PEMFile {
+    /// Writes a file atomically with the given permissions.
+    public static func write(_ text: String, to url: URL, mode: Int) throws {
+        let tmp = url.appendingPathExtension("tmp")
+        do {
+            try Data(text.utf8).write(to: tmp)
+            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: tmp.path)
+            if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
+            try FileManager.default.moveItem(at: tmp, to: url)
+        } catch {
+            throw PKIError("cannot write \(url.path): \(error.localizedDescription)")
+        }
+    }
+}
+
+/// Parses textual IPv4 and IPv6 addresses to network-order bytes.
+public enum IPAddressBytes {
+    public static func parse(_ s: String) -> [UInt8]? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, s, &v4) == 1 {
+            return withUnsafeBytes(of: &v4) { Array($0) }
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, s, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { Array($0) }
+        }
+        return nil
+    }
+}

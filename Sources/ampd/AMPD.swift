@@ -1,0 +1,13 @@
+import ArgumentParser
+
+/// `ampd`: the one executable. Subcommands only; the logic lives in the modules.
+@main
+struct AMPD: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ampd",
+        abstract: "Multi-round LLM serving with prefill/decode disaggregation.",
+        subcommands: [
+            ControllerCommand.self, ApplyCommand.self, GetCommand.self, DescribeCommand.self,
+            DeleteCommand.self, ScaleCommand.self, DecisionsCommand.self, OpenAPICommand.self,
+        ])
+}

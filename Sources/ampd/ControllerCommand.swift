@@ -1,0 +1,70 @@
+import AMPDController
+import AMPDObservability
+import ArgumentParser
+import Foundation
+import Logging
+
+struct ControllerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "controller",
+        abstract: "Run the cluster controller: REST API, store, reconciler, node registry, CA.")
+
+    @Option(help: "Directory for the store, CA, serving certificate, tokens and client.json.")
+    var dataDir: String = ControllerDefaults.dataDirectory
+
+    @Option(help: "Address to listen on.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0 picks a free one; see client.json or --port-file).")
+    var port: Int = 8443
+
+    @Option(help: "Bearer token file (token,user,role per line). Default: generated in the data directory.")
+    var tokensFile: String?
+
+    @Option(name: .customLong("tls-san"), help: "Extra DNS name or IP for the serving certificate (repeatable).")
+    var tlsSANs: [String] = []
+
+    @Option(help: "Seconds without a heartbeat before a node goes NotReady.")
+    var nodeGraceSeconds: Double = 15
+
+    @Option(help: "Seconds between full resyncs of every deployment.")
+    var resyncSeconds: Double = 30
+
+    @Option(help: "Write the bound port to this file once listening.")
+    var portFile: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535; got \(port)") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel)") }
+        guard nodeGraceSeconds > 0, resyncSeconds > 0 else { throw ValidationError("--node-grace-seconds and --resync-seconds must be positive") }
+    }
+
+    func run() async throws {
+        LogSetup.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
+        let logger = Logger(label: "controller")
+        var config = ControllerConfiguration(dataDirectory: URL(fileURLWithPath: dataDir))
+        config.host = host
+        config.port = port
+        config.tokensFile = tokensFile.map { URL(fileURLWithPath: $0) }
+        config.serverNames = tlsSANs
+        config.nodeGrace = .milliseconds(Int64(nodeGraceSeconds * 1000))
+        config.resync = .milliseconds(Int64(resyncSeconds * 1000))
+        config.portFile = portFile.map { URL(fileURLWithPath: $0) }
+        do {
+            try await Controller(config: config, logger: logger).run()
+        } catch {
+            logger.critical("Controller failed", metadata: ["event": "Failed", "error": "\(error)"])
+            throw ExitCode(1)
+        }
+    }
+}
+
+enum ControllerDefaults {
+    static var dataDirectory: String {
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
+        return "\(home)/.ampd/controller"
+    }
+}

@@ -1,0 +1,149 @@
+import AMPDAPI
+import AMPDController
+import AMPDObservability
+import Foundation
+import Yams
+
+enum OpenAPIText {
+    static var text: String { OpenAPIDocument.text }
+}
+
+/// YAML and JSON output of API objects, keys in Kubernetes order.
+enum Render {
+    static let leadingKeys = ["apiVersion", "kind", "metadata", "name", "namespace", "spec", "status"]
+
+    static func document(_ value: JSONValue, as format: OutputFormat) throws -> String {
+        switch format {
+        case .json:
+            return String(decoding: try JSONCoding.prettyEncoder.encode(value), as: UTF8.self)
+        case .yaml, .table:
+            return try Yams.serialize(node: node(value)).trimmingCharacters(in: .newlines)
+        }
+    }
+
+    static func node(_ v: JSONValue) -> Yams.Node {
+        switch v {
+        case .null: return Yams.Node("null", Tag(.null))
+        case .bool(let b): return Yams.Node(b ? "true" : "false", Tag(.bool))
+        case .int(let i): return Yams.Node(String(i), Tag(.int))
+        case .double(let d): return Yams.Node(String(d), Tag(.float))
+        case .string(let s): return Yams.Node(s, Tag(.str), needsQuotes(s) ? .doubleQuoted : .any)
+        case .array(let a): return Yams.Node(a.map(node))
+        case .object(let o):
+            let keys = o.keys.sorted { a, b in
+                let ia = leadingKeys.firstIndex(of: a) ?? Int.max, ib = leadingKeys.firstIndex(of: b) ?? Int.max
+                return ia != ib ? ia < ib : a < b
+            }
+            return Yams.Node(keys.map { (Yams.Node($0), node(o[$0]!)) })
+        }
+    }
+
+    /// Strings that YAML would read back as something else ("True", "1", "null", "") get quotes.
+    static func needsQuotes(_ s: String) -> Bool {
+        if s.isEmpty { return true }
+        if ["true", "false", "yes", "no", "on", "off", "null", "~"].contains(s.lowercased()) { return true }
+        return Double(s) != nil || Int(s) != nil
+    }
+}
+
+/// Human-readable tables.
+enum Table {
+    static func render(_ rows: [[String]]) -> String {
+        guard let first = rows.first else { return "" }
+        var widths = Array(repeating: 0, count: first.count)
+        for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+        return rows.map { r in
+            r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i] + 3, withPad: " ", startingAt: 0) }.joined()
+        }.joined(separator: "\n")
+    }
+
+    static func age(_ ts: String?) -> String {
+        guard let ts, let d = Timestamp.parse(ts) else { return "-" }
+        let s = Int(Date().timeIntervalSince(d))
+        if s < 120 { return "\(max(s, 0))s" }
+        if s < 7200 { return "\(s / 60)m" }
+        if s < 172_800 { return "\(s / 3600)h" }
+        return "\(s / 86400)d"
+    }
+
+    static func deployments(_ items: [ServingDeployment]) -> String {
+        var rows = [["NAMESPACE", "NAME", "READY", "PREFILL", "DECODE", "POLICY", "GENERATION", "AGE"]]
+        for d in items {
+            let s = d.status
+            let ready = s?.conditions.first(ofType: ConditionType.ready)
+            let deleting = d.metadata.isDeleting ? " (deleting)" : ""
+            rows.append([
+                d.metadata.namespaceOrDefault, d.metadata.name + deleting,
+                ready.map { $0.status == .true ? "True" : "False (\($0.reason))" } ?? "Unknown",
+                d.spec.prefill == nil ? "-" : "\(s?.pools.prefill.ready ?? 0)/\(d.desiredReplicas(.prefill))",
+                "\(s?.pools.decode.ready ?? 0)/\(d.desiredReplicas(.decode))",
+                d.spec.routing?.policy.rawValue ?? "ampd",
+                "\(d.metadata.generation ?? 0)", age(d.metadata.creationTimestamp),
+            ])
+        }
+        return render(rows)
+    }
+
+    static func nodes(_ items: [AMPDAPI.Node], deployments: [ServingDeployment]) -> String {
+        var used: [String: Int] = [:]
+        for d in deployments { for a in d.status?.assignments ?? [] { used[a.node, default: 0] += a.accelerators } }
+        var rows = [["NAME", "PHASE", "ACCELERATOR", "USED/CAPACITY", "INSTANCES", "QUEUE", "LAST-HEARTBEAT"]]
+        for n in items {
+            rows.append([n.name, n.status.phase.rawValue, n.spec.capacity.accelerator,
+                         "\(used[n.name] ?? 0)/\(n.spec.capacity.count)", "\(n.status.instances.count)",
+                         "\(n.status.load.queueLength)", age(n.status.lastHeartbeatTime)])
+        }
+        return render(rows)
+    }
+
+    static let decisionHeader = render([["SEQ", "TIME", "DEPLOYMENT", "EVENT", "REASON", "ACTOR", "MESSAGE"]])
+
+    static func decisionRow(_ d: Decision) -> String {
+        "\(d.seq)  \(d.ts)  \(d.deployment)  \(d.event)  \(d.reason)  \(d.actor)  \(d.message)"
+    }
+
+    static func describe(_ d: ServingDeployment, decisions: [Decision]) -> String {
+        var out: [String] = []
+        let m = d.metadata
+        out.append("Name:               \(m.name)")
+        out.append("Namespace:          \(m.namespaceOrDefault)")
+        out.append("UID:                \(m.uid ?? "-")")
+        out.append("Generation:         \(m.generation ?? 0) (observed \(d.status?.observedGeneration.map(String.init) ?? "-"))")
+        out.append("ResourceVersion:    \(m.resourceVersion ?? "-")")
+        out.append("Created:            \(m.creationTimestamp ?? "-")")
+        if let del = m.deletionTimestamp { out.append("Deleting since:     \(del)") }
+        if let l = m.labels, !l.isEmpty { out.append("Labels:             " + l.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")) }
+        let src = d.spec.model.source
+        out.append("Model:              \(d.spec.model.name) (\(src.path ?? "pip:\(src.pip ?? "?")\(src.file.map { "/\($0)" } ?? "")"), \(d.spec.model.format ?? "gguf"))")
+        out.append("SLO:                TTFT \(d.spec.slo.ttftMs) ms per round, TPOT \(d.spec.slo.tpotMs) ms, attainment \(d.spec.slo.attainmentTarget ?? 0.9)")
+        let r = d.spec.routing
+        out.append("Routing:            \(r?.policy.rawValue ?? "ampd")" + (r?.alpha.map { " α=\($0)" } ?? "") + (r?.beta.map { " β=\($0)" } ?? "")
+                   + (r?.reorderWindow.map { " window=\($0)" } ?? "") + (r?.conditionalThresholdTokens.map { " threshold=\($0) tokens" } ?? "")
+                   + " onPrefillUnavailable=\(r?.onPrefillUnavailable?.rawValue ?? "aggregate")")
+        out.append("Planner:            \(d.spec.planner?.mode.rawValue ?? "off") every \(d.spec.planner?.intervalSeconds ?? 30)s")
+        if let kv = d.spec.kvPool {
+            out.append("KV pool:            \(kv.blockTokens ?? 16) tokens/block, \(kv.capacityPerAgent?.text ?? "-") per agent, TLS \(kv.tls?.mode.rawValue ?? "mutual"), tenant isolation \(kv.tenantIsolation ?? true), encryption \(kv.encryption?.rawValue ?? "-"), on transfer failure \(kv.onTransferFailure?.rawValue ?? "recompute")")
+        }
+        out.append("Pools:")
+        var rows = [["  ROLE", "MODE", "TP", "ACCELERATORS", "DESIRED", "PLACED", "READY"]]
+        for role in InstanceRole.allCases {
+            guard let p = d.pool(role) else { continue }
+            let mode = p.autoscale.map { "autoscale \($0.min)-\($0.max)" } ?? "fixed"
+            let ps = d.status?.pools[role]
+            rows.append(["  \(role.rawValue)", mode, "\(p.tensor)", "\(p.acceleratorsPerInstance)x \(p.acceleratorKind)",
+                         "\(d.desiredReplicas(role))", "\(ps?.placed ?? 0)", "\(ps?.ready ?? 0)"])
+        }
+        out.append(render(rows))
+        out.append("Conditions:")
+        var crows = [["  TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"]]
+        for c in d.status?.conditions ?? [] { crows.append(["  \(c.type)", c.status.rawValue, c.reason, c.lastTransitionTime, c.message]) }
+        out.append(render(crows))
+        out.append("Placement:")
+        var arows = [["  INSTANCE", "ROLE", "NODE", "ACCELERATORS"]]
+        for a in d.status?.assignments ?? [] { arows.append(["  \(a.instance)", a.role.rawValue, a.node, "\(a.accelerators)"]) }
+        out.append(render(arows))
+        out.append("Recent decisions:")
+        out.append(decisions.isEmpty ? "  <none>" : decisions.map { "  " + decisionRow($0) }.joined(separator: "\n"))
+        return out.joined(separator: "\n")
+    }
+}
