@@ -54,7 +54,7 @@ public enum DocumentReader {
         } catch let error as InvalidObjectError {
             throw error
         } catch {
-            throw InvalidObjectError(kind: "document", causes: [FieldError("", "invalid YAML: \(error)")])
+            throw InvalidObjectError(kind: "document", causes: [FieldError("", "invalid YAML: " + "\(error)".split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " | "))])
         }
         return docs
     }

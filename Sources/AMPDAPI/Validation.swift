@@ -191,9 +191,9 @@ public enum ServingDeploymentAdmission {
                     e.append(FieldError("\(path).resources.count", "must be a multiple of parallelism.tensor (\(p.tensor)); got \(c)"))
                 }
             }
-            if r.accelerator == "cpu" && p.tensor != 1 {
-                e.append(FieldError("\(path).parallelism.tensor", "must be 1 with accelerator cpu (the CPU engine has no tensor parallelism); got \(p.tensor)"))
-            }
+        }
+        if p.acceleratorKind == "cpu" && p.tensor != 1 && ServingDeploymentAdmission.tensorDegrees.contains(p.tensor) {
+            e.append(FieldError("\(path).parallelism.tensor", "must be 1 with accelerator cpu (the CPU engine has no tensor parallelism); got \(p.tensor)"))
         }
     }
 

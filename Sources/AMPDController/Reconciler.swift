@@ -187,6 +187,7 @@ struct ReconcileLoop: Service {
                 }
                 group.cancelAll()
             }
+            logger.info("Reconcile loop stopped", metadata: ["event": "ReconcileLoopStopped"])
         } onGracefulShutdown: {
             Task { await queue.shutdown() }
         }
@@ -214,7 +215,8 @@ struct NodeMonitor: Service {
     let logger: Logger
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        defer { logger.info("Node monitor stopped", metadata: ["event": "NodeMonitorStopped"]) }
+        try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try await Task.sleep(for: interval)
                 do {

@@ -1,0 +1,233 @@
+import AMPDAPI
+import AMPDClient
+import AMPDController
+import Foundation
+import Testing
+
+let quickstart = Binaries.packageRoot.appendingPathComponent("Manifests/quickstart-cpu.yaml").path
+
+@Suite("Controller, as a real process", .serialized)
+struct ControllerIntegrationTests {
+    @Test func applyPlaceScaleRestartAfterKill9() async throws {
+        let ctl = try ControllerProcess()
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+
+        let bootstrap = try ctl.client(role: "node")
+        defer { Task { try? await bootstrap.shutdown() } }
+        let a = FakeAgentHeartbeat(client: bootstrap, name: "node-a")
+        let b = FakeAgentHeartbeat(client: bootstrap, name: "node-b")
+        try await a.register()
+        try await b.register()
+
+        var (code, out, err) = try ctl.cli(["apply", "-f", quickstart])
+        #expect(code == 0, "\(err)")
+        #expect(out.contains("servingdeployment.ampd.dev/smollm2 created"))
+        (code, out, err) = try ctl.cli(["apply", "-f", quickstart])
+        #expect(out.contains("unchanged"), "\(out) \(err)")
+
+
+        // Placement spreads the two instances over the two nodes; agents report them Running.
+        let placed = try await eventually("placement") { () -> ServingDeployment? in
+            try await a.converge(); try await b.converge()
+            let d = try await ctl.client.deployment("smollm2")
+            return d.status?.conditions.first(ofType: "Ready")?.status == .true ? d : nil
+        }
+        let assignments = try #require(placed.status?.assignments)
+        #expect(assignments.count == 2)
+        #expect(Set(assignments.map(\.node)) == ["node-a", "node-b"])
+
+        // Scale through the CLI: recorded as a decision naming who did it.
+        (code, out, err) = try ctl.cli(["scale", "smollm2", "--decode", "2"])
+        #expect(code == 0, "\(err)")
+        let scaled = try await eventually("scale-up placement") { () -> ServingDeployment? in
+            let d = try await ctl.client.deployment("smollm2")
+            return d.status?.assignments.count == 3 ? d : nil
+        }
+        #expect(scaled.metadata.generation == 2)
+        let decisions = try await ctl.client.decisions(deployment: "default/smollm2").items
+        let scaleDecision = try #require(decisions.first { $0.event == "ScaledPool" })
+        #expect(scaleDecision.actor == "admin")
+        #expect(scaleDecision.fields["to"] == .int(2))
+        #expect(decisions.contains { $0.event == "PlacedInstance" })
+        (code, out, _) = try ctl.cli(["decisions", "smollm2"])
+        #expect(out.contains("ScaledPool"))
+        #expect(ctl.log().contains("\"event\":\"ScaledPool\""))
+
+        // kill -9, restart: everything accepted is still there, resourceVersion keeps growing.
+        try await ctl.stop(signal: SIGKILL)
+        try await ctl.start()
+        let after = try await ctl.client.deployment("smollm2")
+        #expect(after.metadata.uid == scaled.metadata.uid)
+        #expect(after.spec == scaled.spec)
+        #expect(Set(after.status?.assignments ?? []) == Set(scaled.status?.assignments ?? []))
+        let nodes = try await ctl.client.nodes()
+        #expect(Set(nodes.map(\.name)) == ["node-a", "node-b"])
+        var edited = after
+        edited.metadata.labels = ["app": "quickstart", "edited": "yes"]
+        let updated = try await ctl.client.update(edited)
+        #expect(Int64(updated.metadata.resourceVersion!)! > Int64(after.metadata.resourceVersion!)!)
+        #expect(try await ctl.client.decisions(deployment: "default/smollm2").items.count >= decisions.count)
+
+        // get -o yaml / json and describe work.
+        (code, out, _) = try ctl.cli(["get", "deployments", "-o", "yaml"])
+        #expect(code == 0 && out.contains("kind: ServingDeploymentList"))
+        (code, out, _) = try ctl.cli(["get", "nodes"])
+        #expect(code == 0 && out.contains("node-a"))
+        (code, out, _) = try ctl.cli(["describe", "deployment", "smollm2"])
+        #expect(code == 0 && out.contains("Conditions:"))
+    }
+
+    @Test func conflictingAppliesGet409() async throws {
+        let ctl = try ControllerProcess()
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        let (code, _, err) = try ctl.cli(["apply", "-f", quickstart])
+        #expect(code == 0, "\(err)")
+        let read = try await ctl.client.deployment("smollm2")
+        var one = read, two = read
+        one.spec.slo.ttftMs = 1000
+        two.spec.slo.ttftMs = 3000
+        let client = ctl.client!
+        let first = one, second = two
+        async let r1 = attempt { try await client.update(first) }
+        async let r2 = attempt { try await client.update(second) }
+        let results = await [r1, r2]
+        let ok = results.filter { if case .success = $0 { true } else { false } }
+        let conflicts = results.compactMap { r -> ClientError? in if case .failure(let e) = r { e as? ClientError } else { nil } }
+        #expect(ok.count == 1)
+        #expect(conflicts.count == 1)
+        #expect(conflicts.first?.code == 409)
+        #expect(conflicts.first?.status?.reason == .conflict)
+    }
+
+    @Test func badManifestGets422WithTheFieldPath() async throws {
+        let ctl = try ControllerProcess()
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        let bad = try String(contentsOfFile: quickstart, encoding: .utf8)
+            .replacingOccurrences(of: "  decode:\n    replicas: 1\n    parallelism: {tensor: 1}", with: "  decode:\n    replicas: 1\n    parallelism: {tensor: 3}")
+        #expect(bad.contains("tensor: 3"))
+        let (code, _, err) = try ctl.cli(["apply", "-f", "-"], stdin: bad)
+        #expect(code != 0)
+        #expect(err.contains("spec.decode.parallelism.tensor: must be 1, 2, 4 or 8; got 3"), "\(err)")
+        #expect(err.split(separator: "\n").count == 1)
+
+        let (status, body) = try await ctl.client.raw(.PUT, ControllerClient.deploymentPath("default", "smollm2"), body: Data(#"{"apiVersion":"ampd.dev/v1alpha1","kind":"ServingDeployment","metadata":{"name":"smollm2"},"spec":{"bogus":1}}"#.utf8))
+        #expect(status == 422)
+        let s = try JSONCoding.decoder.decode(APIStatus.self, from: body)
+        #expect(s.reason == .invalid)
+        #expect(s.details?.causes?.isEmpty == false)
+
+        let (status2, _) = try await ctl.client.raw(.PUT, ControllerClient.deploymentPath("default", "smollm2"), body: Data("{not json".utf8))
+        #expect(status2 == 422 || status2 == 400)
+        // Nothing was stored by the rejected requests.
+        #expect(try await ctl.client.deployments().isEmpty)
+    }
+
+    @Test func authenticationAndRolesAreEnforced() async throws {
+        let ctl = try ControllerProcess()
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        let path = ControllerClient.deploymentPath("default")
+        #expect(try await ctl.client.raw(.GET, path, token: "").0 == 401)
+        #expect(try await ctl.client.raw(.GET, path, token: "not-a-real-token-at-all").0 == 401)
+        let reader = try ctl.token("reader")
+        #expect(try await ctl.client.raw(.GET, path, token: reader).0 == 200)
+        let manifest = try Data(contentsOf: URL(fileURLWithPath: quickstart))
+        #expect(try await ctl.client.raw(.PUT, ControllerClient.deploymentPath("default", "smollm2"), body: manifest, token: reader).0 == 403)
+        let node = try ctl.token("node")
+        #expect(try await ctl.client.raw(.PUT, ControllerClient.deploymentPath("default", "smollm2"), body: manifest, token: node).0 == 403)
+        #expect(try await ctl.client.raw(.GET, "/healthz", token: "").0 == 200)
+        #expect(try await ctl.client.raw(.GET, "/metrics", token: "").0 == 401)
+        let (mcode, metrics) = try await ctl.client.raw(.GET, "/metrics", token: reader)
+        #expect(mcode == 200)
+        #expect(String(decoding: metrics, as: UTF8.self).contains("ampd_api_requests_total"))
+    }
+
+    @Test func lostNodeInstancesAreReplaced() async throws {
+        let ctl = try ControllerProcess(extraArgs: ["--node-grace-seconds", "1.5"])
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        let bootstrap = try ctl.client(role: "node")
+        defer { Task { try? await bootstrap.shutdown() } }
+        let a = FakeAgentHeartbeat(client: bootstrap, name: "node-a")
+        let b = FakeAgentHeartbeat(client: bootstrap, name: "node-b")
+        try await a.register(count: 2)
+        try await b.register(count: 2)
+        #expect(try ctl.cli(["apply", "-f", quickstart]).0 == 0)
+        let first = try await eventually("placement") { () -> ServingDeployment? in
+            try await a.converge(); try await b.converge()
+            let d = try await ctl.client.deployment("smollm2")
+            return d.status?.assignments.count == 2 ? d : nil
+        }
+        #expect(first.status?.assignments.contains { $0.node == "node-a" } == true)
+        // node-a stops heart-beating; node-b keeps going.
+        let moved = try await eventually("re-placement", timeout: .seconds(30)) { () -> ServingDeployment? in
+            try await b.converge()
+            let d = try await ctl.client.deployment("smollm2")
+            return (d.status?.assignments.allSatisfy { $0.node == "node-b" } ?? false) && d.status?.assignments.count == 2 ? d : nil
+        }
+        #expect(moved.status?.pools.decode.placed == 1)
+        let nodes = try await ctl.client.nodes()
+        #expect(nodes.first { $0.name == "node-a" }?.status.phase == .notReady)
+        let decisions = try await ctl.client.decisions(deployment: "default/smollm2").items
+        #expect(decisions.contains { $0.event == "ReplacedInstance" && $0.fields["fromNode"] == .string("node-a") })
+    }
+
+    @Test func deleteWaitsUntilInstancesAreTornDown() async throws {
+        let ctl = try ControllerProcess()
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        let bootstrap = try ctl.client(role: "node")
+        defer { Task { try? await bootstrap.shutdown() } }
+        let a = FakeAgentHeartbeat(client: bootstrap, name: "node-a")
+        try await a.register(count: 4)
+        #expect(try ctl.cli(["apply", "-f", quickstart]).0 == 0)
+        let running = try await eventually("running") { () -> [NodeInstance]? in
+            let got = try await a.converge()
+            return got.instances.count == 2 ? got.instances : nil
+        }
+        #expect(try ctl.cli(["delete", "deployment", "smollm2"]).0 == 0)
+        // The agent still reports its instances: the object stays, marked deleting.
+        try await a.beat(running: running)
+        try await Task.sleep(for: .milliseconds(500))
+        let deleting = try await ctl.client.deployment("smollm2")
+        #expect(deleting.metadata.deletionTimestamp != nil)
+        #expect(deleting.metadata.finalizers == [APIGroup.instancesFinalizer])
+        // The agent stops what it no longer has: then the object goes.
+        try await eventually("finalization") { () -> Bool? in
+            let want = try await a.beat(running: try await a.client.assignments(node: "node-a").instances)
+            _ = want
+            do {
+                _ = try await ctl.client.deployment("smollm2")
+                return nil
+            } catch let e as ClientError where e.code == 404 {
+                return true
+            }
+        }
+        #expect(try await ctl.client.decisions(deployment: "default/smollm2").items.contains { $0.event == "Finalized" })
+    }
+
+    @Test func sigtermStopsTheControllerCleanly() async throws {
+        let ctl = try ControllerProcess()
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        let status = try await ctl.stop(signal: SIGTERM)
+        #expect(status == 0, "\(ctl.log())")
+        #expect(ctl.log().contains("\"event\":\"Stopped\""))
+    }
+
+    @Test func servedOpenAPIDocumentIsTheCommittedOne() async throws {
+        let committed = try String(contentsOf: Binaries.packageRoot.appendingPathComponent("Docs/openapi.yaml"), encoding: .utf8)
+        #expect(committed.trimmingCharacters(in: .newlines) == OpenAPIDocument.text.trimmingCharacters(in: .newlines),
+                "regenerate with: ampd openapi > Docs/openapi.yaml")
+        for route in ["/servingdeployments/{name}/scale", "/nodes/{name}/heartbeat", "/nodes/{name}/assignments", "/decisions", "/metrics", "/readyz"] {
+            #expect(committed.contains(route), "OpenAPI document lacks \(route)")
+        }
+    }
+}
+
+func attempt<T: Sendable>(_ body: @Sendable () async throws -> T) async -> Result<T, any Error> {
+    do { return .success(try await body()) } catch { return .failure(error) }
+}

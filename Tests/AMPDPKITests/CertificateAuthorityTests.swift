@@ -1,0 +1,49 @@
+import AMPDPKI
+import Foundation
+import Testing
+import X509
+
+@Suite("Certificate authority")
+struct CertificateAuthorityTests {
+    @Test func createsOnceThenLoadsTheSameCA() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-ca-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let a = try CertificateAuthority.loadOrCreate(directory: dir, commonName: "test CA")
+        let b = try CertificateAuthority.loadOrCreate(directory: dir, commonName: "test CA")
+        #expect(a.certificate == b.certificate)
+        let mode = try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("ca.key").path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+    }
+
+    @Test func issuedLeafChainsToTheCAAndNamesItsHosts() async throws {
+        let ca = try CertificateAuthority.create(commonName: "test CA")
+        let leaf = try ca.issue(commonName: "svc", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"], validity: 3600)
+        let cert = try Certificate(pemEncoded: leaf.certificatePEM)
+        #expect(cert.issuer == ca.certificate.subject)
+        let sans = try #require(try cert.extensions.subjectAlternativeNames)
+        #expect(sans.contains(.dnsName("localhost")))
+        var verifier = Verifier(rootCertificates: CertificateStore([ca.certificate])) { RFC5280Policy(validationTime: Date()) }
+        let result = await verifier.validate(leafCertificate: cert, intermediates: CertificateStore())
+        guard case .validCertificate = result else {
+            Issue.record("leaf does not verify: \(result)")
+            return
+        }
+        let other = try CertificateAuthority.create(commonName: "other CA")
+        var strict = Verifier(rootCertificates: CertificateStore([other.certificate])) { RFC5280Policy(validationTime: Date()) }
+        if case .validCertificate = await strict.validate(leafCertificate: cert, intermediates: CertificateStore()) {
+            Issue.record("leaf verified against the wrong CA")
+        }
+    }
+
+    @Test func mismatchedKeyIsRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-ca-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        _ = try CertificateAuthority.loadOrCreate(directory: dir, commonName: "a")
+        let other = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-ca-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
+        _ = try CertificateAuthority.loadOrCreate(directory: other, commonName: "b")
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("ca.key"))
+        try FileManager.default.copyItem(at: other.appendingPathComponent("ca.key"), to: dir.appendingPathComponent("ca.key"))
+        #expect(throws: PKIError.self) { try CertificateAuthority.loadOrCreate(directory: dir, commonName: "a") }
+    }
+}
