@@ -6,19 +6,7 @@ import NIOFoundationCompat
 import NIOHTTP1
 import NIOSSL
 
-/// Where the controller is and how to prove who we are: `<data>/client.json` of the controller.
-public struct ClientConfiguration: Codable, Sendable, Hashable {
-    public var server: String
-    /// PEM file of the controller's CA.
-    public var certificateAuthority: String
-    public var token: String
-
-    public init(server: String, certificateAuthority: String, token: String) {
-        self.server = server
-        self.certificateAuthority = certificateAuthority
-        self.token = token
-    }
-
+extension ClientConfiguration {
     public static func load(_ url: URL) throws -> ClientConfiguration {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {

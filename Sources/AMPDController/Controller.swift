@@ -27,18 +27,6 @@ public struct ControllerConfiguration: Sendable {
     public init(dataDirectory: URL) { self.dataDirectory = dataDirectory }
 }
 
-/// What a client needs to reach the controller: written to `<data>/client.yaml` at start.
-public struct ClientConfig: Codable, Sendable, Hashable {
-    public var server: String
-    public var certificateAuthority: String
-    public var token: String
-    public init(server: String, certificateAuthority: String, token: String) {
-        self.server = server
-        self.certificateAuthority = certificateAuthority
-        self.token = token
-    }
-}
-
 public struct ControllerError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public init(_ message: String) { self.message = message }
@@ -122,7 +110,7 @@ public struct Controller: Sendable {
                 let port = channel.localAddress?.port ?? 0
                 let shownHost = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
                 let urlHost = shownHost.contains(":") ? "[\(shownHost)]" : shownHost
-                let client = ClientConfig(server: "https://\(urlHost):\(port)", certificateAuthority: caPath, token: adminToken)
+                let client = ClientConfiguration(server: "https://\(urlHost):\(port)", certificateAuthority: caPath, token: adminToken)
                 do {
                     try PEMFile.write(try JSONCoding.prettyEncoder.encode(client).string, to: dir.appendingPathComponent("client.json"), mode: 0o600)
                     if let portFile { try PEMFile.write("\(port)\n", to: portFile, mode: 0o644) }
