@@ -99,11 +99,22 @@ let package = Package(
         .target(
             name: "AMPDEngine",
             swiftSettings: strict + kernelFlags),
+        // Pure policy: cost model and profiles, per-prefill routing (ampd,
+        // ampd-paper, baselines), Algorithm 2 reordering. No I/O.
+        .target(
+            name: "AMPDPolicy",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
+        // Discrete-event cluster simulator over the same policy code.
+        .target(
+            name: "AMPDSim",
+            dependencies: ["AMPDPolicy"],
+            swiftSettings: strict + [.unsafeFlags(["-O"])]),
         // The one executable: subcommands only.
         .executableTarget(
             name: "ampd",
             dependencies: [
-                "AMPDAPI", "AMPDController", "AMPDClient", "AMPDObservability", "AMPDEngine",
+                "AMPDAPI", "AMPDController", "AMPDClient", "AMPDObservability", "AMPDEngine", "AMPDPolicy", "AMPDSim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -119,6 +130,7 @@ let package = Package(
             dependencies: ["AMPDEngine", "ampd"],
             resources: [.copy("Resources")],
             swiftSettings: strict),
+        .testTarget(name: "AMPDPolicyTests", dependencies: ["AMPDPolicy", "AMPDSim"], swiftSettings: strict),
         .testTarget(name: "AMPDPKITests", dependencies: ["AMPDPKI"], swiftSettings: strict),
         .testTarget(
             name: "AMPDControllerTests",

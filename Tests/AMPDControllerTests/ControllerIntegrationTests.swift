@@ -197,8 +197,7 @@ struct ControllerIntegrationTests {
         #expect(deleting.metadata.finalizers == [APIGroup.instancesFinalizer])
         // The agent stops what it no longer has: then the object goes.
         try await eventually("finalization") { () -> Bool? in
-            let want = try await a.beat(running: try await a.client.assignments(node: "node-a").instances)
-            _ = want
+            try await a.beat(running: try await a.client.assignments(node: "node-a").instances)
             do {
                 _ = try await ctl.client.deployment("smollm2")
                 return nil

@@ -1,0 +1,90 @@
+import AMPDPolicy
+import AMPDSim
+import ArgumentParser
+import Foundation
+
+/// `ampd sim`: run the discrete-event simulator over the same routing code
+/// the gateway uses; print a table and write CSV, markdown and SVG.
+struct SimCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sim", abstract: "Simulate policies on a cluster under a multi-round workload (SLO attainment vs rate).")
+
+    @Option(help: "Model profile (Qwen3-32B, Llama-3.1-70B, Mixtral-8x7B, Llama-3.1-8B, SmolLM2-135M).")
+    var model = "Llama-3.1-70B"
+
+    @Option(help: "Hardware profile (H20, H100, H200, A100, cpu-2core).")
+    var hardware = "H20"
+
+    @Option(help: "YAML file with extra or replacement profiles (hardware:, models:).")
+    var profiles: String?
+
+    @Option(help: "Prefill instances as TPxCOUNT, e.g. 4x1 (the paper's P<4,1>).")
+    var prefill = "4x1"
+
+    @Option(help: "Decode instances as TPxCOUNT, e.g. 4x1.")
+    var decode = "4x1"
+
+    @Option(help: "Workload preset: toolbench, gaia, hotpotqa, dureader.")
+    var workload = "toolbench"
+
+    @Option(help: "Comma-separated session arrival rates (per second).")
+    var rates = "0.5,1,2,3"
+
+    @Option(help: "Comma-separated policies (default: all).")
+    var policies = RoutingPolicies.names.joined(separator: ",")
+
+    @Option(help: "TTFT SLO per round, seconds.")
+    var ttft = 2.5
+
+    @Option(help: "ITL (TPOT) SLO, seconds.")
+    var itl = 0.1
+
+    @Option(help: "Seconds of arrivals.")
+    var duration = 600.0
+
+    @Option(help: "Seed of the workload and of randomized policies.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Directory for results.csv, report.md and attainment.svg (none: print only).")
+    var out: String?
+
+    func run() throws {
+        var catalog = ProfileCatalog.builtin
+        if let profiles { catalog = catalog.merging(try ProfileCatalog.load(yaml: try String(contentsOfFile: profiles, encoding: .utf8))) }
+        let cost = CostModel(model: try catalog.model(model), hardware: try catalog.hardware(hardware))
+        guard let spec = WorkloadSpec.presets[workload] else {
+            throw ValidationError("--workload must be one of \(WorkloadSpec.presets.keys.sorted().joined(separator: ", ")); got \(workload)")
+        }
+        let setup = ClusterSetup(name: "\(model) on \(hardware)", cost: cost, prefillTP: try Self.instances(prefill, "--prefill"),
+                                 decodeTP: try Self.instances(decode, "--decode"))
+        let rateList = try rates.split(separator: ",").map { s -> Double in
+            guard let r = Double(s), r > 0 else { throw ValidationError("--rates: '\(s)' is not a positive number") }
+            return r
+        }
+        let policyList = policies.split(separator: ",").map(String.init)
+        let experiment = Experiment(setup: setup, workload: spec, slo: LatencySLO(ttft: ttft, itl: itl), rates: rateList,
+                                    policies: policyList, duration: duration, seed: seed)
+        let start = Date()
+        let results = try experiment.run { try RoutingPolicies.make($0, seed: seed) }
+        let elapsed = Date().timeIntervalSince(start)
+        let title = "\(model), \(setup.notation) on \(setup.devices)×\(hardware), \(workload), SLO TTFT \(ttft)s ITL \(itl * 1000)ms"
+        print(Report.markdown(title: title, results: results, policies: policyList))
+        print("local share of prefills: " + results.filter { $0.rate == rateList.last }.map { "\($0.policy) \(Int(($0.localShare * 100).rounded()))%" }.joined(separator: ", "))
+        print(String(format: "simulated %d runs of %.0f s of arrivals in %.1f s", results.count, duration, elapsed))
+        if let out {
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let csv = ([Report.csvHeader] + results.map { Report.csvRow($0, duration: duration) }).joined(separator: "\n") + "\n"
+            try csv.write(toFile: out + "/results.csv", atomically: true, encoding: .utf8)
+            try Report.markdown(title: title, results: results, policies: policyList).write(toFile: out + "/report.md", atomically: true, encoding: .utf8)
+            try Report.svg(title: title, results: results, policies: policyList).write(toFile: out + "/attainment.svg", atomically: true, encoding: .utf8)
+        }
+    }
+
+    static func instances(_ spec: String, _ flag: String) throws -> [Int] {
+        let parts = spec.lowercased().split(separator: "x")
+        guard parts.count == 2, let tp = Int(parts[0]), [1, 2, 4, 8].contains(tp), let n = Int(parts[1]), n >= 0 else {
+            throw ValidationError("\(flag) must be TPxCOUNT with TP 1, 2, 4 or 8 (e.g. 4x2); got \(spec)")
+        }
+        return Array(repeating: tp, count: n)
+    }
+}

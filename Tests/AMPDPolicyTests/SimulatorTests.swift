@@ -1,0 +1,53 @@
+import Testing
+@testable import AMPDPolicy
+@testable import AMPDSim
+
+@Suite("Simulator")
+struct SimulatorTests {
+    let cost = CostModel(model: try! ProfileCatalog.builtin.model("Llama-3.1-70B"), hardware: try! ProfileCatalog.builtin.hardware("H20"))
+    var setup: ClusterSetup { ClusterSetup(name: "8xH20", cost: cost, prefillTP: [4], decodeTP: [4]) }
+    var options: Simulator.Options { Simulator.Options(slo: LatencySLO(ttft: 2.0, itl: 0.1)) }
+
+    func simulate(_ policy: String, rate: Double = 0.5, seed: UInt64 = 9) throws -> SimulationResult {
+        let plans = WorkloadGenerator.sessions(WorkloadSpec.presets["toolbench"]!, rate: rate, duration: 120, seed: seed)
+        return Simulator(setup: setup, policy: try RoutingPolicies.make(policy), options: options).run(plans, workload: "toolbench", rate: rate)
+    }
+
+    @Test("deterministic for a seed")
+    func determinism() throws {
+        let a = try simulate("ampd"), b = try simulate("ampd")
+        #expect(a.ttft == b.ttft && a.itl == b.itl && a.events == b.events)
+        let c = try simulate("ampd", seed: 10)
+        #expect(a.ttft != c.ttft)
+    }
+
+    @Test("conservation: every session finishes; rounds add up; prefills are counted once", arguments: RoutingPolicies.names)
+    func conservation(policy: String) throws {
+        let plans = WorkloadGenerator.sessions(WorkloadSpec.presets["toolbench"]!, rate: 0.5, duration: 120, seed: 9)
+        let r = try simulate(policy)
+        #expect(r.sessions == plans.count)
+        #expect(r.sessionsFinished == plans.count)
+        #expect(r.rounds == plans.reduce(0) { $0 + $1.prefills.count })
+        #expect(r.localPrefills + r.remotePrefills == r.rounds)
+        #expect(r.ttft.count == r.rounds)
+        #expect(r.sessionsAttained <= r.sessionsFinished)
+        if policy == "static-pd" { #expect(r.localPrefills == 0 && r.kvBytesMoved > 0) }
+        if policy == "colocated" { #expect(r.remotePrefills == 0 && r.kvBytesMoved == 0) }
+    }
+
+    @Test("an overloaded cluster is reported, not hidden: attainment falls with rate")
+    func overload() throws {
+        let light = try simulate("static-pd", rate: 0.2)
+        let heavy = try simulate("static-pd", rate: 4)
+        #expect(heavy.roundAttainment < light.roundAttainment)
+    }
+
+    @Test("workload presets carry the paper's averages")
+    func presets() {
+        let plans = WorkloadGenerator.sessions(WorkloadSpec.presets["gaia"]!, rate: 5, duration: 400, seed: 1)
+        let rounds = Double(plans.reduce(0) { $0 + $1.prefills.count }) / Double(plans.count)
+        #expect(abs(rounds - 11.32) < 0.6)
+        let prefill = Double(plans.flatMap(\.prefills).reduce(0, +)) / Double(plans.flatMap(\.prefills).count)
+        #expect(abs(prefill - 6161) / 6161 < 0.08)
+    }
+}
