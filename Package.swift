@@ -104,7 +104,7 @@ let package = Package(
         .target(
             name: "AMPDPolicy",
             dependencies: [.product(name: "Yams", package: "Yams")],
-            swiftSettings: strict),
+            swiftSettings: strict + [.unsafeFlags(["-O"])]),
         // Discrete-event cluster simulator over the same policy code.
         .target(
             name: "AMPDSim",

@@ -131,18 +131,28 @@ public final class Simulator {
         var finished = false
     }
 
+    /// Mean of the samples of the last `span` seconds, with a running sum.
     struct Window {
         var samples: [(Double, Double)] = []
         var head = 0
-        mutating func add(_ t: Double, _ v: Double) { samples.append((t, v)) }
+        var sum = 0.0
+        mutating func add(_ t: Double, _ v: Double) {
+            samples.append((t, v))
+            sum += v
+        }
         mutating func mean(now: Double, span: Double) -> Double? {
-            while head < samples.count && samples[head].0 < now - span { head += 1 }
-            if head > 4096 { samples.removeFirst(head); head = 0 }
+            while head < samples.count && samples[head].0 < now - span {
+                sum -= samples[head].1
+                head += 1
+            }
+            if head > 4096 {
+                samples.removeFirst(head)
+                head = 0
+                sum = samples.reduce(0) { $0 + $1.1 }
+            }
             let n = samples.count - head
             guard n > 0 else { return nil }
-            var s = 0.0
-            for i in head..<samples.count { s += samples[i].1 }
-            return s / Double(n)
+            return sum / Double(n)
         }
     }
 
@@ -239,15 +249,24 @@ public final class Simulator {
     }
 
     func view() -> ClusterView {
-        ClusterView(now: now, workers: workers.map { w in
-            var w = w
-            let remaining = w.running.isEmpty ? 0 : Double(w.running.reduce(0) { $0 + sessions[$1].remaining }) / Double(w.running.count)
-            return WorkerView(id: w.id, role: w.role, tp: w.tp, node: w.node, queue: w.queue, busyUntil: w.busy ? w.busyUntil : now,
-                              windowedTTFT: w.ttftWindow.mean(now: now, span: options.window),
-                              windowedITL: w.itlWindow.mean(now: now, span: options.window),
-                              decodeBatch: w.running.count, decodeContext: w.running.reduce(0) { $0 + sessions[$1].history },
-                              meanRemainingDecode: remaining, linkFreeAt: w.linkFreeAt)
-        }, slo: options.slo)
+        var views: [WorkerView] = []
+        views.reserveCapacity(workers.count)
+        for i in workers.indices {
+            // Windows are pruned in place so each sample is dropped once.
+            let ttft = workers[i].ttftWindow.mean(now: now, span: options.window)
+            let itl = workers[i].itlWindow.mean(now: now, span: options.window)
+            let w = workers[i]
+            var context = 0, remaining = 0
+            for s in w.running {
+                context += sessions[s].history
+                remaining += sessions[s].remaining
+            }
+            views.append(WorkerView(id: w.id, role: w.role, tp: w.tp, node: w.node, queue: w.queue, busyUntil: w.busy ? w.busyUntil : now,
+                                    windowedTTFT: ttft, windowedITL: itl, decodeBatch: w.running.count, decodeContext: context,
+                                    meanRemainingDecode: w.running.isEmpty ? 0 : Double(remaining) / Double(w.running.count),
+                                    linkFreeAt: w.linkFreeAt))
+        }
+        return ClusterView(now: now, workers: views, slo: options.slo)
     }
 
     // MARK: workers
@@ -332,21 +351,19 @@ public final class Simulator {
         guard !workers[w].queue.isEmpty || !workers[w].running.isEmpty else { return }
         var budget = options.chunkTokens
         var chunk: [(task: Int, tokens: Int)] = []
-        var prefillTime = 0.0
+        var shapes: [(history: Int, new: Int)] = []
         for q in workers[w].queue where budget > 0 {
             let t = tasks[Int(q.id)]
             let n = min(budget, t.new - t.done)
-            prefillTime += setup.cost.prefillSeconds(history: t.history + t.done, new: n, tp: workers[w].tp) - setup.cost.hardware.stepOverheadSeconds
             chunk.append((Int(q.id), n))
+            shapes.append((t.history + t.done, n))
             budget -= n
         }
         let batch = workers[w].running
         let context = batch.reduce(0) { $0 + sessions[$1].history }
-        let decode = batch.isEmpty ? setup.cost.hardware.stepOverheadSeconds
-            : setup.cost.decodeStepSeconds(batch: batch.count, context: context, tp: workers[w].tp)
         workers[w].chunk = chunk
         workers[w].busy = true
-        workers[w].busyUntil = now + decode + prefillTime
+        workers[w].busyUntil = now + setup.cost.mixedStepSeconds(batch: batch.count, context: context, chunks: shapes, tp: workers[w].tp)
         heap.push(workers[w].busyUntil, .stepDone(worker: w))
     }
 

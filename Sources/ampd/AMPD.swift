@@ -9,6 +9,6 @@ struct AMPD: AsyncParsableCommand {
         subcommands: [
             ControllerCommand.self, ApplyCommand.self, GetCommand.self, DescribeCommand.self,
             DeleteCommand.self, ScaleCommand.self, DecisionsCommand.self, OpenAPICommand.self,
-            GenerateCommand.self, EngineBenchCommand.self, ControllerBenchCommand.self, SimCommand.self,
+            GenerateCommand.self, EngineBenchCommand.self, ControllerBenchCommand.self, SimCommand.self, PlanCommand.self, PolicyBenchCommand.self,
         ])
 }

@@ -18,11 +18,20 @@ struct SimCommand: ParsableCommand {
     @Option(help: "YAML file with extra or replacement profiles (hardware:, models:).")
     var profiles: String?
 
-    @Option(help: "Prefill instances as TPxCOUNT, e.g. 4x1 (the paper's P<4,1>).")
-    var prefill = "4x1"
+    @Option(help: "Prefill instances as TPxCOUNT, e.g. 4x1 (the paper's P<4,1>); omit to let the planner choose.")
+    var prefill: String?
 
-    @Option(help: "Decode instances as TPxCOUNT, e.g. 4x1.")
-    var decode = "4x1"
+    @Option(help: "Decode instances as TPxCOUNT, e.g. 4x1; omit to let the planner choose.")
+    var decode: String?
+
+    @Option(help: "Devices the planner may use when --prefill/--decode are omitted.")
+    var devices = 8
+
+    @Option(help: "Arrival rate the planner sizes for (default: the middle of --rates).")
+    var planRate: Double?
+
+    @Flag(help: "Run the ablation (routing alone, reordering alone, both) instead of the policy comparison.")
+    var ablation = false
 
     @Option(help: "Workload preset: toolbench, gaia, hotpotqa, dureader.")
     var workload = "toolbench"
@@ -55,27 +64,46 @@ struct SimCommand: ParsableCommand {
         guard let spec = WorkloadSpec.presets[workload] else {
             throw ValidationError("--workload must be one of \(WorkloadSpec.presets.keys.sorted().joined(separator: ", ")); got \(workload)")
         }
-        let setup = ClusterSetup(name: "\(model) on \(hardware)", cost: cost, prefillTP: try Self.instances(prefill, "--prefill"),
-                                 decodeTP: try Self.instances(decode, "--decode"))
         let rateList = try rates.split(separator: ",").map { s -> Double in
             guard let r = Double(s), r > 0 else { throw ValidationError("--rates: '\(s)' is not a positive number") }
             return r
         }
-        let policyList = policies.split(separator: ",").map(String.init)
-        let experiment = Experiment(setup: setup, workload: spec, slo: LatencySLO(ttft: ttft, itl: itl), rates: rateList,
+        let slo = LatencySLO(ttft: ttft, itl: itl)
+        var prefillTP: [Int], decodeTP: [Int]
+        var planNote = ""
+        if let prefill, let decode {
+            prefillTP = try Self.instances(prefill, "--prefill")
+            decodeTP = try Self.instances(decode, "--decode")
+        } else {
+            let rate = planRate ?? rateList[rateList.count / 2]
+            // A fixed budget, as in the paper: use every device rather than the fewest that suffice.
+            var planner = Planner(cost: cost, slo: slo, devices: devices, minimizeDevices: false)
+            let decision = planner.plan(WorkloadStats(
+                sessionRate: rate, meanRounds: spec.meanRounds, meanInitialPrefill: spec.initialPrefill.mean,
+                meanIncrementalPrefill: spec.incrementalPrefill.mean, prefillCV: spec.incrementalPrefill.cv,
+                meanDecode: spec.decode.mean, meanThink: spec.thinkSeconds))
+            guard let chosen = decision.chosen else { throw ValidationError("planner: \(decision.reason)") }
+            prefillTP = Array(repeating: chosen.plan.prefillTP, count: chosen.plan.prefillReplicas)
+            decodeTP = Array(repeating: chosen.plan.decodeTP, count: chosen.plan.decodeReplicas)
+            planNote = "planner (sized for \(rate) sessions/s on \(devices) devices): \(decision.reason)"
+        }
+        let setup = ClusterSetup(name: "\(model) on \(hardware)", cost: cost, prefillTP: prefillTP, decodeTP: decodeTP)
+        let policyList = ablation ? RoutingPolicies.ablationNames : policies.split(separator: ",").map(String.init)
+        let experiment = Experiment(setup: setup, workload: spec, slo: slo, rates: rateList,
                                     policies: policyList, duration: duration, seed: seed)
         let start = Date()
         let results = try experiment.run { try RoutingPolicies.make($0, seed: seed) }
         let elapsed = Date().timeIntervalSince(start)
         let title = "\(model), \(setup.notation) on \(setup.devices)×\(hardware), \(workload), SLO TTFT \(ttft)s ITL \(itl * 1000)ms"
-        print(Report.markdown(title: title, results: results, policies: policyList))
+        let table = (planNote.isEmpty ? "" : planNote + "\n\n") + Report.markdown(title: title, results: results, policies: policyList)
+        print(table)
         print("local share of prefills: " + results.filter { $0.rate == rateList.last }.map { "\($0.policy) \(Int(($0.localShare * 100).rounded()))%" }.joined(separator: ", "))
         print(String(format: "simulated %d runs of %.0f s of arrivals in %.1f s", results.count, duration, elapsed))
         if let out {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             let csv = ([Report.csvHeader] + results.map { Report.csvRow($0, duration: duration) }).joined(separator: "\n") + "\n"
             try csv.write(toFile: out + "/results.csv", atomically: true, encoding: .utf8)
-            try Report.markdown(title: title, results: results, policies: policyList).write(toFile: out + "/report.md", atomically: true, encoding: .utf8)
+            try table.write(toFile: out + "/report.md", atomically: true, encoding: .utf8)
             try Report.svg(title: title, results: results, policies: policyList).write(toFile: out + "/attainment.svg", atomically: true, encoding: .utf8)
         }
     }
@@ -86,5 +114,38 @@ struct SimCommand: ParsableCommand {
             throw ValidationError("\(flag) must be TPxCOUNT with TP 1, 2, 4 or 8 (e.g. 4x2); got \(spec)")
         }
         return Array(repeating: tp, count: n)
+    }
+}
+
+/// `ampd plan`: one planner run, printed as the decision record the
+/// controller logs (inputs, chosen plan, best alternatives, solve time).
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan", abstract: "Choose prefill/decode pool sizes and TP degrees for a workload; print the decision record (JSON).")
+
+    @Option(help: "Model profile.") var model = "Llama-3.1-70B"
+    @Option(help: "Hardware profile.") var hardware = "H20"
+    @Option(help: "Devices available.") var devices = 8
+    @Option(help: "Formulation: attainment (ours) or paper.") var formulation = "attainment"
+    @Option(help: "Workload preset the statistics come from.") var workload = "toolbench"
+    @Option(help: "Sessions per second.") var rate = 1.0
+    @Option(help: "Share of prefills run locally, as observed (default: the planner assumes the best split).") var localShare: Double?
+    @Option(help: "TTFT SLO, seconds.") var ttft = 2.5
+    @Option(help: "ITL SLO, seconds.") var itl = 0.1
+
+    func run() throws {
+        let catalog = ProfileCatalog.builtin
+        let cost = CostModel(model: try catalog.model(model), hardware: try catalog.hardware(hardware))
+        guard let f = PlannerFormulation(rawValue: formulation) else { throw ValidationError("--formulation must be attainment or paper; got \(formulation)") }
+        guard let spec = WorkloadSpec.presets[workload] else { throw ValidationError("unknown --workload \(workload)") }
+        var planner = Planner(cost: cost, slo: LatencySLO(ttft: ttft, itl: itl), devices: devices, formulation: f)
+        let decision = planner.plan(WorkloadStats(
+            sessionRate: rate, meanRounds: spec.meanRounds, meanInitialPrefill: spec.initialPrefill.mean,
+            meanIncrementalPrefill: spec.incrementalPrefill.mean, prefillCV: spec.incrementalPrefill.cv,
+            meanDecode: spec.decode.mean, meanThink: spec.thinkSeconds, localShare: localShare))
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        print(String(decoding: try enc.encode(decision), as: UTF8.self))
     }
 }

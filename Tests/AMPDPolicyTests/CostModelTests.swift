@@ -80,3 +80,15 @@ struct CostModelTests {
         #expect(abs(decodeRate - 68) / 68 < 0.1, "predicted \(decodeRate) decode tok/s")
     }
 }
+
+extension CostModelTests {
+    @Test("a fused chunked-prefill iteration reads the weights once: cheaper than a decode step plus a separate prefill")
+    func mixedStep() throws {
+        let c = CostModel(model: try catalog.model("Llama-3.1-70B"), hardware: try catalog.hardware("H20"))
+        let fused = c.mixedStepSeconds(batch: 16, context: 16 * 2000, chunks: [(history: 0, new: 64)], tp: 4)
+        let separate = c.decodeStepSeconds(batch: 16, context: 16 * 2000, tp: 4) + c.prefillSeconds(history: 0, new: 64, tp: 4)
+        #expect(fused < separate)
+        #expect(fused >= c.decodeStepSeconds(batch: 16, context: 16 * 2000, tp: 4))
+        #expect(abs(c.mixedStepSeconds(batch: 16, context: 32000, chunks: [], tp: 4) - c.decodeStepSeconds(batch: 16, context: 32000, tp: 4)) < 1e-12)
+    }
+}

@@ -62,6 +62,23 @@ public struct CostModel: Sendable, Equatable {
         return max(compute, memory) + allReduceSeconds(tokens: b, tp: tp) + hardware.stepOverheadSeconds
     }
 
+    /// Seconds of one fused iteration of chunked-prefill continuous batching
+    /// (vLLM): the decode batch plus prompt chunks in one forward pass, so the
+    /// weights are read once for all of them.
+    public func mixedStepSeconds(batch b: Int, context: Int, chunks: [(history: Int, new: Int)], tp: Int) -> Double {
+        let newTokens = chunks.reduce(0) { $0 + $1.new }
+        guard b + newTokens > 0 else { return 0 }
+        var flops = 2 * model.activeParams * Double(b) + 4 * Double(model.layers) * attentionWidth * Double(context)
+        var kv = kvBytes(tokens: context)
+        for c in chunks {
+            flops += prefillFLOPs(history: c.history, new: c.new)
+            kv += kvBytes(tokens: c.history + c.new)
+        }
+        let compute = computeSeconds(flops, tp: tp)
+        let memory = memorySeconds(weightBytesRead(tokens: b + newTokens) + kv, tp: tp)
+        return max(compute, memory) + allReduceSeconds(tokens: b + newTokens, tp: tp) + hardware.stepOverheadSeconds
+    }
+
     public func kvBytes(tokens: Int) -> Double { Double(tokens) * model.kvBytesPerToken }
 
     /// Seconds to move the KV of `tokens` tokens between instances (latency +

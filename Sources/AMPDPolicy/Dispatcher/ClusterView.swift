@@ -46,7 +46,11 @@ public struct WorkerView: Sendable, Equatable {
     public var tp: Int
     /// Server index: transfers between servers use the inter-node link.
     public var node: Int
-    public var queue: [QueuedPrefill]
+    public var queue: [QueuedPrefill] {
+        didSet { queuedSeconds = queue.reduce(0) { $0 + $1.predictedSeconds } }
+    }
+    /// Predicted compute seconds of everything queued (kept with `queue`).
+    public private(set) var queuedSeconds: Double
     /// When the work running now (a prefill, or a decode step) ends.
     public var busyUntil: Double
     /// Prefill workers: mean TTFT of prefills finished in the last window.
@@ -69,6 +73,7 @@ public struct WorkerView: Sendable, Equatable {
         self.tp = tp
         self.node = node
         self.queue = queue
+        self.queuedSeconds = queue.reduce(0) { $0 + $1.predictedSeconds }
         self.busyUntil = busyUntil
         self.windowedTTFT = windowedTTFT
         self.windowedITL = windowedITL
@@ -80,7 +85,7 @@ public struct WorkerView: Sendable, Equatable {
 
     /// Seconds until a task enqueued now would start: the running work plus the queue.
     public func queueWait(now: Double) -> Double {
-        max(0, busyUntil - now) + queue.reduce(0) { $0 + $1.predictedSeconds }
+        max(0, busyUntil - now) + queuedSeconds
     }
 }
 

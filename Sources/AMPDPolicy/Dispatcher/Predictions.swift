@@ -26,7 +26,7 @@ public struct Predictions: Sendable {
         let ttft = cost.prefillSeconds(history: job.history, new: job.new, tp: worker.tp)
             + cost.kvTransferSeconds(tokens: job.history, crossNode: x, tp: worker.tp)
             + cost.kvTransferSeconds(tokens: job.new, crossNode: x, tp: worker.tp)
-            + worker.queue.reduce(0) { $0 + $1.predictedSeconds }
+            + worker.queuedSeconds
         return .init(target: .remote(worker: worker.id), ttft: ttft, ownerITL: owner.windowedITL ?? 0,
                      kvBytes: cost.kvBytes(tokens: job.history + job.new))
     }

@@ -11,6 +11,8 @@ public protocol RoutingPolicy: Sendable {
 /// The policies by manifest name (`spec.routing.policy`).
 public enum RoutingPolicies {
     public static let names = ["ampd", "ampd-paper", "conditional-pd", "static-pd", "colocated"]
+    /// Ablation variants: routing without reordering, reordering without routing.
+    public static let ablationNames = ["static-pd", "static-pd+reorder", "ampd-paper-routing-only", "ampd-paper", "ampd-routing-only", "ampd"]
 
     public static func make(_ name: String, alpha: Double = 0.9, beta: Double = 0.85, window: Int = 3,
                             conditionalThreshold: Int = 512, seed: UInt64 = 1) throws(PolicyError) -> any RoutingPolicy {
@@ -19,8 +21,11 @@ public enum RoutingPolicies {
         case "ampd-paper": return AMPDPaperRouting(alpha: alpha, beta: beta, reorderWindow: window, seed: seed)
         case "conditional-pd": return ConditionalPDRouting(threshold: conditionalThreshold)
         case "static-pd": return StaticPDRouting()
+        case "static-pd+reorder": return StaticPDRouting(reorderWindow: window, name: name)
+        case "ampd-paper-routing-only": return AMPDPaperRouting(alpha: alpha, beta: beta, reorderWindow: 1, seed: seed, name: name)
+        case "ampd-routing-only": return AMPDRouting(reorderWindow: 1, name: name)
         case "colocated": return ColocatedRouting()
-        default: throw .invalidInput("routing policy '\(name)' (known: \(names.joined(separator: ", ")))")
+        default: throw .invalidInput("routing policy '\(name)' (known: \(Set(names + ablationNames).sorted().joined(separator: ", ")))")
         }
     }
 }
@@ -32,9 +37,12 @@ func format(_ s: Double) -> String {
 /// `static-pd`: every prefill, incremental included, on the prefill pool
 /// (Dynamo's always-disaggregated mode), to the worker predicted to finish it first.
 public struct StaticPDRouting: RoutingPolicy {
-    public let name = "static-pd"
-    public let reorderWindow = 1
-    public init() {}
+    public let name: String
+    public let reorderWindow: Int
+    public init(reorderWindow: Int = 1, name: String = "static-pd") {
+        self.reorderWindow = reorderWindow
+        self.name = name
+    }
 
     public mutating func route(_ job: PrefillJob, in view: ClusterView, predictions p: Predictions) -> DispatchDecision {
         guard let owner = view.worker(job.owner) else { return fallbackLocal(job, name) }
@@ -99,13 +107,14 @@ func fallbackLocal(_ job: PrefillJob, _ policy: String) -> DispatchDecision {
 /// the owner's windowed ITL ≤ β·SLO; else the cheapest by the paper's cost
 /// (which ignores the decode stall and link queueing).
 public struct AMPDPaperRouting: RoutingPolicy {
-    public let name = "ampd-paper"
+    public let name: String
     public var alpha: Double
     public var beta: Double
     public var reorderWindow: Int
     var rng: SplitMix
 
-    public init(alpha: Double = 0.9, beta: Double = 0.85, reorderWindow: Int = 3, seed: UInt64 = 1) {
+    public init(alpha: Double = 0.9, beta: Double = 0.85, reorderWindow: Int = 3, seed: UInt64 = 1, name: String = "ampd-paper") {
+        self.name = name
         self.alpha = alpha
         self.beta = beta
         self.reorderWindow = reorderWindow
@@ -128,7 +137,7 @@ public struct AMPDPaperRouting: RoutingPolicy {
         }
         // t_local = T_pre + Σ queue(owner); the paper's local cost has no stall term.
         var paperLocal = local
-        paperLocal.ttft = p.cost.prefillSeconds(history: job.history, new: job.new, tp: owner.tp) + owner.queue.reduce(0) { $0 + $1.predictedSeconds }
+        paperLocal.ttft = p.cost.prefillSeconds(history: job.history, new: job.new, tp: owner.tp) + owner.queuedSeconds
         let options = [paperLocal] + workers.map { p.remotePaper(job, owner: owner, worker: $0, now: view.now) }
         let best = options.min { $0.ttft < $1.ttft }!
         return DispatchDecision(policy: name, target: best.target, reason: "all loaded: cheapest by Algorithm 1 cost \(format(best.ttft))", options: options)
@@ -149,10 +158,11 @@ public struct AMPDPaperRouting: RoutingPolicy {
 /// budget term sends a prefill away from a busy decode batch unless the
 /// prefill pool's queue costs more.
 public struct AMPDRouting: RoutingPolicy {
-    public let name = "ampd"
+    public let name: String
     public var reorderWindow: Int
 
-    public init(reorderWindow: Int = 3) {
+    public init(reorderWindow: Int = 3, name: String = "ampd") {
+        self.name = name
         self.reorderWindow = reorderWindow
     }
 

@@ -1,0 +1,236 @@
+/// Which objective the planner optimises.
+public enum PlannerFormulation: String, Sendable, Codable, CaseIterable {
+    /// Ours: maximise predicted session SLO attainment, load split across
+    /// replicas; among plans within 0.2 points of the best, the fewest devices.
+    case attainment
+    /// The paper's, as written: minimise the worst P95 latency among deployed
+    /// replica types under the device budget (latency independent of replica count).
+    case paper
+}
+
+/// Chooses the pools' sizes and TP degrees by exact search over the small
+/// space of homogeneous pools P⟨tp,dp⟩ D⟨tp,dp⟩ (TP 1, 2, 4, 8 within one
+/// server; every split of the budget). Prefill and decode predictions are
+/// computed once per (tp, replicas) and combined, so 512 devices take
+/// milliseconds. Stateful for hysteresis: a new plan is adopted only when it
+/// beats the running one by `margin` for `confirmations` consecutive runs, or
+/// when the running one misses the attainment target.
+public struct Planner: Sendable {
+    public var cost: CostModel
+    public var slo: LatencySLO
+    public var devices: Int
+    public var formulation: PlannerFormulation
+    public var attainmentTarget: Double
+    public var margin: Double
+    public var confirmations: Int
+    /// When the best attainment meets the target, prefer the fewest devices
+    /// within 0.2 points of it (autoscaling); false spends the whole budget.
+    public var minimizeDevices: Bool
+    public private(set) var current: DeploymentPlan?
+    var pendingPlan: DeploymentPlan?
+    var pendingCount = 0
+
+    public init(cost: CostModel, slo: LatencySLO, devices: Int, formulation: PlannerFormulation = .attainment,
+                attainmentTarget: Double = 0.9, margin: Double = 0.02, confirmations: Int = 2, minimizeDevices: Bool = true,
+                current: DeploymentPlan? = nil) {
+        self.minimizeDevices = minimizeDevices
+        self.cost = cost
+        self.slo = slo
+        self.devices = devices
+        self.formulation = formulation
+        self.attainmentTarget = attainmentTarget
+        self.margin = margin
+        self.confirmations = confirmations
+        self.current = current
+    }
+
+    public var tensorDegrees: [Int] {
+        [1, 2, 4, 8].filter { $0 <= max(1, cost.hardware.devicesPerNode) && $0 <= devices && cost.fits(tp: $0) }
+    }
+
+    /// Every plan's score is not needed: this returns the best plans (up to
+    /// `keep`) under the formulation, and how many plans were considered.
+    public func search(_ workload: WorkloadStats, keep: Int = 6) -> (ranked: [ScoredPlan], evaluated: Int) {
+        let shares: [Double] = formulation == .paper ? [workload.localShare ?? 0]
+            : workload.localShare.map { [$0] } ?? stride(from: 0.0, through: 0.8, by: 0.1).map { $0 }
+        var best: [DeploymentPlan: ScoredPlan] = [:]
+        var evaluated = 0
+        for share in shares {
+            let (candidates, n) = candidates(PlanEvaluator(cost: cost, slo: slo, workload: workload, localShare: share))
+            evaluated += n
+            for c in candidates where best[c.plan].map({ c.sessionAttainment > $0.sessionAttainment }) ?? true { best[c.plan] = c }
+        }
+        let all = Array(best.values)
+        let ranked: [ScoredPlan]
+        switch formulation {
+        case .attainment:
+            let top = all.map(\.sessionAttainment).max() ?? 0
+            // Enough attainment: the fewest devices within 0.2 points of the best.
+            // Not enough: the most attainment, then the least loaded prefill pool.
+            let frugal = top >= attainmentTarget
+            ranked = all.sorted { a, b in
+                if !minimizeDevices && a.plan.devices != b.plan.devices && abs(a.sessionAttainment - b.sessionAttainment) <= 0.002 {
+                    return a.plan.devices > b.plan.devices
+                }
+                if frugal && minimizeDevices {
+                    let aNear = a.sessionAttainment >= top - 0.002, bNear = b.sessionAttainment >= top - 0.002
+                    if aNear != bNear { return aNear }
+                    if aNear && a.plan.devices != b.plan.devices { return a.plan.devices < b.plan.devices }
+                }
+                if abs(a.sessionAttainment - b.sessionAttainment) > 1e-12 { return a.sessionAttainment > b.sessionAttainment }
+                if a.prefillUtilization != b.prefillUtilization { return a.prefillUtilization < b.prefillUtilization }
+                return (a.meanITL, a.plan.description) < (b.meanITL, b.plan.description)
+            }
+        case .paper:
+            // Counts do not change the paper's objective; ties go to the fewest devices.
+            ranked = all.sorted { a, b in
+                if a.paperObjective != b.paperObjective { return a.paperObjective < b.paperObjective }
+                if a.plan.devices != b.plan.devices { return a.plan.devices < b.plan.devices }
+                return a.plan.description < b.plan.description
+            }
+        }
+        return (Array(ranked.prefix(keep)), evaluated)
+    }
+
+    /// The plans worth ranking under one evaluator, and how many predictions it took.
+    func candidates(_ eval: PlanEvaluator) -> ([ScoredPlan], Int) {
+        let tps = tensorDegrees
+        guard let minTP = tps.min() else { return ([], 0) }
+        var evaluated = 0
+        var prefill: [Int: [PlanEvaluator.PrefillPrediction]] = [:]
+        var decode: [Int: [PlanEvaluator.DecodePrediction]] = [:]
+        for tp in tps {
+            let maxReplicas = (devices - minTP) / tp
+            guard maxReplicas >= 1 else { continue }
+            prefill[tp] = (1...maxReplicas).map { eval.prefill(tp: tp, replicas: $0) }
+            decode[tp] = (1...maxReplicas).map { eval.decode(tp: tp, replicas: $0) }
+            evaluated += 2 * maxReplicas
+        }
+        var out: [ScoredPlan] = []
+        for (ptp, ps) in prefill {
+            for (pi, p) in ps.enumerated() {
+                let used = ptp * (pi + 1)
+                for (dtp, ds) in decode {
+                    let maxD = (devices - used) / dtp
+                    guard maxD >= 1 else { continue }
+                    switch formulation {
+                    case .attainment:
+                        // Attainment grows with decode replicas: the largest count, and the
+                        // smallest within 0.2 points of it, are the ones worth ranking.
+                        let bestScore = p.attainment * ds[maxD - 1].attainment
+                        var pick = maxD
+                        for k in 1...maxD where p.attainment * ds[k - 1].attainment >= bestScore - 0.002 { pick = k; break }
+                        for k in Set([pick, maxD]) {
+                            out.append(eval.combine(DeploymentPlan(prefillTP: ptp, prefillReplicas: pi + 1, decodeTP: dtp, decodeReplicas: k), p, ds[k - 1]))
+                        }
+                    case .paper:
+                        out.append(eval.combine(DeploymentPlan(prefillTP: ptp, prefillReplicas: pi + 1, decodeTP: dtp, decodeReplicas: 1), p, ds[0]))
+                    }
+                }
+            }
+        }
+        return (out, evaluated + out.count)
+    }
+
+    /// One planner run: search, compare with the running plan, apply hysteresis.
+    public mutating func plan(_ workload: WorkloadStats) -> PlannerDecision {
+        let start = ContinuousClock.now
+        func micros() -> Double {
+            let d = ContinuousClock.now - start
+            return Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12
+        }
+        var decision = PlannerDecision(outcome: .infeasible, formulation: formulation.rawValue, inputs: workload, devices: devices,
+                                       current: nil, chosen: nil, alternatives: [], steps: [], reason: "", evaluatedPlans: 0, solveMicroseconds: 0)
+        do { try workload.validate() } catch {
+            decision.reason = "\(error)"
+            return decision
+        }
+        let (ranked, evaluated) = search(workload)
+        decision.evaluatedPlans = evaluated
+        decision.current = current.map { plan in
+            let shares = workload.localShare.map { [$0] } ?? stride(from: 0.0, through: 0.8, by: 0.1).map { $0 }
+            return shares.map { PlanEvaluator(cost: cost, slo: slo, workload: workload, localShare: $0).score(plan) }
+                .max { $0.sessionAttainment < $1.sessionAttainment }!
+        }
+        guard let best = ranked.first else {
+            decision.reason = "no plan fits \(devices) devices: the model needs TP \(tensorDegrees.isEmpty ? "beyond one server" : "\(tensorDegrees)") for its weights and KV, and at least one prefill and one decode instance"
+            decision.solveMicroseconds = micros()
+            return decision
+        }
+        decision.alternatives = Array(ranked.dropFirst())
+        guard let cur = decision.current else {
+            adopt(best.plan, into: &decision, best: best, reason: "initial plan: \(describe(best))")
+            decision.solveMicroseconds = micros()
+            return decision
+        }
+        if best.plan == cur.plan {
+            pendingPlan = nil
+            pendingCount = 0
+            decision.outcome = .kept
+            decision.chosen = cur
+            decision.reason = "the running plan is still the best: \(describe(cur))"
+        } else {
+            let better: Bool
+            switch formulation {
+            case .attainment:
+                better = best.sessionAttainment > cur.sessionAttainment + margin
+                    || (cur.sessionAttainment < attainmentTarget && best.sessionAttainment > cur.sessionAttainment + 0.005)
+                    || (best.plan.devices < cur.plan.devices && best.sessionAttainment >= cur.sessionAttainment - 0.002 && cur.sessionAttainment >= attainmentTarget)
+            case .paper:
+                better = best.paperObjective < cur.paperObjective * (1 - margin)
+            }
+            if !better {
+                pendingPlan = nil
+                pendingCount = 0
+                decision.outcome = .kept
+                decision.chosen = cur
+                decision.reason = "kept \(cur.plan): best alternative \(describe(best)) is within the hysteresis margin \(margin)"
+            } else {
+                pendingCount = pendingPlan == best.plan ? pendingCount + 1 : 1
+                pendingPlan = best.plan
+                if pendingCount >= confirmations {
+                    adopt(best.plan, into: &decision, best: best, reason: "changed \(cur.plan) → \(describe(best)) (was \(pct(cur.sessionAttainment)); best for \(pendingCount) runs)")
+                } else {
+                    decision.outcome = .pending
+                    decision.chosen = cur
+                    decision.reason = "\(describe(best)) beats \(cur.plan) (\(pct(cur.sessionAttainment))); waiting for \(confirmations - pendingCount) more run(s) before changing"
+                }
+            }
+        }
+        decision.solveMicroseconds = micros()
+        return decision
+    }
+
+    mutating func adopt(_ plan: DeploymentPlan, into d: inout PlannerDecision, best: ScoredPlan, reason: String) {
+        d.steps = Self.steps(from: current, to: plan)
+        d.outcome = .changed
+        d.chosen = best
+        d.reason = reason
+        current = plan
+        pendingPlan = nil
+        pendingCount = 0
+    }
+
+    func describe(_ s: ScoredPlan) -> String {
+        "\(s.plan) on \(s.plan.devices) devices: sessions \(pct(s.sessionAttainment)), rounds \(pct(s.roundAttainment))"
+    }
+
+    func pct(_ x: Double) -> String { "\((x * 1000).rounded() / 10)%" }
+
+    /// Additions first, then drains; a TP change replaces the whole pool.
+    public static func steps(from old: DeploymentPlan?, to new: DeploymentPlan) -> [PlanStep] {
+        var adds: [PlanStep] = [], drains: [PlanStep] = []
+        func diff(_ role: WorkerRole, _ oldTP: Int?, _ oldN: Int, _ newTP: Int, _ newN: Int) {
+            if oldTP == newTP {
+                if newN > oldN { adds.append(.add(role: role, tp: newTP, count: newN - oldN)) }
+                if newN < oldN { drains.append(.drainAndRemove(role: role, tp: newTP, count: oldN - newN)) }
+            } else {
+                adds.append(.add(role: role, tp: newTP, count: newN))
+                if let oldTP, oldN > 0 { drains.append(.drainAndRemove(role: role, tp: oldTP, count: oldN)) }
+            }
+        }
+        diff(.prefill, old?.prefillTP, old?.prefillReplicas ?? 0, new.prefillTP, new.prefillReplicas)
+        diff(.decode, old?.decodeTP, old?.decodeReplicas ?? 0, new.decodeTP, new.decodeReplicas)
+        return adds + drains
+    }
+}

@@ -1,0 +1,109 @@
+/// What the planner knows about the workload: observed (or, before serving,
+/// expected) multi-round statistics.
+public struct WorkloadStats: Sendable, Equatable, Codable {
+    /// New sessions per second.
+    public var sessionRate: Double
+    public var meanRounds: Double
+    /// Mean prefill tokens of the first round and of later (incremental) rounds.
+    public var meanInitialPrefill: Double
+    public var meanIncrementalPrefill: Double
+    /// Coefficient of variation of prefill lengths (lognormal).
+    public var prefillCV: Double
+    /// Mean decode tokens per round.
+    public var meanDecode: Double
+    /// Mean seconds between rounds.
+    public var meanThink: Double
+    /// Share of prefills the dispatcher runs locally on decode instances, as
+    /// observed; nil lets the planner assume the best split (0 to 80%), since
+    /// the `ampd` dispatcher moves prefills to whichever side has room.
+    public var localShare: Double?
+
+    public init(sessionRate: Double, meanRounds: Double, meanInitialPrefill: Double, meanIncrementalPrefill: Double,
+                prefillCV: Double = 0.8, meanDecode: Double, meanThink: Double = 1, localShare: Double? = nil) {
+        self.sessionRate = sessionRate
+        self.meanRounds = meanRounds
+        self.meanInitialPrefill = meanInitialPrefill
+        self.meanIncrementalPrefill = meanIncrementalPrefill
+        self.prefillCV = prefillCV
+        self.meanDecode = meanDecode
+        self.meanThink = meanThink
+        self.localShare = localShare
+    }
+
+    public func validate() throws(PolicyError) {
+        guard sessionRate >= 0, meanRounds >= 1, meanInitialPrefill >= 1, meanIncrementalPrefill >= 1, meanDecode >= 1,
+              prefillCV >= 0, meanThink >= 0, (0...1).contains(localShare ?? 0) else {
+            throw .invalidInput("workload statistics out of range: rate ≥ 0, rounds ≥ 1, lengths ≥ 1, cv ≥ 0, think ≥ 0, local share in [0, 1]")
+        }
+    }
+}
+
+/// A deployment: homogeneous prefill and decode pools, written P⟨TP,DP⟩ D⟨TP,DP⟩.
+public struct DeploymentPlan: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
+    public var prefillTP: Int
+    public var prefillReplicas: Int
+    public var decodeTP: Int
+    public var decodeReplicas: Int
+
+    public init(prefillTP: Int, prefillReplicas: Int, decodeTP: Int, decodeReplicas: Int) {
+        self.prefillTP = prefillTP
+        self.prefillReplicas = prefillReplicas
+        self.decodeTP = decodeTP
+        self.decodeReplicas = decodeReplicas
+    }
+
+    public var devices: Int { prefillTP * prefillReplicas + decodeTP * decodeReplicas }
+    public var description: String { "P<\(prefillTP),\(prefillReplicas)> D<\(decodeTP),\(decodeReplicas)>" }
+}
+
+/// A plan with its predictions.
+public struct ScoredPlan: Sendable, Equatable, Codable {
+    public var plan: DeploymentPlan
+    /// Predicted fraction of sessions whose every round meets both SLOs.
+    public var sessionAttainment: Double
+    public var roundAttainment: Double
+    /// Predicted mean TTFT and ITL, seconds (infinity when overloaded).
+    public var meanTTFT: Double
+    public var meanITL: Double
+    /// Prefill and decode utilisation per replica.
+    public var prefillUtilization: Double
+    public var decodeBatch: Double
+    /// The paper's objective for this plan: worst P95 latency among deployed types (seconds).
+    public var paperObjective: Double
+    /// The share of prefills run locally that this prediction assumes.
+    public var localShare: Double
+}
+
+/// One step of moving from the running plan to a new one. Additions come
+/// first; removals drain (no new sessions; running ones finish) before the
+/// instances go, so scale-down never cuts a session.
+public enum PlanStep: Sendable, Equatable, Codable {
+    case add(role: WorkerRole, tp: Int, count: Int)
+    case drainAndRemove(role: WorkerRole, tp: Int, count: Int)
+}
+
+/// Everything one planner run decided and why, for the decisions log.
+public struct PlannerDecision: Sendable, Equatable, Codable {
+    public enum Outcome: String, Sendable, Codable {
+        /// A new plan is adopted (steps say how to get there).
+        case changed
+        /// The running plan stays: the best alternative is not better by the hysteresis margin.
+        case kept
+        /// A better plan was seen but has not yet been best for enough consecutive runs.
+        case pending
+        /// Nothing fits the budget (the reason is in `reason`).
+        case infeasible
+    }
+
+    public var outcome: Outcome
+    public var formulation: String
+    public var inputs: WorkloadStats
+    public var devices: Int
+    public var current: ScoredPlan?
+    public var chosen: ScoredPlan?
+    public var alternatives: [ScoredPlan]
+    public var steps: [PlanStep]
+    public var reason: String
+    public var evaluatedPlans: Int
+    public var solveMicroseconds: Double
+}
