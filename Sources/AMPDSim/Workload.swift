@@ -92,6 +92,13 @@ public struct SessionPlan: Sendable, Equatable {
     public var prefills: [Int]
     public var decodes: [Int]
     public var thinks: [Double]
+
+    public init(arrival: Double, prefills: [Int], decodes: [Int], thinks: [Double]) {
+        self.arrival = arrival
+        self.prefills = prefills
+        self.decodes = decodes
+        self.thinks = thinks
+    }
 }
 
 public enum WorkloadGenerator {
@@ -112,5 +119,23 @@ public enum WorkloadGenerator {
             t += exponential(1 / rate, &rng)
         }
         return out
+    }
+}
+
+extension WorkloadStats {
+    /// The statistics the planner needs, measured on generated or replayed sessions.
+    public static func observed(_ plans: [SessionPlan], rate: Double) -> WorkloadStats {
+        let rounds = plans.map { Double($0.prefills.count) }
+        let initial = plans.map { Double($0.prefills[0]) }
+        let incremental = plans.flatMap { $0.prefills.dropFirst().map(Double.init) }
+        let decodes = plans.flatMap { $0.decodes.map(Double.init) }
+        let thinks = plans.flatMap { $0.thinks.dropLast() }
+        func mean(_ x: [Double]) -> Double { x.isEmpty ? 0 : x.reduce(0, +) / Double(x.count) }
+        let all = initial + incremental
+        let m = mean(all)
+        let cv = m > 0 ? (all.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(max(1, all.count))).squareRoot() / m : 0
+        return WorkloadStats(sessionRate: rate, meanRounds: max(1, mean(rounds)), meanInitialPrefill: max(1, mean(initial)),
+                             meanIncrementalPrefill: max(1, incremental.isEmpty ? mean(initial) : mean(incremental)), prefillCV: cv,
+                             meanDecode: max(1, mean(decodes)), meanThink: mean(thinks))
     }
 }

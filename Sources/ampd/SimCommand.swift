@@ -33,6 +33,9 @@ struct SimCommand: ParsableCommand {
     @Flag(help: "Run the ablation (routing alone, reordering alone, both) instead of the policy comparison.")
     var ablation = false
 
+    @Option(help: "Replay a trace instead of the preset: mooncake:FILE.jsonl (each rate is a time-compression factor) or sharegpt:FILE.json (sessions drawn at each rate).")
+    var trace: String?
+
     @Option(help: "Workload preset: toolbench, gaia, hotpotqa, dureader.")
     var workload = "toolbench"
 
@@ -69,6 +72,31 @@ struct SimCommand: ParsableCommand {
             return r
         }
         let slo = LatencySLO(ttft: ttft, itl: itl)
+        var source: ((Double) throws -> [SessionPlan])?
+        var workloadName = workload
+        if let trace {
+            let parts = trace.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("--trace must be mooncake:FILE or sharegpt:FILE; got \(trace)") }
+            let data = try Data(contentsOf: URL(fileURLWithPath: parts[1]))
+            workloadName = "\(parts[0]) trace \(URL(fileURLWithPath: parts[1]).lastPathComponent)"
+            switch parts[0] {
+            case "mooncake":
+                let base = try TraceLoaders.mooncake(String(decoding: data, as: UTF8.self))
+                source = { factor in
+                    base.compactMap { p in
+                        var q = p
+                        q.arrival /= factor
+                        return q.arrival < duration ? q : nil
+                    }
+                }
+            case "sharegpt":
+                let seed = self.seed
+                let duration = self.duration
+                source = { rate in try TraceLoaders.shareGPT(data, rate: rate, duration: duration, seed: seed) }
+            default:
+                throw ValidationError("--trace kind must be mooncake or sharegpt; got \(parts[0])")
+            }
+        }
         var prefillTP: [Int], decodeTP: [Int]
         var planNote = ""
         if let prefill, let decode {
@@ -78,10 +106,11 @@ struct SimCommand: ParsableCommand {
             let rate = planRate ?? rateList[rateList.count / 2]
             // A fixed budget, as in the paper: use every device rather than the fewest that suffice.
             var planner = Planner(cost: cost, slo: slo, devices: devices, minimizeDevices: false)
-            let decision = planner.plan(WorkloadStats(
+            let stats = try source.map { WorkloadStats.observed(try $0(rate), rate: rate) } ?? WorkloadStats(
                 sessionRate: rate, meanRounds: spec.meanRounds, meanInitialPrefill: spec.initialPrefill.mean,
                 meanIncrementalPrefill: spec.incrementalPrefill.mean, prefillCV: spec.incrementalPrefill.cv,
-                meanDecode: spec.decode.mean, meanThink: spec.thinkSeconds))
+                meanDecode: spec.decode.mean, meanThink: spec.thinkSeconds)
+            let decision = planner.plan(stats)
             guard let chosen = decision.chosen else { throw ValidationError("planner: \(decision.reason)") }
             prefillTP = Array(repeating: chosen.plan.prefillTP, count: chosen.plan.prefillReplicas)
             decodeTP = Array(repeating: chosen.plan.decodeTP, count: chosen.plan.decodeReplicas)
@@ -92,9 +121,9 @@ struct SimCommand: ParsableCommand {
         let experiment = Experiment(setup: setup, workload: spec, slo: slo, rates: rateList,
                                     policies: policyList, duration: duration, seed: seed)
         let start = Date()
-        let results = try experiment.run { try RoutingPolicies.make($0, seed: seed) }
+        let results = try experiment.run(sessions: source) { try RoutingPolicies.make($0, seed: seed) }
         let elapsed = Date().timeIntervalSince(start)
-        let title = "\(model), \(setup.notation) on \(setup.devices)×\(hardware), \(workload), SLO TTFT \(ttft)s ITL \(itl * 1000)ms"
+        let title = "\(model), \(setup.notation) on \(setup.devices)×\(hardware), \(workloadName), SLO TTFT \(ttft)s ITL \(itl * 1000)ms"
         let table = (planNote.isEmpty ? "" : planNote + "\n\n") + Report.markdown(title: title, results: results, policies: policyList)
         print(table)
         print("local share of prefills: " + results.filter { $0.rate == rateList.last }.map { "\($0.policy) \(Int(($0.localShare * 100).rounded()))%" }.joined(separator: ", "))

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import AMPDPolicy
 @testable import AMPDSim
@@ -49,5 +50,37 @@ struct SimulatorTests {
         #expect(abs(rounds - 11.32) < 0.6)
         let prefill = Double(plans.flatMap(\.prefills).reduce(0, +)) / Double(plans.flatMap(\.prefills).count)
         #expect(abs(prefill - 6161) / 6161 < 0.08)
+    }
+}
+
+@Suite("Trace loaders")
+struct TraceLoaderTests {
+    @Test("Mooncake JSONL: prefix-extending requests become rounds of one session")
+    func mooncake() throws {
+        let text = """
+        {"timestamp": 0, "input_length": 1500, "output_length": 20, "hash_ids": [1, 2, 3]}
+        {"timestamp": 500, "input_length": 900, "output_length": 10, "hash_ids": [7, 8]}
+        {"timestamp": 4000, "input_length": 2300, "output_length": 30, "hash_ids": [1, 2, 3, 4, 5]}
+        """
+        let s = try TraceLoaders.mooncake(text)
+        #expect(s.count == 2)
+        #expect(s[0].prefills == [1500, 2300 - 3 * 512] && s[0].decodes == [20, 30])
+        #expect(s[0].thinks[0] == 4.0)
+        #expect(s[1].arrival == 0.5)
+        #expect(throws: TraceError.self) { try TraceLoaders.mooncake("{\"timestamp\": 1}") }
+    }
+
+    @Test("ShareGPT: human turns are prefills, gpt turns decodes; bad files are named")
+    func shareGPT() throws {
+        let json = """
+        [{"id": "a", "conversations": [{"from": "human", "value": "\(String(repeating: "x", count: 400))"},
+                                        {"from": "gpt", "value": "\(String(repeating: "y", count: 80))"},
+                                        {"from": "human", "value": "\(String(repeating: "z", count: 40))"},
+                                        {"from": "gpt", "value": "\(String(repeating: "w", count: 8))"}]}]
+        """
+        let s = try TraceLoaders.shareGPT(Data(json.utf8), rate: 1, duration: 50, seed: 3)
+        #expect(!s.isEmpty)
+        #expect(s[0].prefills == [100, 10] && s[0].decodes == [20, 2])
+        #expect(throws: TraceError.self) { try TraceLoaders.shareGPT(Data("{}".utf8), rate: 1, duration: 5, seed: 1) }
     }
 }
