@@ -110,6 +110,18 @@ let package = Package(
             name: "AMPDSim",
             dependencies: ["AMPDPolicy"],
             swiftSettings: strict + [.unsafeFlags(["-O"])]),
+        // The KV pool: binary protocol, tenant-isolated encrypted block store,
+        // mutual-TLS endpoint and client (SwiftNIO + NIOSSL).
+        .target(
+            name: "AMPDKVPool",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
         // The one executable: subcommands only.
         .executableTarget(
             name: "ampd",
@@ -131,6 +143,7 @@ let package = Package(
             resources: [.copy("Resources")],
             swiftSettings: strict),
         .testTarget(name: "AMPDPolicyTests", dependencies: ["AMPDPolicy", "AMPDSim"], swiftSettings: strict),
+        .testTarget(name: "AMPDKVPoolTests", dependencies: ["AMPDKVPool", "AMPDPKI"], swiftSettings: strict),
         .testTarget(name: "AMPDPKITests", dependencies: ["AMPDPKI"], swiftSettings: strict),
         .testTarget(
             name: "AMPDControllerTests",

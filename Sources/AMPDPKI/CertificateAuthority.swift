@@ -104,6 +104,53 @@ public struct CertificateAuthority: Sendable {
                                  privateKeyPEM: leafKey.pemRepresentation, notValidAfter: notAfter)
     }
 
+    /// Signs a certificate signing request: the CSR's signature must verify
+    /// (proof that the requester holds the private key, which never leaves
+    /// its host); the subject and names are the ones the controller decides,
+    /// not the ones requested.
+    public func sign(csrPEM: String, commonName: String, dnsNames: [String], ipAddresses: [String],
+                     validity: TimeInterval, now: Date = Date()) throws -> (certificatePEM: String, serial: String, notValidAfter: Date) {
+        let csr: CertificateSigningRequest
+        do { csr = try CertificateSigningRequest(pemEncoded: csrPEM) } catch { throw PKIError("not a PEM certificate signing request: \(error)") }
+        guard csr.publicKey.isValidSignature(csr.signature, for: csr) else {
+            throw PKIError("the certificate signing request's signature does not verify: the requester does not hold its key")
+        }
+        var sans: [GeneralName] = dnsNames.map { .dnsName($0) }
+        for ip in ipAddresses {
+            guard let bytes = IPAddressBytes.parse(ip) else { throw PKIError("not an IP address: \"\(ip)\"") }
+            sans.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes))))
+        }
+        let subject = try DistinguishedName {
+            OrganizationName("ampd")
+            CommonName(commonName)
+        }
+        let notAfter = now.addingTimeInterval(validity)
+        let serial = Certificate.SerialNumber()
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.notCertificateAuthority)
+            Critical(KeyUsage(digitalSignature: true))
+            try ExtendedKeyUsage([.serverAuth, .clientAuth])
+            SubjectAlternativeNames(sans)
+            SubjectKeyIdentifier(hash: csr.publicKey)
+            AuthorityKeyIdentifier(keyIdentifier: try certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+        }
+        let cert = try Certificate(
+            version: .v3, serialNumber: serial, publicKey: csr.publicKey,
+            notValidBefore: now.addingTimeInterval(-300), notValidAfter: notAfter,
+            issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: extensions, issuerPrivateKey: .init(key))
+        return (try cert.serializeAsPEM().pemString, serial.description, notAfter)
+    }
+
+    /// A new P-256 key and a CSR for it (what an agent sends to enroll).
+    public static func makeCSR(commonName: String) throws -> (privateKeyPEM: String, csrPEM: String) {
+        let key = P256.Signing.PrivateKey()
+        let subject = try DistinguishedName { CommonName(commonName) }
+        let csr = try CertificateSigningRequest(version: .v1, subject: subject, privateKey: .init(key),
+                                                attributes: CertificateSigningRequest.Attributes(), signatureAlgorithm: .ecdsaWithSHA256)
+        return (key.pemRepresentation, try csr.serializeAsPEM().pemString)
+    }
+
     static func readText(_ url: URL) throws -> String {
         do { return try String(contentsOf: url, encoding: .utf8) } catch { throw PKIError("cannot read \(url.path): \(error.localizedDescription)") }
     }

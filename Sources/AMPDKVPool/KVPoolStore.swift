@@ -1,0 +1,192 @@
+import Crypto
+import Foundation
+
+/// The blocks one agent's KV pool holds: bounded by bytes, least-recently-used
+/// eviction of blocks whose lease has expired, a checksum verified on every
+/// put, and tenant isolation twice over — every key is a keyed hash of
+/// (tenant, block hash) under this pool's secret, so one tenant's lookups
+/// can never reach another's entries even with the same token ids; and every
+/// block is sealed with AES-256-GCM under a key derived for its tenant.
+public actor KVPoolStore {
+    public struct Stats: Sendable, Equatable, Codable {
+        public var blocks: Int
+        public var bytes: Int
+        public var capacityBytes: Int
+        public var leasedBlocks: Int
+        public var hits: Int
+        public var misses: Int
+        public var evictions: Int
+        public var checksumFailures: Int
+    }
+
+    struct Key: Hashable { let a: UInt64, b: UInt64 }
+
+    struct Entry {
+        var hash: UInt64
+        var parent: UInt64
+        var checksum: UInt64
+        var sealed: Data
+        var size: Int
+        var lastUse: UInt64
+        var leaseUntil: Date
+    }
+
+    public let capacityBytes: Int
+    let secret: SymmetricKey
+    let encrypt: Bool
+    var entries: [Key: Entry] = [:]
+    var used = 0
+    var clock: UInt64 = 0
+    var stats = Stats(blocks: 0, bytes: 0, capacityBytes: 0, leasedBlocks: 0, hits: 0, misses: 0, evictions: 0, checksumFailures: 0)
+    var tenantKeys: [String: SymmetricKey] = [:]
+
+    public init(capacityBytes: Int, secret: SymmetricKey = SymmetricKey(size: .bits256), encrypt: Bool = true) {
+        self.capacityBytes = capacityBytes
+        self.secret = secret
+        self.encrypt = encrypt
+    }
+
+    func key(_ tenant: String, _ hash: UInt64) -> Key {
+        var mac = HMAC<SHA256>(key: secret)
+        mac.update(data: Array(tenant.utf8))
+        mac.update(data: [0])
+        mac.update(data: withUnsafeBytes(of: hash.bigEndian) { Array($0) })
+        let digest = Array(mac.finalize())
+        return digest.withUnsafeBytes { Key(a: $0.loadUnaligned(as: UInt64.self), b: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
+    }
+
+    func tenantKey(_ tenant: String) -> SymmetricKey {
+        if let k = tenantKeys[tenant] { return k }
+        let k = HKDF<SHA256>.deriveKey(inputKeyMaterial: secret, info: Data("ampd kv tenant \(tenant)".utf8), outputByteCount: 32)
+        tenantKeys[tenant] = k
+        return k
+    }
+
+    public func handle(_ request: KVPoolRequest, now: Date = Date()) -> KVPoolResponse {
+        switch request {
+        case .put(let tenant, let lease, let blocks): return put(tenant, lease: lease, blocks, now: now)
+        case .get(let tenant, let hashes): return get(tenant, hashes, now: now)
+        case .probe(let tenant, let hashes): return .count(probe(tenant, hashes))
+        case .delete(let tenant, let hashes): return .count(delete(tenant, hashes))
+        case .release(let tenant, let hashes): return .count(release(tenant, hashes, now: now))
+        }
+    }
+
+    func put(_ tenant: String, lease: UInt32, _ blocks: [KVBlock], now: Date) -> KVPoolResponse {
+        for (i, b) in blocks.enumerated() where KVBlock.checksum(b.data) != b.checksum {
+            stats.checksumFailures += 1
+            return .error(.checksumMismatch, "block \(i) (hash \(String(b.hash, radix: 16))): checksum mismatch, nothing stored")
+        }
+        let incoming = blocks.reduce(0) { $0 + $1.data.count }
+        guard incoming <= capacityBytes else {
+            return .error(.capacityExceeded, "\(incoming) bytes exceed the pool's capacity of \(capacityBytes)")
+        }
+        let until = now.addingTimeInterval(TimeInterval(lease))
+        var stored = 0
+        for b in blocks {
+            let k = key(tenant, b.hash)
+            if var e = entries[k] {
+                clock += 1
+                e.lastUse = clock
+                e.leaseUntil = max(e.leaseUntil, until)
+                entries[k] = e
+                continue
+            }
+            guard makeRoom(b.data.count, now: now) else {
+                return .error(.capacityExceeded, "no room for block \(stored) of \(blocks.count): every block is leased (\(used) of \(capacityBytes) bytes used); \(stored) stored")
+            }
+            let sealed: Data
+            if encrypt {
+                guard let box = try? AES.GCM.seal(b.data, using: tenantKey(tenant)), let combined = box.combined else {
+                    return .error(.internalError, "sealing block \(stored) failed")
+                }
+                sealed = combined
+            } else {
+                sealed = Data(b.data)
+            }
+            clock += 1
+            entries[k] = Entry(hash: b.hash, parent: b.parent, checksum: b.checksum, sealed: sealed, size: b.data.count, lastUse: clock, leaseUntil: until)
+            used += b.data.count
+            stored += 1
+        }
+        return .stored(stored)
+    }
+
+    /// Evicts least-recently-used blocks whose lease has expired until `bytes` fit.
+    func makeRoom(_ bytes: Int, now: Date) -> Bool {
+        if used + bytes <= capacityBytes { return true }
+        let candidates = entries.filter { $0.value.leaseUntil <= now }.sorted { $0.value.lastUse < $1.value.lastUse }
+        for (k, e) in candidates {
+            entries[k] = nil
+            used -= e.size
+            stats.evictions += 1
+            if used + bytes <= capacityBytes { return true }
+        }
+        return used + bytes <= capacityBytes
+    }
+
+    func get(_ tenant: String, _ hashes: [UInt64], now: Date) -> KVPoolResponse {
+        var out: [KVBlock] = []
+        for h in hashes {
+            let k = key(tenant, h)
+            guard var e = entries[k] else { stats.misses += 1; break }
+            let data: [UInt8]
+            if encrypt {
+                guard let box = try? AES.GCM.SealedBox(combined: e.sealed), let plain = try? AES.GCM.open(box, using: tenantKey(tenant)) else {
+                    return .error(.internalError, "block \(String(h, radix: 16)) failed authentication")
+                }
+                data = Array(plain)
+            } else {
+                data = Array(e.sealed)
+            }
+            clock += 1
+            e.lastUse = clock
+            entries[k] = e
+            stats.hits += 1
+            out.append(KVBlock(hash: e.hash, parent: e.parent, checksum: e.checksum, data: data))
+        }
+        return .blocks(out)
+    }
+
+    func probe(_ tenant: String, _ hashes: [UInt64]) -> Int {
+        var n = 0
+        for h in hashes {
+            guard entries[key(tenant, h)] != nil else { break }
+            n += 1
+        }
+        return n
+    }
+
+    func delete(_ tenant: String, _ hashes: [UInt64]) -> Int {
+        var n = 0
+        for h in hashes {
+            if let e = entries.removeValue(forKey: key(tenant, h)) {
+                used -= e.size
+                n += 1
+            }
+        }
+        return n
+    }
+
+    func release(_ tenant: String, _ hashes: [UInt64], now: Date) -> Int {
+        var n = 0
+        for h in hashes {
+            let k = key(tenant, h)
+            if var e = entries[k], e.leaseUntil > now {
+                e.leaseUntil = now
+                entries[k] = e
+                n += 1
+            }
+        }
+        return n
+    }
+
+    public func snapshot(now: Date = Date()) -> Stats {
+        var s = stats
+        s.blocks = entries.count
+        s.bytes = used
+        s.capacityBytes = capacityBytes
+        s.leasedBlocks = entries.values.filter { $0.leaseUntil > now }.count
+        return s
+    }
+}
