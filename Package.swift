@@ -122,11 +122,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        // The node agent: enrollment (CSR), KV pool endpoint, heartbeats, renewal.
+        .target(
+            name: "AMPDAgent",
+            dependencies: [
+                "AMPDAPI", "AMPDClient", "AMPDKVPool", "AMPDPKI",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
         // The one executable: subcommands only.
         .executableTarget(
             name: "ampd",
             dependencies: [
-                "AMPDAPI", "AMPDController", "AMPDClient", "AMPDObservability", "AMPDEngine", "AMPDPolicy", "AMPDSim",
+                "AMPDAPI", "AMPDController", "AMPDClient", "AMPDObservability", "AMPDEngine", "AMPDPolicy", "AMPDSim", "AMPDAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -147,7 +158,7 @@ let package = Package(
         .testTarget(name: "AMPDPKITests", dependencies: ["AMPDPKI"], swiftSettings: strict),
         .testTarget(
             name: "AMPDControllerTests",
-            dependencies: ["AMPDController", "AMPDClient", "AMPDObservability", "ampd"],
+            dependencies: ["AMPDController", "AMPDClient", "AMPDObservability", "AMPDKVPool", "AMPDPKI", "ampd"],
             swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

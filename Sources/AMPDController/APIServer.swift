@@ -1,5 +1,6 @@
 import AMPDAPI
 import AMPDObservability
+import AMPDPKI
 import AMPDStore
 import Foundation
 import HTTPTypes
@@ -21,6 +22,7 @@ struct APIServer: Sendable {
     let metrics: MetricsRegistry
     let logger: Logger
     let ready: ReadinessFlag
+    let issuer: CertificateIssuer
 
     static let prefix = "/apis/\(APIGroup.group)/\(APIGroup.version)"
     static let maxBody = 1 << 20
@@ -103,6 +105,7 @@ struct APIServer: Sendable {
         on(r, "\(nodes)/:name", .delete, "deleteNode", [.admin]) { _, ctx, _ in
             let name = try ctx.parameters.require("name")
             guard try await registry.remove(name) else { throw APIStatus.notFound("Node \"\(name)\"") }
+            try await issuer.revoke(node: name)
             try await enqueueAll()
             return Self.json(APIStatusSuccess(message: "Node \"\(name)\" deleted"))
         }
@@ -125,6 +128,32 @@ struct APIServer: Sendable {
                 return Self.json(await board.wait(node: name, after: after, timeout: .seconds(wait)))
             }
             return Self.json(await board.assignments(node: name))
+        }
+
+        on(r, "\(Self.prefix)/certificatesigningrequests", .post, "signCertificate", [.admin, .node]) { req, _, id in
+            let spec = try await Self.decodeBody(CertificateSigningRequestSpec.self, req, kind: "CertificateSigningRequest")
+            switch spec.role {
+            case .node:
+                // A node's names are the ones it registered; the node must exist.
+                guard let node = await registry.get(spec.name) else {
+                    throw APIStatus.notFound("Node \"\(spec.name)\" (register it before asking for a certificate)")
+                }
+                let addresses = node.spec.addresses ?? []
+                let ips = addresses.filter { IPAddressBytes.parse($0) != nil }
+                let dns = [spec.name] + addresses.filter { IPAddressBytes.parse($0) == nil }
+                return Self.json(try await issuer.sign(spec, dnsNames: dns, ipAddresses: ips), status: .created)
+            case .gateway:
+                guard id.role == .admin else {
+                    throw APIStatus(reason: .forbidden, code: 403, message: "only an admin token may request a gateway certificate")
+                }
+                for ip in spec.ipAddresses ?? [] where IPAddressBytes.parse(ip) == nil {
+                    throw APIStatus.invalid(InvalidObjectError(kind: "CertificateSigningRequest", name: spec.name, causes: [FieldError("ipAddresses", "not an IP address: \(ip)")]))
+                }
+                return Self.json(try await issuer.sign(spec, dnsNames: [spec.name] + (spec.dnsNames ?? []), ipAddresses: spec.ipAddresses ?? []), status: .created)
+            }
+        }
+        on(r, "\(Self.prefix)/revokedcertificates", .get, "listRevokedCertificates", [.admin, .reader, .node]) { _, _, _ in
+            Self.json(await issuer.revoked())
         }
 
         on(r, "\(Self.prefix)/decisions", .get, "listDecisions", [.admin, .reader]) { req, _, _ in

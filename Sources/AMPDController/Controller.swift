@@ -23,6 +23,8 @@ public struct ControllerConfiguration: Sendable {
     public var nodeGrace: Duration = .seconds(15)
     public var resync: Duration = .seconds(30)
     public var portFile: URL?
+    /// Lifetime of agent and gateway certificates (hours, not years).
+    public var agentCertificateValidity: TimeInterval = 24 * 3600
 
     public init(dataDirectory: URL) { self.dataDirectory = dataDirectory }
 }
@@ -89,8 +91,9 @@ public struct Controller: Sendable {
         }
         let ready = ReadinessFlag()
         let reconciler = Reconciler(repo: repo, registry: registry, board: board, decisions: decisions, logger: logger)
+        let issuer = try CertificateIssuer(ca: ca, validity: config.agentCertificateValidity, directory: dir, logger: logger)
         let api = APIServer(repo: repo, registry: registry, board: board, decisions: decisions, queue: queue,
-                            auth: auth, metrics: metrics, logger: logger, ready: ready)
+                            auth: auth, metrics: metrics, logger: logger, ready: ready, issuer: issuer)
 
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(serving.certificatePEM.utf8)).map { .certificate($0) },

@@ -122,6 +122,19 @@ paths:
     get:
       summary: The instances a node must run (roles admin, reader, node)
       responses: {"200": {description: assignments, content: {application/json: {schema: {$ref: "#/components/schemas/NodeAssignments"}}}}}
+  /apis/ampd.dev/v1alpha1/certificatesigningrequests:
+    post:
+      summary: "Sign a CSR with the controller's CA: role node (node token, for a registered node; names from its registration) or gateway (admin token). Short-lived: --agent-cert-hours"
+      requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/CertificateSigningRequest"}}}}
+      responses:
+        "201": {description: signed, content: {application/json: {schema: {$ref: "#/components/schemas/SignedCertificate"}}}}
+        "403": {$ref: "#/components/responses/Error"}
+        "404": {$ref: "#/components/responses/Error"}
+        "422": {$ref: "#/components/responses/Error"}
+  /apis/ampd.dev/v1alpha1/revokedcertificates:
+    get:
+      summary: Serials of revoked certificates (a deleted node's); KV pool endpoints refuse them (roles admin, reader, node)
+      responses: {"200": {description: revocation list, content: {application/json: {schema: {type: object, properties: {serials: {type: array, items: {type: string}}}}}}}}
   /apis/ampd.dev/v1alpha1/decisions:
     get:
       summary: Controller decisions, oldest first (roles admin, reader)
@@ -148,6 +161,22 @@ components:
       description: Kubernetes-style Status
       content: {application/json: {schema: {$ref: "#/components/schemas/Status"}}}
   schemas:
+    CertificateSigningRequest:
+      type: object
+      required: [name, role, csrPEM]
+      properties:
+        name: {type: string}
+        role: {enum: [node, gateway]}
+        csrPEM: {type: string, description: PEM PKCS#10 request; the key never leaves the requester}
+        dnsNames: {type: array, items: {type: string}}
+        ipAddresses: {type: array, items: {type: string}}
+    SignedCertificate:
+      type: object
+      properties:
+        certificatePEM: {type: string}
+        caPEM: {type: string}
+        serial: {type: string}
+        notValidAfter: {type: string, format: date-time}
     Status:
       type: object
       properties:

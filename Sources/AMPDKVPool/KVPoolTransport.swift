@@ -58,27 +58,44 @@ public final class KVPoolServer: Sendable {
     public let port: Int
     let channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
     let logger: Logger
+    let isRevoked: (@Sendable (String) async -> Bool)?
 
-    public static func bind(host: String, port: Int, tls: NIOSSLContext, store: KVPoolStore, logger: Logger,
+    /// `tls` is read for every new connection, so a renewed certificate takes
+    /// effect without dropping open connections. `isRevoked` is asked the peer
+    /// certificate's serial (lowercase hex, no leading zeros) on its first frame.
+    public static func bind(host: String, port: Int, tls: @escaping @Sendable () -> NIOSSLContext, store: KVPoolStore, logger: Logger,
+                            isRevoked: (@Sendable (String) async -> Bool)? = nil,
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> KVPoolServer {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { child in
                 child.eventLoop.makeCompletedFuture {
-                    try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls()))
                     try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KVFrameDecoder()))
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
                 }
             }
-        return KVPoolServer(store: store, port: channel.channel.localAddress?.port ?? port, channel: channel, logger: logger)
+        return KVPoolServer(store: store, port: channel.channel.localAddress?.port ?? port, channel: channel, logger: logger, isRevoked: isRevoked)
     }
 
-    init(store: KVPoolStore, port: Int, channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, logger: Logger) {
+    public static func bind(host: String, port: Int, tls: NIOSSLContext, store: KVPoolStore, logger: Logger,
+                            group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> KVPoolServer {
+        try await bind(host: host, port: port, tls: { tls }, store: store, logger: logger, group: group)
+    }
+
+    init(store: KVPoolStore, port: Int, channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, logger: Logger,
+         isRevoked: (@Sendable (String) async -> Bool)?) {
         self.store = store
         self.port = port
         self.channel = channel
         self.logger = logger
+        self.isRevoked = isRevoked
+    }
+
+    public struct Revoked: Error, CustomStringConvertible {
+        public let serial: String
+        public var description: String { "peer certificate \(serial) is revoked" }
     }
 
     /// Serves until the listening channel closes (`close()`) or the task is cancelled.
@@ -92,6 +109,11 @@ public final class KVPoolServer: Sendable {
         }
     }
 
+    static func serialHex(_ bytes: [UInt8]) -> String {
+        let trimmed = bytes.drop { $0 == 0 }
+        return trimmed.isEmpty ? "0" : trimmed.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+
     public func close() async {
         try? await channel.channel.close()
     }
@@ -100,7 +122,15 @@ public final class KVPoolServer: Sendable {
         let peer = connection.channel.remoteAddress?.description ?? "unknown"
         do {
             try await connection.executeThenClose { inbound, outbound in
+                var checked = false
                 for try await var frame in inbound {
+                    if !checked, let isRevoked {
+                        checked = true
+                        if let cert = try await connection.channel.nioSSL_peerCertificate().get() {
+                            let serial = Self.serialHex(cert.serialNumber)
+                            if await isRevoked(serial) { throw Revoked(serial: serial) }
+                        }
+                    }
                     let bytes = frame.readBytes(length: frame.readableBytes) ?? []
                     let (id, request) = try KVPoolCodec.decodeRequest(bytes[...])
                     let response = await store.handle(request)

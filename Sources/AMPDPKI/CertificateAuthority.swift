@@ -139,7 +139,7 @@ public struct CertificateAuthority: Sendable {
             notValidBefore: now.addingTimeInterval(-300), notValidAfter: notAfter,
             issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: extensions, issuerPrivateKey: .init(key))
-        return (try cert.serializeAsPEM().pemString, serial.description, notAfter)
+        return (try cert.serializeAsPEM().pemString, CertificateSerial.hex(serial.bytes), notAfter)
     }
 
     /// A new P-256 key and a CSR for it (what an agent sends to enroll).
@@ -183,5 +183,14 @@ public enum IPAddressBytes {
             return withUnsafeBytes(of: &v6) { Array($0) }
         }
         return nil
+    }
+}
+
+/// The one spelling of a certificate serial used in revocation lists:
+/// lowercase hex of the big-endian bytes, leading zero bytes dropped.
+public enum CertificateSerial {
+    public static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+        let trimmed = bytes.drop { $0 == 0 }
+        return trimmed.isEmpty ? "0" : trimmed.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 }

@@ -33,12 +33,16 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Write the bound port to this file once listening.")
     var portFile: String?
 
+    @Option(help: "Lifetime of agent and gateway certificates, in hours.")
+    var agentCertHours: Double = 24
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535; got \(port)") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel)") }
+        guard agentCertHours > 0 else { throw ValidationError("--agent-cert-hours must be positive; got \(agentCertHours)") }
         guard nodeGraceSeconds > 0, resyncSeconds > 0 else { throw ValidationError("--node-grace-seconds and --resync-seconds must be positive") }
     }
 
@@ -53,6 +57,7 @@ struct ControllerCommand: AsyncParsableCommand {
         config.nodeGrace = .milliseconds(Int64(nodeGraceSeconds * 1000))
         config.resync = .milliseconds(Int64(resyncSeconds * 1000))
         config.portFile = portFile.map { URL(fileURLWithPath: $0) }
+        config.agentCertificateValidity = agentCertHours * 3600
         do {
             try await Controller(config: config, logger: logger).run()
         } catch {

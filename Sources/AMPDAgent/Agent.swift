@@ -1,0 +1,182 @@
+import AMPDAPI
+import AMPDClient
+import AMPDKVPool
+import AMPDPKI
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOSSL
+import ServiceLifecycle
+
+/// Configuration of `ampd agent`.
+public struct AgentConfiguration: Sendable {
+    public var controller: String
+    /// The controller's CA certificate (PEM file): trusted for the API and for KV peers.
+    public var caFile: String
+    /// The bootstrap (node) token.
+    public var token: String
+    /// The node's stable identity.
+    public var name: String
+    public var dataDirectory: URL
+    public var accelerator = "cpu"
+    public var count = 1
+    public var memoryBytes: Int64 = 8 << 30
+    public var addresses = ["127.0.0.1"]
+    public var kvHost = "127.0.0.1"
+    public var kvPort = 0
+    public var kvCapacityBytes = 256 << 20
+    public var heartbeat: Duration = .seconds(1)
+    /// Renew the certificate once this share of its lifetime has passed.
+    public var renewAt = 2.0 / 3.0
+    /// Written once the KV endpoint listens: `{"kvPort": N}`.
+    public var portFile: URL?
+
+    public init(controller: String, caFile: String, token: String, name: String, dataDirectory: URL) {
+        self.controller = controller
+        self.caFile = caFile
+        self.token = token
+        self.name = name
+        self.dataDirectory = dataDirectory
+    }
+}
+
+public struct AgentError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+    public init(_ message: String) { self.message = message }
+}
+
+/// The node agent: enrolls with the controller (its key never leaves this
+/// host: it sends a CSR), serves its KV pool endpoint over mutual TLS with the
+/// certificate it got, heart-beats with live KV metrics, renews the
+/// certificate well before expiry (new connections take the new one; open
+/// ones continue), and refuses peers whose certificates were revoked.
+/// Role instances (engines) on assignment are the next step of issue #4.
+public struct Agent: Sendable {
+    let config: AgentConfiguration
+    let logger: Logger
+
+    public init(config: AgentConfiguration, logger: Logger) {
+        self.config = config
+        self.logger = logger
+    }
+
+    struct Credentials: Sendable {
+        var certificatePEM: String
+        var keyPEM: String
+        var serial: String
+        var notValidAfter: Date
+        var issuedAt: Date
+    }
+
+    public func run() async throws {
+        let dir = config.dataDirectory
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let caPEM: String
+        do { caPEM = try String(contentsOfFile: config.caFile, encoding: .utf8) } catch {
+            throw AgentError("cannot read the controller CA \(config.caFile): \(error.localizedDescription)")
+        }
+        let client = try ControllerClient(config: ClientConfiguration(server: config.controller, certificateAuthority: config.caFile, token: config.token))
+        defer { Task { try? await client.shutdown() } }
+
+        _ = try await client.register(NodeRegistration(
+            name: config.name, capacity: NodeCapacity(accelerator: config.accelerator, count: config.count, memoryBytes: config.memoryBytes),
+            addresses: config.addresses))
+        logger.info("Registered", metadata: ["event": "Registered", "node": "\(config.name)"])
+        let first = try await enroll(client)
+
+        let tlsBox = NIOLockedValueBox(try KVPoolTLS.server(certificatePEM: first.certificatePEM, privateKeyPEM: first.keyPEM, caPEM: caPEM))
+        let revocations = RevocationCache()
+        await revocations.update(try await client.send(.GET, "/apis/\(APIGroup.group)/\(APIGroup.version)/revokedcertificates") as RevocationList)
+        let store = KVPoolStore(capacityBytes: config.kvCapacityBytes)
+        let server = try await KVPoolServer.bind(
+            host: config.kvHost, port: config.kvPort, tls: { tlsBox.withLockedValue { $0 } }, store: store, logger: logger,
+            isRevoked: { await revocations.contains($0) })
+        if let portFile = config.portFile {
+            try PEMFile.write("{\"kvPort\": \(server.port), \"serial\": \"\(first.serial)\"}\n", to: portFile, mode: 0o644)
+        }
+        logger.info("KV pool endpoint listening", metadata: ["event": "KVPoolListening", "port": "\(server.port)", "serial": "\(first.serial)"])
+
+        let beats = HeartbeatService(agent: self, client: client, store: store, server: server, revocations: revocations,
+                                     credentials: first, caPEM: caPEM, tlsBox: tlsBox)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: KVPoolService(server: server)), .init(service: beats)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.info("Agent stopped", metadata: ["event": "Stopped"])
+    }
+
+    /// A new key (kept in the data directory, mode 0600) and a certificate for it.
+    func enroll(_ client: ControllerClient) async throws -> Credentials {
+        let (keyPEM, csrPEM) = try CertificateAuthority.makeCSR(commonName: config.name)
+        let body = try JSONEncoder().encode(CertificateSigningRequestSpec(name: config.name, role: .node, csrPEM: csrPEM))
+        let signed: SignedCertificate = try await client.send(.POST, "/apis/\(APIGroup.group)/\(APIGroup.version)/certificatesigningrequests", body: body)
+        try PEMFile.write(keyPEM, to: config.dataDirectory.appendingPathComponent("agent.key"), mode: 0o600)
+        try PEMFile.write(signed.certificatePEM, to: config.dataDirectory.appendingPathComponent("agent.crt"), mode: 0o644)
+        logger.info("Enrolled", metadata: ["event": "Enrolled", "serial": "\(signed.serial)", "notValidAfter": "\(signed.notValidAfter)"])
+        return Credentials(certificatePEM: signed.certificatePEM, keyPEM: keyPEM, serial: signed.serial,
+                           notValidAfter: signed.notValidAfter, issuedAt: Date())
+    }
+}
+
+/// Serials the controller has revoked, refreshed with the heartbeats.
+actor RevocationCache {
+    var serials: Set<String> = []
+    func update(_ list: RevocationList) { serials = Set(list.serials) }
+    func contains(_ serial: String) -> Bool { serials.contains(serial) }
+}
+
+/// Runs the KV endpoint until graceful shutdown.
+struct KVPoolService: Service {
+    let server: KVPoolServer
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await server.run()
+        } onGracefulShutdown: {
+            Task { await server.close() }
+        }
+    }
+}
+
+/// Heartbeats with live KV metrics, revocation refresh, certificate renewal.
+struct HeartbeatService: Service {
+    let agent: Agent
+    let client: ControllerClient
+    let store: KVPoolStore
+    let server: KVPoolServer
+    let revocations: RevocationCache
+    let credentials: Agent.Credentials
+    let caPEM: String
+    let tlsBox: NIOLockedValueBox<NIOSSLContext>
+
+    func run() async throws {
+        var creds = credentials
+        var failures = 0
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let s = await store.snapshot()
+                let blockBytes = 4096
+                _ = try await client.heartbeat(node: agent.config.name, Heartbeat(load: NodeLoad(
+                    kvBlocksUsed: s.blocks, kvBlocksFree: max(0, (s.capacityBytes - s.bytes) / blockBytes))))
+                await revocations.update(try await client.send(.GET, "/apis/\(APIGroup.group)/\(APIGroup.version)/revokedcertificates") as RevocationList)
+                let lifetime = creds.notValidAfter.timeIntervalSince(creds.issuedAt)
+                if Date().timeIntervalSince(creds.issuedAt) >= lifetime * agent.config.renewAt {
+                    let renewed = try await agent.enroll(client)
+                    let context = try KVPoolTLS.server(certificatePEM: renewed.certificatePEM, privateKeyPEM: renewed.keyPEM, caPEM: caPEM)
+                    tlsBox.withLockedValue { $0 = context }
+                    creds = renewed
+                    agent.logger.info("Renewed certificate", metadata: ["event": "RenewedCertificate", "serial": "\(renewed.serial)",
+                                                                        "notValidAfter": "\(renewed.notValidAfter)"])
+                    if let portFile = agent.config.portFile {
+                        try PEMFile.write("{\"kvPort\": \(server.port), \"serial\": \"\(renewed.serial)\"}\n", to: portFile, mode: 0o644)
+                    }
+                }
+                failures = 0
+            } catch {
+                failures += 1
+                agent.logger.warning("Heartbeat failed", metadata: ["event": "HeartbeatFailed", "error": "\(error)", "consecutive": "\(failures)"])
+            }
+            try? await Task.sleep(for: agent.config.heartbeat)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import AMPDAgent
+import AMPDAPI
+import AMPDObservability
+import ArgumentParser
+import Foundation
+import Logging
+
+/// `ampd agent`: one per host. Enrolls with the controller, serves its KV pool
+/// endpoint over mutual TLS, heart-beats; SIGTERM stops it cleanly.
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "agent", abstract: "Run the node agent (enroll, KV pool endpoint, heartbeats).")
+
+    @Option(help: "The controller's client.json (server URL and CA); --controller and --ca override it.")
+    var config: String?
+
+    @Option(help: "Controller URL, e.g. https://127.0.0.1:8443.")
+    var controller: String?
+
+    @Option(help: "The controller's CA certificate (PEM).")
+    var ca: String?
+
+    @Option(help: "Bootstrap (node) token; default: $AMPD_NODE_TOKEN.")
+    var token: String?
+
+    @Option(help: "This node's name (stable identity; a DNS label).")
+    var name: String
+
+    @Option(help: "Data directory (key, certificate).")
+    var dataDir: String?
+
+    @Option(help: "Accelerator kind this host offers.")
+    var accelerator = "cpu"
+
+    @Option(help: "Accelerators on this host.")
+    var count = 1
+
+    @Option(help: "Address peers reach this host at (repeatable).")
+    var address: [String] = ["127.0.0.1"]
+
+    @Option(help: "KV pool endpoint port (0: any free port).")
+    var kvPort = 0
+
+    @Option(help: "KV pool capacity in MiB.")
+    var kvCapacityMib = 256
+
+    @Option(help: "Seconds between heartbeats.")
+    var heartbeatSeconds = 1.0
+
+    @Option(help: "Write {\"kvPort\": N, \"serial\": S} here once listening.")
+    var portFile: String?
+
+    @Option(help: "Log level.")
+    var logLevel = "info"
+
+    func run() async throws {
+        LogSetup.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
+        let logger = Logger(label: "agent")
+        var server = controller, caFile = ca
+        if let config {
+            let c = try ClientConfiguration.load(URL(fileURLWithPath: config))
+            server = server ?? c.server
+            caFile = caFile ?? c.certificateAuthority
+        }
+        guard let server, let caFile else { throw ValidationError("give --config, or --controller and --ca") }
+        guard let token = token ?? ProcessInfo.processInfo.environment["AMPD_NODE_TOKEN"] else {
+            throw ValidationError("give --token or set AMPD_NODE_TOKEN (the controller's node token, in its tokens.csv)")
+        }
+        guard heartbeatSeconds > 0, kvCapacityMib > 0, count > 0 else { throw ValidationError("--heartbeat-seconds, --kv-capacity-mib and --count must be positive") }
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
+        var c = AgentConfiguration(controller: server, caFile: caFile, token: token, name: name,
+                                   dataDirectory: URL(fileURLWithPath: dataDir ?? "\(home)/.ampd/agent-\(name)"))
+        c.accelerator = accelerator
+        c.count = count
+        c.addresses = address
+        c.kvPort = kvPort
+        c.kvCapacityBytes = kvCapacityMib << 20
+        c.heartbeat = .milliseconds(Int64(heartbeatSeconds * 1000))
+        c.portFile = portFile.map { URL(fileURLWithPath: $0) }
+        do {
+            try await Agent(config: c, logger: logger).run()
+        } catch {
+            logger.critical("Agent failed", metadata: ["event": "Failed", "error": "\(error)"])
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import AMPDAPI
+import AMPDClient
+import AMPDKVPool
+import AMPDPKI
+import Foundation
+import Testing
+
+/// A real `ampd agent` process.
+final class AgentProcess: @unchecked Sendable {
+    let process = Process()
+    let dataDir: URL
+    let portFile: URL
+    let logURL: URL
+
+    init(controller: ControllerProcess, name: String, extra: [String] = []) throws {
+        dataDir = controller.dataDir.appendingPathComponent("agent-\(name)")
+        try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
+        portFile = dataDir.appendingPathComponent("port.json")
+        logURL = dataDir.appendingPathComponent("agent.log")
+        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        process.executableURL = Binaries.ampd
+        process.arguments = ["agent", "--config", controller.configPath, "--token", try controller.token("node"), "--name", name,
+                             "--data-dir", dataDir.path, "--port-file", portFile.path, "--heartbeat-seconds", "0.3"] + extra
+        let log = try FileHandle(forWritingTo: logURL)
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+    }
+
+    struct Port: Decodable { let kvPort: Int; let serial: String }
+
+    func port() throws -> Port? {
+        guard let data = try? Data(contentsOf: portFile) else { return nil }
+        return try? JSONDecoder().decode(Port.self, from: data)
+    }
+
+    func log() -> String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    /// The agent's own certificate and key, as it wrote them.
+    func clientTLS(caPEM: String) throws -> NIOSSLContextBox {
+        let cert = try String(contentsOf: dataDir.appendingPathComponent("agent.crt"), encoding: .utf8)
+        let key = try String(contentsOf: dataDir.appendingPathComponent("agent.key"), encoding: .utf8)
+        return NIOSSLContextBox(try KVPoolTLS.client(certificatePEM: cert, privateKeyPEM: key, caPEM: caPEM))
+    }
+
+    func stop() -> Int32 {
+        guard process.isRunning else { return process.terminationStatus }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
+
+import NIOSSL
+struct NIOSSLContextBox: @unchecked Sendable { let context: NIOSSLContext; init(_ c: NIOSSLContext) { context = c } }
+
+@Suite("Agent enrollment and the KV pool endpoint", .serialized)
+struct AgentEnrollmentTests {
+    func gatewayTLS(_ ctl: ControllerProcess, caPEM: String) async throws -> NIOSSLContextBox {
+        let (key, csr) = try CertificateAuthority.makeCSR(commonName: "gateway")
+        let body = try JSONEncoder().encode(CertificateSigningRequestSpec(name: "gateway", role: .gateway, csrPEM: csr))
+        let signed: SignedCertificate = try await ctl.client.send(.POST, "/apis/ampd.dev/v1alpha1/certificatesigningrequests", body: body)
+        #expect(signed.notValidAfter.timeIntervalSinceNow < 3600)  // short-lived (hours, here seconds)
+        return NIOSSLContextBox(try KVPoolTLS.client(certificatePEM: signed.certificatePEM, privateKeyPEM: key, caPEM: caPEM))
+    }
+
+    @Test("agents enroll by CSR, serve KV over mTLS, renew without dropping connections; deleting a node revokes its certificate")
+    func enrollServeRenewRevoke() async throws {
+        let ctl = try ControllerProcess(extraArgs: ["--agent-cert-hours", "0.005"])  // 18 s certificates, renewed after 12 s
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        let caPEM = try String(contentsOf: ctl.dataDir.appendingPathComponent("ca.crt"), encoding: .utf8)
+        let a = try AgentProcess(controller: ctl, name: "node-a")
+        let b = try AgentProcess(controller: ctl, name: "node-b")
+        defer { _ = a.stop(); _ = b.stop() }
+        let portA = try await eventually("agent A listening") { try a.port() }
+        _ = try await eventually("agent B listening") { try b.port() }
+        #expect(FileManager.default.fileExists(atPath: a.dataDir.appendingPathComponent("agent.key").path))
+
+        // A gateway certificate (admin) works against agent A; B's own certificate works too.
+        let gw = try await gatewayTLS(ctl, caPEM: caPEM)
+        let stored = try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: gw.context) { conn in
+            try await conn.send(.put(tenant: "t", leaseSeconds: 60, blocks: [KVBlock(hash: 1, parent: 0, data: [1, 2, 3])]))
+        }
+        #expect(stored == .stored(1))
+        let bTLS = try b.clientTLS(caPEM: caPEM)
+        let probed = try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: bTLS.context) { conn in
+            try await conn.send(.probe(tenant: "t", hashes: [1]))
+        }
+        #expect(probed == .count(1))
+
+        // The node token cannot mint gateway certificates; garbage CSRs are refused with the field.
+        let nodeClient = try ctl.client(role: "node")
+        let (_, csr) = try CertificateAuthority.makeCSR(commonName: "x")
+        let forbidden = try await nodeClient.raw(.POST, "/apis/ampd.dev/v1alpha1/certificatesigningrequests",
+            body: try JSONEncoder().encode(CertificateSigningRequestSpec(name: "x", role: .gateway, csrPEM: csr)))
+        #expect(forbidden.0 == 403)
+        let garbage = try await nodeClient.raw(.POST, "/apis/ampd.dev/v1alpha1/certificatesigningrequests",
+            body: try JSONEncoder().encode(CertificateSigningRequestSpec(name: "node-a", role: .node, csrPEM: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n")))
+        #expect(garbage.0 == 422 && String(decoding: garbage.1, as: UTF8.self).contains("csrPEM"))
+        try? await nodeClient.shutdown()
+
+        // Renewal: a connection opened before it keeps working after it; the serial changes.
+        try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: gw.context) { conn in
+            let renewed = try await eventually("agent A renews", timeout: .seconds(30)) { () -> String? in
+                let p = try a.port()
+                return p?.serial != portA.serial ? p?.serial : nil
+            }
+            #expect(renewed != portA.serial)
+            let still = try await conn.send(.probe(tenant: "t", hashes: [1]))
+            #expect(still == .count(1))
+        }
+        #expect(a.log().contains("RenewedCertificate"))
+
+        // Deleting node B revokes its certificates; A refuses B's certificate once it has refreshed.
+        _ = try await ctl.client.raw(.DELETE, "/apis/ampd.dev/v1alpha1/nodes/node-b")
+        let revoked: RevocationList = try await ctl.client.send(.GET, "/apis/ampd.dev/v1alpha1/revokedcertificates")
+        #expect(!revoked.serials.isEmpty)
+        try await eventually("A refuses B's revoked certificate") { () -> Bool? in
+            do {
+                _ = try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: bTLS.context) { conn in
+                    try await conn.send(.probe(tenant: "t", hashes: [1]))
+                }
+                return nil
+            } catch {
+                return true
+            }
+        }
+        // The refusal is A's revocation check (not, say, an expired certificate): A says so in its log.
+        _ = try await eventually("A logs the revoked peer") { a.log().contains("is revoked") ? true : nil }
+        // SIGTERM: a clean exit.
+        #expect(a.stop() == 0)
+    }
+}
