@@ -126,7 +126,7 @@ let package = Package(
         .target(
             name: "AMPDAgent",
             dependencies: [
-                "AMPDAPI", "AMPDClient", "AMPDKVPool", "AMPDPKI",
+                "AMPDAPI", "AMPDClient", "AMPDKVPool", "AMPDPKI", "AMPDEngine",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

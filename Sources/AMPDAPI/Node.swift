@@ -85,11 +85,14 @@ public struct InstanceReport: Codable, Sendable, Hashable {
     /// `namespace/name` of the owning deployment.
     public var deployment: String
     public var phase: InstancePhase
+    /// Why an instance failed, or what it is waiting for.
+    public var message: String?
 
-    public init(instance: String, deployment: String, phase: InstancePhase) {
+    public init(instance: String, deployment: String, phase: InstancePhase, message: String? = nil) {
         self.instance = instance
         self.deployment = deployment
         self.phase = phase
+        self.message = message
     }
 }
 

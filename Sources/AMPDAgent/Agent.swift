@@ -51,7 +51,8 @@ public struct AgentError: Error, CustomStringConvertible {
 /// certificate it got, heart-beats with live KV metrics, renews the
 /// certificate well before expiry (new connections take the new one; open
 /// ones continue), and refuses peers whose certificates were revoked.
-/// Role instances (engines) on assignment are the next step of issue #4.
+/// It runs the role instances assigned to it (`RoleInstances`): an engine
+/// per instance, reported Starting, Running or Failed, drained before removal.
 public struct Agent: Sendable {
     let config: AgentConfiguration
     let logger: Logger
@@ -98,7 +99,7 @@ public struct Agent: Sendable {
         logger.info("KV pool endpoint listening", metadata: ["event": "KVPoolListening", "port": "\(server.port)", "serial": "\(first.serial)"])
 
         let beats = HeartbeatService(agent: self, client: client, store: store, server: server, revocations: revocations,
-                                     credentials: first, caPEM: caPEM, tlsBox: tlsBox)
+                                     credentials: first, caPEM: caPEM, tlsBox: tlsBox, instances: RoleInstances(logger: logger))
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: KVPoolService(server: server)), .init(service: beats)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -148,6 +149,7 @@ struct HeartbeatService: Service {
     let credentials: Agent.Credentials
     let caPEM: String
     let tlsBox: NIOLockedValueBox<NIOSSLContext>
+    let instances: RoleInstances
 
     func run() async throws {
         var creds = credentials
@@ -156,8 +158,12 @@ struct HeartbeatService: Service {
             do {
                 let s = await store.snapshot()
                 let blockBytes = 4096
-                _ = try await client.heartbeat(node: agent.config.name, Heartbeat(load: NodeLoad(
-                    kvBlocksUsed: s.blocks, kvBlocksFree: max(0, (s.capacityBytes - s.bytes) / blockBytes))))
+                let engines = await instances.load()
+                let assignments = try await client.heartbeat(node: agent.config.name, Heartbeat(
+                    load: NodeLoad(queueLength: engines.waiting, runningSequences: engines.running,
+                                   kvBlocksUsed: s.blocks + engines.kvUsed, kvBlocksFree: max(0, (s.capacityBytes - s.bytes) / blockBytes) + engines.kvFree),
+                    instances: await instances.reports()))
+                await instances.reconcile(assignments.instances)
                 await revocations.update(try await client.send(.GET, "/apis/\(APIGroup.group)/\(APIGroup.version)/revokedcertificates") as RevocationList)
                 let lifetime = creds.notValidAfter.timeIntervalSince(creds.issuedAt)
                 if Date().timeIntervalSince(creds.issuedAt) >= lifetime * agent.config.renewAt {

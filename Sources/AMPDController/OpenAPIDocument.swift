@@ -337,6 +337,7 @@ components:
         instance: {type: string}
         deployment: {type: string}
         phase: {enum: [Starting, Running, Draining, Failed]}
+        message: {type: string, description: why an instance failed or what it waits for}
     Heartbeat:
       type: object
       required: [load, instances]

@@ -83,6 +83,13 @@ enum TinyModel {
         ]
         for l in 0..<layers {
             let p = "blk.\(l)."
+            if architecture == "qwen2" {
+                tensors += [
+                    Tensor(name: p + "attn_q.bias", dims: [E], type: .f32, data: f32((0..<E).map { _ in Float.random(in: -0.1...0.1, using: &rng) })),
+                    Tensor(name: p + "attn_k.bias", dims: [KV], type: .f32, data: f32((0..<KV).map { _ in Float.random(in: -0.1...0.1, using: &rng) })),
+                    Tensor(name: p + "attn_v.bias", dims: [KV], type: .f32, data: f32((0..<KV).map { _ in Float.random(in: -0.1...0.1, using: &rng) })),
+                ]
+            }
             tensors += [
                 Tensor(name: p + "attn_norm.weight", dims: [E], type: .f32, data: f32((0..<E).map { _ in Float.random(in: 0.8...1.2, using: &rng) })),
                 Tensor(name: p + "attn_q.weight", dims: [E, E], type: .q4_1, data: q4_1(rows: E, cols: E, rng: &rng)),
@@ -112,7 +119,7 @@ enum TinyModel {
             ("\(a).attention.layer_norm_rms_epsilon", .float32(1e-5)),
             ("\(a).vocab_size", .uint32(UInt32(V))),
             ("tokenizer.ggml.model", .string("gpt2")),
-            ("tokenizer.ggml.pre", .string("smollm")),
+            ("tokenizer.ggml.pre", .string(architecture == "qwen2" ? "qwen2" : "smollm")),
             ("tokenizer.ggml.tokens", .array(tokens.map { .string($0) })),
             ("tokenizer.ggml.token_type", .array(types.map { .int32($0) })),
             ("tokenizer.ggml.merges", .array(merges.map { .string($0) })),

@@ -1,0 +1,113 @@
+import AMPDAPI
+import AMPDEngine
+import Foundation
+import Logging
+
+/// The role instances (prefill or decode engine instances) this agent runs,
+/// converged on the controller's assignments at every heartbeat: new ones
+/// load their model and report Starting then Running (or Failed, with the
+/// reason); ones no longer assigned stop taking work, drain (running
+/// sequences finish, up to `drainTimeout`) and are dropped.
+actor RoleInstances {
+    struct Instance {
+        let spec: NodeInstance
+        /// Distinguishes a re-created instance of the same name from the one a load task was started for.
+        let generation: Int
+        var engine: NativeEngine?
+        var phase: InstancePhase = .starting
+        var message: String?
+        var drainDeadline: Date?
+    }
+
+    var instances: [String: Instance] = [:]
+    var generation = 0
+    let logger: Logger
+    let drainTimeout: TimeInterval
+    let kvCapacityTokens: Int
+
+    init(logger: Logger, drainTimeout: TimeInterval = 30, kvCapacityTokens: Int = 8192) {
+        self.logger = logger
+        self.drainTimeout = drainTimeout
+        self.kvCapacityTokens = kvCapacityTokens
+    }
+
+    func reconcile(_ desired: [NodeInstance]) async {
+        let wanted = Dictionary(desired.map { ($0.instance, $0) }, uniquingKeysWith: { a, _ in a })
+        for (name, spec) in wanted where instances[name] == nil {
+            generation += 1
+            let inst = Instance(spec: spec, generation: generation)
+            instances[name] = inst
+            logger.info("Starting instance", metadata: ["event": "InstanceStarting", "instance": "\(name)", "role": "\(spec.role.rawValue)",
+                                                         "model": "\(spec.model.name)"])
+            start(inst)
+        }
+        for name in instances.keys where wanted[name] == nil {
+            if instances[name]!.phase != .draining {
+                instances[name]!.phase = .draining
+                instances[name]!.drainDeadline = Date().addingTimeInterval(drainTimeout)
+                logger.info("Draining instance", metadata: ["event": "InstanceDraining", "instance": "\(name)"])
+            }
+            let engine = instances[name]!.engine
+            let deadline = instances[name]!.drainDeadline!
+            let busy = await engine?.stats().liveSequences ?? 0
+            if instances[name]?.phase == .draining, busy == 0 || Date() >= deadline {
+                instances[name] = nil
+                logger.info("Stopped instance", metadata: ["event": "InstanceStopped", "instance": "\(name)", "abandonedSequences": "\(busy)"])
+            }
+        }
+    }
+
+    func start(_ inst: Instance) {
+        let spec = inst.spec
+        let generation = inst.generation
+        let capacity = kvCapacityTokens
+        Task {
+            do {
+                let path = try ModelLocator.resolve(path: spec.model.source.path, pipPackage: spec.model.source.pip)
+                var options = NativeEngineOptions()
+                options.kvCapacityTokens = capacity
+                options.threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, spec.accelerators))
+                let engine = try NativeEngine(modelPath: path, options: options)
+                await self.loaded(spec.instance, generation, engine: engine, path: path)
+            } catch {
+                await self.failed(spec.instance, generation, "\(error)")
+            }
+        }
+    }
+
+    func loaded(_ name: String, _ generation: Int, engine: NativeEngine, path: String) {
+        guard let inst = instances[name], inst.generation == generation, inst.phase == .starting else { return }
+        instances[name]!.engine = engine
+        instances[name]!.phase = .running
+        logger.info("Instance running", metadata: ["event": "InstanceRunning", "instance": "\(name)",
+                                                   "role": "\(inst.spec.role.rawValue)", "modelPath": "\(path)"])
+    }
+
+    func failed(_ name: String, _ generation: Int, _ message: String) {
+        guard let inst = instances[name], inst.generation == generation else { return }
+        instances[name]!.phase = inst.phase == .draining ? .draining : .failed
+        instances[name]!.message = message
+        logger.error("Instance failed", metadata: ["event": "InstanceFailed", "instance": "\(name)", "error": "\(message)"])
+    }
+
+    func reports() -> [InstanceReport] {
+        instances.values.sorted { $0.spec.instance < $1.spec.instance }.map {
+            InstanceReport(instance: $0.spec.instance, deployment: $0.spec.deployment, phase: $0.phase, message: $0.message)
+        }
+    }
+
+    /// Live engine load, summed over instances.
+    func load() async -> (running: Int, waiting: Int, kvUsed: Int, kvFree: Int) {
+        var out = (0, 0, 0, 0)
+        for inst in instances.values {
+            guard let s = await inst.engine?.stats() else { continue }
+            out.0 += s.runningSequences
+            out.1 += s.waitingSequences
+            out.2 += s.kvBlocksUsed
+            out.3 += s.kvBlocksFree
+        }
+        return out
+    }
+
+    func engine(_ instance: String) -> NativeEngine? { instances[instance]?.engine }
+}
