@@ -127,7 +127,21 @@ let package = Package(
             name: "AMPDAgent",
             dependencies: [
                 "AMPDAPI", "AMPDClient", "AMPDKVPool", "AMPDPKI", "AMPDEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        // The gateway: OpenAI API, sessions, rounds across prefill and decode instances.
+        .target(
+            name: "AMPDGateway",
+            dependencies: [
+                "AMPDAPI", "AMPDClient", "AMPDAgent", "AMPDEngine", "AMPDPolicy", "AMPDPKI", "AMPDObservability",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -137,10 +151,11 @@ let package = Package(
         .executableTarget(
             name: "ampd",
             dependencies: [
-                "AMPDAPI", "AMPDController", "AMPDClient", "AMPDObservability", "AMPDEngine", "AMPDPolicy", "AMPDSim", "AMPDAgent",
+                "AMPDAPI", "AMPDController", "AMPDClient", "AMPDObservability", "AMPDEngine", "AMPDPolicy", "AMPDSim", "AMPDAgent", "AMPDGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),
@@ -158,7 +173,8 @@ let package = Package(
         .testTarget(name: "AMPDPKITests", dependencies: ["AMPDPKI"], swiftSettings: strict),
         .testTarget(
             name: "AMPDControllerTests",
-            dependencies: ["AMPDController", "AMPDClient", "AMPDObservability", "AMPDKVPool", "AMPDPKI", "ampd"],
+            dependencies: ["AMPDController", "AMPDClient", "AMPDObservability", "AMPDKVPool", "AMPDPKI", "ampd",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

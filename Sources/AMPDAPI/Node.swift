@@ -37,6 +37,8 @@ public struct NodeSpec: Codable, Sendable, Hashable {
     public var addresses: [String]
     /// Taken out of placement: existing instances stay, no new ones land.
     public var unschedulable: Bool
+    /// Ports of the agent's endpoints (mutual TLS), once it listens.
+    public var endpoints: NodeEndpoints?
 
     public init(capacity: NodeCapacity, addresses: [String] = [], unschedulable: Bool = false) {
         self.capacity = capacity
@@ -116,11 +118,13 @@ public struct NodeRegistration: Codable, Sendable, Hashable {
     public var name: String
     public var capacity: NodeCapacity
     public var addresses: [String]?
+    public var endpoints: NodeEndpoints?
 
-    public init(name: String, capacity: NodeCapacity, addresses: [String]? = nil) {
+    public init(name: String, capacity: NodeCapacity, addresses: [String]? = nil, endpoints: NodeEndpoints? = nil) {
         self.name = name
         self.capacity = capacity
         self.addresses = addresses
+        self.endpoints = endpoints
     }
 }
 
@@ -165,5 +169,15 @@ public struct NodeAssignments: Codable, Sendable, Hashable {
         self.node = node
         self.version = version
         self.instances = instances
+    }
+}
+
+/// Where an agent serves: its instance API (HTTPS, mutual TLS) and its KV pool endpoint.
+public struct NodeEndpoints: Codable, Sendable, Hashable {
+    public var api: Int
+    public var kv: Int
+    public init(api: Int, kv: Int) {
+        self.api = api
+        self.kv = kv
     }
 }

@@ -3,6 +3,8 @@ import AMPDClient
 import AMPDKVPool
 import AMPDPKI
 import Foundation
+import Hummingbird
+import HummingbirdTLS
 import Logging
 import NIOConcurrencyHelpers
 import NIOSSL
@@ -24,11 +26,12 @@ public struct AgentConfiguration: Sendable {
     public var addresses = ["127.0.0.1"]
     public var kvHost = "127.0.0.1"
     public var kvPort = 0
+    public var apiPort = 0
     public var kvCapacityBytes = 256 << 20
     public var heartbeat: Duration = .seconds(1)
     /// Renew the certificate once this share of its lifetime has passed.
     public var renewAt = 2.0 / 3.0
-    /// Written once the KV endpoint listens: `{"kvPort": N}`.
+    /// Written once both endpoints listen: `{"kvPort": N, "apiPort": M, "serial": S}`.
     public var portFile: URL?
 
     public init(controller: String, caFile: String, token: String, name: String, dataDirectory: URL) {
@@ -93,15 +96,30 @@ public struct Agent: Sendable {
         let server = try await KVPoolServer.bind(
             host: config.kvHost, port: config.kvPort, tls: { tlsBox.withLockedValue { $0 } }, store: store, logger: logger,
             isRevoked: { await revocations.contains($0) })
-        if let portFile = config.portFile {
-            try PEMFile.write("{\"kvPort\": \(server.port), \"serial\": \"\(first.serial)\"}\n", to: portFile, mode: 0o644)
-        }
         logger.info("KV pool endpoint listening", metadata: ["event": "KVPoolListening", "port": "\(server.port)", "serial": "\(first.serial)"])
 
+        // The instance API: HTTPS requiring a client certificate from the cluster CA.
+        let clientBox = NIOLockedValueBox(try KVPoolTLS.client(certificatePEM: first.certificatePEM, privateKeyPEM: first.keyPEM, caPEM: caPEM))
+        let instances = RoleInstances(logger: logger)
+        var apiTLS = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(first.certificatePEM.utf8)).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(first.keyPEM.utf8), format: .pem)))
+        apiTLS.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)))
+        apiTLS.certificateVerification = .noHostnameVerification
+        apiTLS.minimumTLSVersion = .tlsv12
+        let apiPort = PortBox()
+        let api = InstanceAPI(instances: instances, store: store, clientTLS: { clientBox.withLockedValue { $0 } }, logger: logger)
+        let app = Application(
+            router: api.router(),
+            server: try .tls(.http1(), tlsConfiguration: apiTLS),
+            configuration: .init(address: .hostname(config.kvHost, port: config.apiPort), serverName: "ampd-agent"),
+            onServerRunning: { channel in await apiPort.set(channel.localAddress?.port ?? 0) },
+            logger: logger)
+
         let beats = HeartbeatService(agent: self, client: client, store: store, server: server, revocations: revocations,
-                                     credentials: first, caPEM: caPEM, tlsBox: tlsBox, instances: RoleInstances(logger: logger))
+                                     credentials: first, caPEM: caPEM, tlsBox: tlsBox, clientBox: clientBox, instances: instances, apiPort: apiPort)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: KVPoolService(server: server)), .init(service: beats)],
+            services: [.init(service: KVPoolService(server: server)), .init(service: app), .init(service: beats)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("Agent stopped", metadata: ["event": "Stopped"])
@@ -118,6 +136,12 @@ public struct Agent: Sendable {
         return Credentials(certificatePEM: signed.certificatePEM, keyPEM: keyPEM, serial: signed.serial,
                            notValidAfter: signed.notValidAfter, issuedAt: Date())
     }
+}
+
+/// The instance API's bound port, once it listens.
+actor PortBox {
+    var port: Int?
+    func set(_ p: Int) { port = p }
 }
 
 /// Serials the controller has revoked, refreshed with the heartbeats.
@@ -149,13 +173,32 @@ struct HeartbeatService: Service {
     let credentials: Agent.Credentials
     let caPEM: String
     let tlsBox: NIOLockedValueBox<NIOSSLContext>
+    let clientBox: NIOLockedValueBox<NIOSSLContext>
     let instances: RoleInstances
+    let apiPort: PortBox
+
+    func writePortFile(api: Int, serial: String) throws {
+        if let portFile = agent.config.portFile {
+            try PEMFile.write("{\"kvPort\": \(server.port), \"apiPort\": \(api), \"serial\": \"\(serial)\"}\n", to: portFile, mode: 0o644)
+        }
+    }
 
     func run() async throws {
         var creds = credentials
         var failures = 0
+        var published: Int?
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
+                // Once the API listens: publish both endpoints with the registration.
+                if published == nil, let api = await apiPort.port {
+                    let c = agent.config
+                    _ = try await client.register(NodeRegistration(
+                        name: c.name, capacity: NodeCapacity(accelerator: c.accelerator, count: c.count, memoryBytes: c.memoryBytes),
+                        addresses: c.addresses, endpoints: NodeEndpoints(api: api, kv: server.port)))
+                    try writePortFile(api: api, serial: creds.serial)
+                    published = api
+                    agent.logger.info("Endpoints published", metadata: ["event": "EndpointsPublished", "api": "\(api)", "kv": "\(server.port)"])
+                }
                 let s = await store.snapshot()
                 let blockBytes = 4096
                 let engines = await instances.load()
@@ -169,13 +212,13 @@ struct HeartbeatService: Service {
                 if Date().timeIntervalSince(creds.issuedAt) >= lifetime * agent.config.renewAt {
                     let renewed = try await agent.enroll(client)
                     let context = try KVPoolTLS.server(certificatePEM: renewed.certificatePEM, privateKeyPEM: renewed.keyPEM, caPEM: caPEM)
+                    let clientContext = try KVPoolTLS.client(certificatePEM: renewed.certificatePEM, privateKeyPEM: renewed.keyPEM, caPEM: caPEM)
                     tlsBox.withLockedValue { $0 = context }
+                    clientBox.withLockedValue { $0 = clientContext }
                     creds = renewed
                     agent.logger.info("Renewed certificate", metadata: ["event": "RenewedCertificate", "serial": "\(renewed.serial)",
                                                                         "notValidAfter": "\(renewed.notValidAfter)"])
-                    if let portFile = agent.config.portFile {
-                        try PEMFile.write("{\"kvPort\": \(server.port), \"serial\": \"\(renewed.serial)\"}\n", to: portFile, mode: 0o644)
-                    }
+                    if let api = published { try writePortFile(api: api, serial: renewed.serial) }
                 }
                 failures = 0
             } catch {

@@ -46,6 +46,7 @@ actor NodeRegistry {
         }
         n.spec.capacity = r.capacity
         n.spec.addresses = r.addresses ?? []
+        n.spec.endpoints = r.endpoints ?? n.spec.endpoints
         n.status.phase = .ready
         n.status.lastHeartbeatTime = Timestamp.rfc3339(Date())
         let changed = existing?.spec != n.spec || existing?.status.phase != .ready

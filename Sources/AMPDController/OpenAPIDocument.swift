@@ -331,6 +331,7 @@ components:
         name: {type: string}
         capacity: {$ref: "#/components/schemas/NodeCapacity"}
         addresses: {type: array, items: {type: string}}
+        endpoints: {type: object, description: "ports of the agent's instance API and KV pool endpoint (mutual TLS)", properties: {api: {type: integer}, kv: {type: integer}}}
     InstanceReport:
       type: object
       properties:

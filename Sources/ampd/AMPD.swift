@@ -7,7 +7,7 @@ struct AMPD: AsyncParsableCommand {
         commandName: "ampd",
         abstract: "Multi-round LLM serving with prefill/decode disaggregation.",
         subcommands: [
-            ControllerCommand.self, AgentCommand.self, ApplyCommand.self, GetCommand.self, DescribeCommand.self,
+            UpCommand.self, ControllerCommand.self, AgentCommand.self, GatewayCommand.self, ApplyCommand.self, GetCommand.self, DescribeCommand.self,
             DeleteCommand.self, ScaleCommand.self, DecisionsCommand.self, OpenAPICommand.self,
             GenerateCommand.self, EngineBenchCommand.self, ControllerBenchCommand.self, SimCommand.self, PlanCommand.self, PolicyBenchCommand.self,
         ])

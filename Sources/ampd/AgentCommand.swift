@@ -40,13 +40,16 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "KV pool endpoint port (0: any free port).")
     var kvPort = 0
 
+    @Option(help: "Instance API port (0: any free port).")
+    var apiPort = 0
+
     @Option(help: "KV pool capacity in MiB.")
     var kvCapacityMib = 256
 
     @Option(help: "Seconds between heartbeats.")
     var heartbeatSeconds = 1.0
 
-    @Option(help: "Write {\"kvPort\": N, \"serial\": S} here once listening.")
+    @Option(help: "Write {\"kvPort\": N, \"apiPort\": M, \"serial\": S} here once listening.")
     var portFile: String?
 
     @Option(help: "Log level.")
@@ -73,6 +76,7 @@ struct AgentCommand: AsyncParsableCommand {
         c.count = count
         c.addresses = address
         c.kvPort = kvPort
+        c.apiPort = apiPort
         c.kvCapacityBytes = kvCapacityMib << 20
         c.heartbeat = .milliseconds(Int64(heartbeatSeconds * 1000))
         c.portFile = portFile.map { URL(fileURLWithPath: $0) }

@@ -1,0 +1,94 @@
+import AMPDAPI
+import AMPDClient
+import AMPDEngine
+import AMPDObservability
+import AMPDPKI
+import AMPDPolicy
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+public struct GatewayConfiguration: Sendable {
+    /// The controller's client.json (URL, CA, admin token for the gateway certificate).
+    public var clientConfig: ClientConfiguration
+    public var deployment: String
+    public var namespace = APIGroup.defaultNamespace
+    public var host = "127.0.0.1"
+    public var port = 8000
+    public var strategy: PrefillPlacementStrategy = .dispatcher
+    public var name = "gateway"
+    public var portFile: URL?
+
+    public init(clientConfig: ClientConfiguration, deployment: String) {
+        self.clientConfig = clientConfig
+        self.deployment = deployment
+    }
+}
+
+/// `ampd gateway`: OpenAI-compatible entry point with sessions. Gets its own
+/// short-lived certificate from the controller's CA (CSR), follows the
+/// deployment's running instances, and runs each round through `RoundRunner`.
+public struct Gateway: Sendable {
+    let config: GatewayConfiguration
+    let logger: Logger
+
+    public init(config: GatewayConfiguration, logger: Logger) {
+        self.config = config
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let client = try ControllerClient(config: config.clientConfig)
+        let (keyPEM, csrPEM) = try CertificateAuthority.makeCSR(commonName: config.name)
+        let signed: SignedCertificate = try await client.send(.POST, "/apis/\(APIGroup.group)/\(APIGroup.version)/certificatesigningrequests",
+            body: try JSONEncoder().encode(CertificateSigningRequestSpec(name: config.name, role: .gateway, csrPEM: csrPEM)))
+        let caller = try AgentCaller.make(certificatePEM: signed.certificatePEM, keyPEM: keyPEM, caPEM: signed.caPEM)
+
+        let topology = Topology(client: client, deployment: config.deployment, namespace: config.namespace)
+        try await topology.refresh()
+        guard let d = await topology.current().1 else { throw GatewayError("deployment \(config.deployment) not found") }
+        let modelPath = try ModelLocator.resolve(path: d.spec.model.source.path, pipPackage: d.spec.model.source.pip)
+        let gguf = try GGUFFile(path: modelPath)
+        let tokenizer = try BPETokenizer(gguf: gguf)
+        let template = try? ChatTemplate(gguf: gguf)
+        let catalog = ProfileCatalog.builtin
+        // The CPU profile fitted to the native engine; other models fall back to SmolLM2's shape.
+        let profile = (try? catalog.model(d.spec.model.name.contains("SmolLM2") ? "SmolLM2-135M" : d.spec.model.name))
+        let cost = CostModel(model: try profile ?? catalog.model("SmolLM2-135M"), hardware: try catalog.hardware("cpu-2core"))
+        let runner = RoundRunner(caller: caller, topology: topology, sessions: Sessions(), observations: Observations(), tokenizer: tokenizer,
+                                 strategy: config.strategy, cost: cost, logger: logger)
+        let api = OpenAIAPI(runner: runner, template: template, modelName: d.spec.model.name, metrics: MetricsRegistry(), records: RoundLog(), logger: logger)
+        let portFile = config.portFile
+        let logger = self.logger
+        let app = Application(
+            router: api.router(),
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "ampd-gateway"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                if let portFile { try? PEMFile.write("\(port)\n", to: portFile, mode: 0o644) }
+                logger.info("Gateway listening", metadata: ["event": "Listening", "port": "\(port)"])
+            },
+            logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: app), .init(service: TopologyRefresher(topology: topology, logger: logger))],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        try? await caller.http.shutdown()
+        try? await client.shutdown()
+        logger.info("Gateway stopped", metadata: ["event": "Stopped"])
+    }
+}
+
+struct TopologyRefresher: Service {
+    let topology: Topology
+    let logger: Logger
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do { try await topology.refresh() } catch {
+                logger.warning("Topology refresh failed", metadata: ["event": "TopologyRefreshFailed", "error": "\(error)"])
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}

@@ -1,0 +1,246 @@
+import AMPDAgent
+import AMPDAPI
+import AMPDEngine
+import AMPDPolicy
+import Foundation
+import Logging
+
+/// Where a round's prefill runs: the seam the AMPD dispatcher plugs into.
+public enum PrefillPlacementStrategy: String, Sendable, CaseIterable {
+    /// Always the prefill pool (static PD).
+    case prefillPool = "prefill-pool"
+    /// Always on the session's decode instance after round 1.
+    case local
+    /// The AMPD dispatcher (`AMPDPolicy.AMPDRouting`) over what the gateway observes.
+    case dispatcher
+}
+
+/// What one round did, as logged and exposed.
+public struct RoundRecord: Sendable, Codable {
+    public var session: String
+    public var round: Int
+    /// `remote` (prefill instance, KV moved) or `local` (on the decode instance).
+    public var placement: String
+    public var prefillInstance: String
+    public var decodeInstance: String
+    public var reason: String
+    public var promptTokens: Int
+    public var cachedTokens: Int
+    public var completionTokens: Int
+    public var ttftSeconds: Double
+    public var tpotSeconds: Double
+    public var kvBytesMoved: Int
+    public var kvOutcome: String
+    public var finishReason: String
+}
+
+public enum RoundEvent: Sendable {
+    case token(Int32)
+    case done(RoundRecord)
+}
+
+/// Latency observations per instance, windowed, for the dispatcher's view.
+actor Observations {
+    var ttft: [String: [(Date, Double)]] = [:]
+    var itl: [String: [(Date, Double)]] = [:]
+    var outstanding: [String: Int] = [:]
+
+    func begin(_ i: String) { outstanding[i, default: 0] += 1 }
+    func end(_ i: String) { outstanding[i, default: 1] -= 1 }
+    func recordTTFT(_ i: String, _ v: Double) { ttft[i, default: []].append((Date(), v)) }
+    func recordITL(_ i: String, _ v: Double) { itl[i, default: []].append((Date(), v)) }
+
+    func mean(_ m: [String: [(Date, Double)]], _ i: String) -> Double? {
+        let cut = Date().addingTimeInterval(-10)
+        let xs = (m[i] ?? []).filter { $0.0 >= cut }.map(\.1)
+        return xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count)
+    }
+
+    func view(_ instances: [InstanceEndpoint], sessions: [String: Int], cost: CostModel, slo: LatencySLO) -> ClusterView {
+        let ids = Dictionary(uniqueKeysWithValues: instances.enumerated().map { ($1.name, $0) })
+        let workers = instances.map { inst -> WorkerView in
+            let queued = outstanding[inst.name] ?? 0
+            let typical = cost.prefillSeconds(history: 0, new: 256, tp: 1)
+            return WorkerView(id: ids[inst.name]!, role: inst.role == .prefill ? .prefill : .decode, tp: 1, node: 0,
+                              queue: (0..<queued).map { QueuedPrefill(id: UInt64($0), session: 0, history: 0, new: 256, enqueuedAt: 0, predictedSeconds: typical) },
+                              busyUntil: 0, windowedTTFT: mean(ttft, inst.name), windowedITL: mean(itl, inst.name),
+                              decodeBatch: sessions[inst.name] ?? 0, decodeContext: 512 * (sessions[inst.name] ?? 0),
+                              meanRemainingDecode: 64, linkFreeAt: 0)
+        }
+        return ClusterView(now: 0, workers: workers, slo: slo)
+    }
+}
+
+/// Runs one round of a session: decides where the prefill runs, runs it,
+/// moves the KV to the session's decode instance over the KV pool (mutual
+/// TLS), and streams the decode.
+struct RoundRunner: Sendable {
+    let caller: AgentCaller
+    let topology: Topology
+    let sessions: Sessions
+    let observations: Observations
+    let tokenizer: BPETokenizer
+    let strategy: PrefillPlacementStrategy
+    let cost: CostModel
+    let logger: Logger
+
+    struct Input: Sendable {
+        var session: String
+        var tenant: String
+        /// Tokens of the whole prompt (a new session) and of the new turn only (an existing one).
+        var fullPrompt: [Int32]
+        var newTurn: [Int32]
+        var messageCount: Int
+        var maxTokens: Int
+        var sampling: SamplingParams
+    }
+
+    func run(_ input: Input) async throws -> AsyncThrowingStream<RoundEvent, any Error> {
+        let (instances, spec) = await topology.current()
+        let decodes = instances.filter { $0.role == .decode }
+        let prefills = instances.filter { $0.role == .prefill }
+        guard !decodes.isEmpty else { throw GatewayError("no running decode instance; the deployment is not ready", status: 503) }
+        let existing = await sessions.get(input.session)
+        let owners = await sessions.owners()
+        let owner = existing?.owner ?? decodes.min { (owners[$0.name] ?? 0, $0.name) < (owners[$1.name] ?? 0, $1.name) }!
+        let history = existing?.history ?? []
+        let newTokens = existing == nil ? input.fullPrompt : input.newTurn
+        let slo = LatencySLO(ttft: Double(spec?.spec.slo.ttftMs ?? 2000) / 1000, itl: Double(spec?.spec.slo.tpotMs ?? 100) / 1000)
+
+        // Decide.
+        var remote: InstanceEndpoint?
+        var reason: String
+        if prefills.isEmpty {
+            guard spec?.spec.routing?.onPrefillUnavailable != .fail else {
+                throw GatewayError("no running prefill instance and routing.onPrefillUnavailable is fail", status: 503)
+            }
+            reason = "no prefill instance: aggregate on the decode instance"
+        } else if existing == nil || strategy == .prefillPool {
+            let load = await observations.outstanding
+            remote = prefills.min { (load[$0.name] ?? 0, $0.name) < (load[$1.name] ?? 0, $1.name) }
+            reason = existing == nil ? "round 1: prefill pool" : "strategy prefill-pool"
+            if existing == nil, strategy == .local { reason = "round 1: prefill pool (local applies from round 2)" }
+        } else if strategy == .local {
+            reason = "strategy local"
+        } else {
+            let view = await observations.view(instances, sessions: owners, cost: cost, slo: slo)
+            var policy = AMPDRouting()
+            let ownerID = instances.firstIndex { $0.name == owner.name }!
+            let d = policy.route(PrefillJob(session: 0, owner: ownerID, history: history.count, new: newTokens.count), in: view,
+                                 predictions: Predictions(cost: cost))
+            if case .remote(let w) = d.target { remote = instances[w] }
+            reason = "dispatcher: \(d.reason)"
+        }
+
+        let (stream, continuation) = AsyncThrowingStream<RoundEvent, any Error>.makeStream()
+        let task = Task {
+            do {
+                let record = try await execute(input, owner: owner, remote: remote, reason: reason, history: history,
+                                               newTokens: newTokens, existing: existing, spec: spec) { continuation.yield(.token($0)) }
+                continuation.yield(.done(record))
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    func execute(_ input: Input, owner: InstanceEndpoint, remote: InstanceEndpoint?, reason: String, history: [Int32], newTokens: [Int32],
+                 existing: Sessions.Session?, spec: ServingDeployment?, emit: @Sendable (Int32) -> Void) async throws -> RoundRecord {
+        let start = Date()
+        var firstAt: Date?
+        var lastAt = start
+        var generated: [Int32] = []
+        var finish = "length"
+        var kvBytes = 0
+        var kvOutcome = "none"
+        var cached = 0
+        var sequence: UInt64?
+        let stops = tokenizer.stopIDs
+        func take(_ t: Int32) {
+            let now = Date()
+            if firstAt == nil { firstAt = now }
+            lastAt = now
+            if stops.contains(t) { finish = "stop" } else { generated.append(t); emit(t) }
+        }
+        func drain(_ lines: AsyncThrowingStream<GenerateLine, any Error>) async throws -> GenerateLine? {
+            var done: GenerateLine?
+            for try await l in lines {
+                if let e = l.error { throw GatewayError("instance error: \(e)") }
+                if let t = l.token { take(t) }
+                if l.done != nil || l.pushed != nil { done = l }
+            }
+            return done
+        }
+        let sampling = input.sampling
+        func call(_ tokens: [Int32], sequence: UInt64? = nil, max: Int, prefillOnly: Bool = false, push: KVPush? = nil, importKV: KVRef? = nil) -> GenerateCall {
+            GenerateCall(tokens: tokens, sequence: sequence, maxTokens: max, temperature: sampling.temperature, topK: sampling.topK,
+                         topP: sampling.topP, seed: sampling.seed, prefillOnly: prefillOnly, keepAlive: true, pushKV: push, importKV: importKV)
+        }
+
+        if let remote {
+            // Prefill on the prefill instance (its prefix cache serves what it has seen), KV pushed to the owner's pool.
+            await observations.begin(remote.name)
+            let key = UInt64.random(in: 1...UInt64.max)
+            let push = KVPush(host: owner.host, port: owner.kvPort, tenant: input.tenant, key: key)
+            let pre: GenerateLine?
+            do {
+                pre = try await drain(try await caller.generate(remote, call(history + newTokens, max: 1, prefillOnly: true, push: push)))
+                await observations.end(remote.name)
+            } catch {
+                await observations.end(remote.name)
+                throw error
+            }
+            if let f = firstAt { await observations.recordTTFT(remote.name, f.timeIntervalSince(start)) }
+            cached = pre?.done?.cachedTokens ?? 0
+            if let existing { await caller.release(owner, sequence: existing.sequence) }
+            if finish == "stop" || input.maxTokens <= 1 {
+                kvOutcome = "skipped"
+            } else if let ref = pre?.pushed {
+                kvBytes = ref.bytes
+                do {
+                    let d = try await drain(try await caller.generate(owner, call([], max: input.maxTokens - 1, importKV: ref)))
+                    sequence = d?.done?.sequence
+                    finish = d?.done?.reason == .stop ? "stop" : "length"
+                    kvOutcome = "transferred"
+                } catch {
+                    let action = spec?.spec.kvPool?.onTransferFailure ?? .recompute
+                    logger.warning("KV transfer failed", metadata: ["event": "KVTransferFailed", "session": "\(input.session)", "error": "\(error)",
+                                                                    "action": "\(action.rawValue)"])
+                    guard action == .recompute else { throw GatewayError("KV transfer to \(owner.name) failed: \(error)") }
+                    kvOutcome = "recomputed"
+                    let d = try await drain(try await caller.generate(owner, call(history + newTokens + generated, max: input.maxTokens - generated.count)))
+                    sequence = d?.done?.sequence
+                }
+            }
+        } else {
+            let d = try await drain(try await caller.generate(owner, call(newTokens, sequence: existing?.sequence, max: input.maxTokens)))
+            sequence = d?.done?.sequence
+            cached = d?.done?.cachedTokens ?? 0
+            if let f = firstAt { await observations.recordTTFT(owner.name, f.timeIntervalSince(start)) }
+        }
+        let ttft = (firstAt ?? lastAt).timeIntervalSince(start)
+        let tpot = generated.count > 1 ? lastAt.timeIntervalSince(firstAt ?? lastAt) / Double(generated.count - 1) : 0
+        if tpot > 0 { await observations.recordITL(owner.name, tpot) }
+        if let sequence {
+            await sessions.set(input.session, Sessions.Session(owner: owner, sequence: sequence, history: history + newTokens + generated,
+                                                               messages: input.messageCount, rounds: (existing?.rounds ?? 0) + 1))
+        } else {
+            _ = await sessions.remove(input.session)
+        }
+        let record = RoundRecord(
+            session: input.session, round: (existing?.rounds ?? 0) + 1, placement: remote == nil ? "local" : "remote",
+            prefillInstance: remote?.name ?? owner.name, decodeInstance: owner.name, reason: reason, promptTokens: newTokens.count,
+            cachedTokens: cached, completionTokens: generated.count, ttftSeconds: ttft, tpotSeconds: tpot, kvBytesMoved: kvBytes,
+            kvOutcome: kvOutcome, finishReason: finish)
+        logger.info("Round", metadata: [
+            "event": "Round", "session": "\(record.session)", "round": "\(record.round)", "placement": "\(record.placement)",
+            "prefillInstance": "\(record.prefillInstance)", "decodeInstance": "\(record.decodeInstance)", "reason": "\(record.reason)",
+            "promptTokens": "\(record.promptTokens)", "cachedTokens": "\(record.cachedTokens)", "completionTokens": "\(record.completionTokens)",
+            "ttftSeconds": "\(record.ttftSeconds)", "tpotSeconds": "\(record.tpotSeconds)", "kvBytesMoved": "\(record.kvBytesMoved)",
+            "kvOutcome": "\(record.kvOutcome)", "finishReason": "\(record.finishReason)"])
+        return record
+    }
+}

@@ -1,0 +1,56 @@
+import AMPDAPI
+import AMPDGateway
+import AMPDObservability
+import ArgumentParser
+import Foundation
+import Logging
+
+/// `ampd gateway`: the OpenAI-compatible entry point of one deployment.
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "gateway", abstract: "Serve the OpenAI API for a deployment, with sessions and disaggregated rounds.")
+
+    @Option(help: "The controller's client.json (URL, CA, admin token); default $AMPD_CONFIG.")
+    var config: String?
+
+    @Option(help: "The ServingDeployment to serve.")
+    var deployment: String
+
+    @Option(name: .shortAndLong, help: "Namespace.")
+    var namespace = APIGroup.defaultNamespace
+
+    @Option(help: "Listen address.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Listen port (0: any free port).")
+    var port = 8000
+
+    @Option(help: "Where round 2+ prefills run: dispatcher (AMPD), prefill-pool, local.")
+    var strategy = "dispatcher"
+
+    @Option(help: "Write the bound port here once listening.")
+    var portFile: String?
+
+    @Option(help: "Log level.")
+    var logLevel = "info"
+
+    func run() async throws {
+        LogSetup.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
+        let logger = Logger(label: "gateway")
+        guard let path = config ?? ProcessInfo.processInfo.environment["AMPD_CONFIG"] else { throw ValidationError("give --config or set AMPD_CONFIG") }
+        guard let s = PrefillPlacementStrategy(rawValue: strategy) else {
+            throw ValidationError("--strategy must be one of \(PrefillPlacementStrategy.allCases.map(\.rawValue).joined(separator: ", ")); got \(strategy)")
+        }
+        var c = GatewayConfiguration(clientConfig: try ClientConfiguration.load(URL(fileURLWithPath: path)), deployment: deployment)
+        c.namespace = namespace
+        c.host = host
+        c.port = port
+        c.strategy = s
+        c.portFile = portFile.map { URL(fileURLWithPath: $0) }
+        do {
+            try await Gateway(config: c, logger: logger).run()
+        } catch {
+            logger.critical("Gateway failed", metadata: ["event": "Failed", "error": "\(error)"])
+            throw ExitCode(1)
+        }
+    }
+}

