@@ -126,7 +126,7 @@ let package = Package(
         .target(
             name: "AMPDAgent",
             dependencies: [
-                "AMPDAPI", "AMPDClient", "AMPDKVPool", "AMPDPKI", "AMPDEngine",
+                "AMPDAPI", "AMPDClient", "AMPDKVPool", "AMPDPKI", "AMPDEngine", "AMPDObservability",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import AMPDAPI
 import AMPDClient
 import AMPDKVPool
+import AMPDObservability
 import AMPDPKI
 import Foundation
 import Hummingbird
@@ -107,8 +108,18 @@ public struct Agent: Sendable {
         apiTLS.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)))
         apiTLS.certificateVerification = .noHostnameVerification
         apiTLS.minimumTLSVersion = .tlsv12
+        // Every handshake takes the current certificate: renewal reaches the API without a restart.
+        let apiCredentials = NIOLockedValueBox<([NIOSSLCertificateSource], NIOSSLPrivateKeySource?)>((apiTLS.certificateChain, apiTLS.privateKey))
+        apiTLS.sslContextCallback = { _, promise in
+            let (chain, key) = apiCredentials.withLockedValue { $0 }
+            var o = NIOSSLContextConfigurationOverride()
+            o.certificateChain = chain
+            o.privateKey = key
+            promise.succeed(o)
+        }
         let apiPort = PortBox()
-        let api = InstanceAPI(instances: instances, store: store, clientTLS: { clientBox.withLockedValue { $0 } }, logger: logger)
+        let metrics = MetricsRegistry()
+        let api = InstanceAPI(instances: instances, store: store, clientTLS: { clientBox.withLockedValue { $0 } }, metrics: metrics, logger: logger)
         let app = Application(
             router: api.router(),
             server: try .tls(.http1(), tlsConfiguration: apiTLS),
@@ -117,7 +128,8 @@ public struct Agent: Sendable {
             logger: logger)
 
         let beats = HeartbeatService(agent: self, client: client, store: store, server: server, revocations: revocations,
-                                     credentials: first, caPEM: caPEM, tlsBox: tlsBox, clientBox: clientBox, instances: instances, apiPort: apiPort)
+                                     credentials: first, caPEM: caPEM, tlsBox: tlsBox, clientBox: clientBox, instances: instances, apiPort: apiPort,
+                                     metrics: metrics, apiCredentials: apiCredentials)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: KVPoolService(server: server)), .init(service: app), .init(service: beats)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -176,6 +188,8 @@ struct HeartbeatService: Service {
     let clientBox: NIOLockedValueBox<NIOSSLContext>
     let instances: RoleInstances
     let apiPort: PortBox
+    let metrics: MetricsRegistry
+    let apiCredentials: NIOLockedValueBox<([NIOSSLCertificateSource], NIOSSLPrivateKeySource?)>
 
     func writePortFile(api: Int, serial: String) throws {
         if let portFile = agent.config.portFile {
@@ -187,6 +201,8 @@ struct HeartbeatService: Service {
         var creds = credentials
         var failures = 0
         var published: Int?
+        var lastTokens = 0
+        var lastAt = ContinuousClock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 // Once the API listens: publish both endpoints with the registration.
@@ -202,9 +218,27 @@ struct HeartbeatService: Service {
                 let s = await store.snapshot()
                 let blockBytes = 4096
                 let engines = await instances.load()
+                let now = ContinuousClock.now
+                let elapsed = Double((now - lastAt).components.seconds) + Double((now - lastAt).components.attoseconds) / 1e18
+                let rate = elapsed > 0 ? Double(max(0, engines.tokens - lastTokens)) / elapsed : 0
+                lastTokens = engines.tokens
+                lastAt = now
+                let r = metrics.registry
+                r.makeGauge(name: "ampd_agent_running_sequences").set(Double(engines.running))
+                r.makeGauge(name: "ampd_agent_waiting_sequences").set(Double(engines.waiting))
+                r.makeGauge(name: "ampd_agent_engine_kv_blocks_used").set(Double(engines.kvUsed))
+                r.makeGauge(name: "ampd_agent_engine_kv_blocks_free").set(Double(engines.kvFree))
+                r.makeGauge(name: "ampd_agent_tokens_per_second").set(rate)
+                r.makeGauge(name: "ampd_agent_kv_pool_blocks").set(Double(s.blocks))
+                r.makeGauge(name: "ampd_agent_kv_pool_bytes").set(Double(s.bytes))
+                r.makeGauge(name: "ampd_agent_kv_pool_evictions").set(Double(s.evictions))
+                r.makeGauge(name: "ampd_agent_certificate_expiry_seconds").set(creds.notValidAfter.timeIntervalSinceNow)
+                let phases = await instances.phases()
+                for p in InstancePhase.allCases { r.makeGauge(name: "ampd_agent_instances", labels: [("phase", p.rawValue)]).set(Double(phases[p] ?? 0)) }
                 let assignments = try await client.heartbeat(node: agent.config.name, Heartbeat(
                     load: NodeLoad(queueLength: engines.waiting, runningSequences: engines.running,
-                                   kvBlocksUsed: s.blocks + engines.kvUsed, kvBlocksFree: max(0, (s.capacityBytes - s.bytes) / blockBytes) + engines.kvFree),
+                                   kvBlocksUsed: s.blocks + engines.kvUsed, kvBlocksFree: max(0, (s.capacityBytes - s.bytes) / blockBytes) + engines.kvFree,
+                                   tokensPerSecond: rate),
                     instances: await instances.reports()))
                 await instances.reconcile(assignments.instances)
                 await revocations.update(try await client.send(.GET, "/apis/\(APIGroup.group)/\(APIGroup.version)/revokedcertificates") as RevocationList)
@@ -213,8 +247,11 @@ struct HeartbeatService: Service {
                     let renewed = try await agent.enroll(client)
                     let context = try KVPoolTLS.server(certificatePEM: renewed.certificatePEM, privateKeyPEM: renewed.keyPEM, caPEM: caPEM)
                     let clientContext = try KVPoolTLS.client(certificatePEM: renewed.certificatePEM, privateKeyPEM: renewed.keyPEM, caPEM: caPEM)
+                    let chain = try NIOSSLCertificate.fromPEMBytes(Array(renewed.certificatePEM.utf8)).map { NIOSSLCertificateSource.certificate($0) }
+                    let key = NIOSSLPrivateKeySource.privateKey(try NIOSSLPrivateKey(bytes: Array(renewed.keyPEM.utf8), format: .pem))
                     tlsBox.withLockedValue { $0 = context }
                     clientBox.withLockedValue { $0 = clientContext }
+                    apiCredentials.withLockedValue { $0 = (chain, key) }
                     creds = renewed
                     agent.logger.info("Renewed certificate", metadata: ["event": "RenewedCertificate", "serial": "\(renewed.serial)",
                                                                         "notValidAfter": "\(renewed.notValidAfter)"])

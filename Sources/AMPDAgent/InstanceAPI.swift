@@ -1,6 +1,7 @@
 import AMPDAPI
 import AMPDEngine
 import AMPDKVPool
+import AMPDObservability
 import Foundation
 import Hummingbird
 import HummingbirdTLS
@@ -109,11 +110,17 @@ struct InstanceAPI {
     let instances: RoleInstances
     let store: KVPoolStore
     let clientTLS: @Sendable () -> NIOSSLContext
+    let metrics: MetricsRegistry
     let logger: Logger
 
     func router() -> Router<BasicRequestContext> {
         let r = Router(context: BasicRequestContext.self)
         r.get("/healthz") { _, _ in "ok\n" }
+        r.get("/metrics") { _, _ in
+            var h = HTTPFields()
+            h[.contentType] = "text/plain; version=0.0.4"
+            return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
+        }
         r.post("/v1/instances/:instance/generate") { req, ctx -> Response in
             let name = try ctx.parameters.require("instance")
             guard let engine = await instances.engine(name) else {

@@ -96,17 +96,24 @@ actor RoleInstances {
         }
     }
 
-    /// Live engine load, summed over instances.
-    func load() async -> (running: Int, waiting: Int, kvUsed: Int, kvFree: Int) {
-        var out = (0, 0, 0, 0)
+    /// Live engine load, summed over instances; `tokens` counts every token computed so far.
+    func load() async -> (running: Int, waiting: Int, kvUsed: Int, kvFree: Int, tokens: Int) {
+        var out = (0, 0, 0, 0, 0)
         for inst in instances.values {
             guard let s = await inst.engine?.stats() else { continue }
             out.0 += s.runningSequences
             out.1 += s.waitingSequences
             out.2 += s.kvBlocksUsed
             out.3 += s.kvBlocksFree
+            out.4 += s.prefillTokens + s.decodeTokens
         }
         return out
+    }
+
+    func phases() -> [InstancePhase: Int] {
+        var c: [InstancePhase: Int] = [:]
+        for i in instances.values { c[i.phase, default: 0] += 1 }
+        return c
     }
 
     func engine(_ instance: String) -> NativeEngine? { instances[instance]?.engine }

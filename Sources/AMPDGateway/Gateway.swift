@@ -19,6 +19,8 @@ public struct GatewayConfiguration: Sendable {
     public var strategy: PrefillPlacementStrategy = .dispatcher
     public var name = "gateway"
     public var portFile: URL?
+    /// A session idle this long is dropped and its KV released on its decode instance.
+    public var sessionTTL: TimeInterval = 600
 
     public init(clientConfig: ClientConfiguration, deployment: String) {
         self.clientConfig = clientConfig
@@ -56,7 +58,8 @@ public struct Gateway: Sendable {
         // The CPU profile fitted to the native engine; other models fall back to SmolLM2's shape.
         let profile = (try? catalog.model(d.spec.model.name.contains("SmolLM2") ? "SmolLM2-135M" : d.spec.model.name))
         let cost = CostModel(model: try profile ?? catalog.model("SmolLM2-135M"), hardware: try catalog.hardware("cpu-2core"))
-        let runner = RoundRunner(caller: caller, topology: topology, sessions: Sessions(), observations: Observations(), tokenizer: tokenizer,
+        let sessions = Sessions()
+        let runner = RoundRunner(caller: caller, topology: topology, sessions: sessions, observations: Observations(), tokenizer: tokenizer,
                                  strategy: config.strategy, cost: cost, logger: logger)
         let api = OpenAIAPI(runner: runner, template: template, modelName: d.spec.model.name, metrics: MetricsRegistry(), records: RoundLog(), logger: logger)
         let portFile = config.portFile
@@ -71,7 +74,8 @@ public struct Gateway: Sendable {
             },
             logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: app), .init(service: TopologyRefresher(topology: topology, logger: logger))],
+            services: [.init(service: app), .init(service: TopologyRefresher(topology: topology, sessions: sessions, caller: caller,
+                                                                               sessionTTL: config.sessionTTL, logger: logger))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         try? await caller.http.shutdown()
@@ -80,13 +84,21 @@ public struct Gateway: Sendable {
     }
 }
 
+/// Follows the deployment's instances and expires idle sessions (releasing their KV).
 struct TopologyRefresher: Service {
     let topology: Topology
+    let sessions: Sessions
+    let caller: AgentCaller
+    let sessionTTL: TimeInterval
     let logger: Logger
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do { try await topology.refresh() } catch {
                 logger.warning("Topology refresh failed", metadata: ["event": "TopologyRefreshFailed", "error": "\(error)"])
+            }
+            for s in await sessions.expire(idleLongerThan: sessionTTL) {
+                await caller.release(s.owner, sequence: s.sequence)
+                logger.info("Session expired", metadata: ["event": "SessionExpired", "decodeInstance": "\(s.owner.name)", "tokens": "\(s.history.count)"])
             }
             try? await Task.sleep(for: .milliseconds(500))
         }

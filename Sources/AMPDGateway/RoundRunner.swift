@@ -210,7 +210,8 @@ struct RoundRunner: Sendable {
                     logger.warning("KV transfer failed", metadata: ["event": "KVTransferFailed", "session": "\(input.session)", "error": "\(error)",
                                                                     "action": "\(action.rawValue)"])
                     guard action == .recompute else { throw GatewayError("KV transfer to \(owner.name) failed: \(error)") }
-                    kvOutcome = "recomputed"
+                    // Expired (lease ran out before the import) is counted apart from transport failures.
+                    kvOutcome = "\(error)".contains("no longer") ? "recomputed-expired" : "recomputed-transport"
                     let d = try await drain(try await caller.generate(owner, call(history + newTokens + generated, max: input.maxTokens - generated.count)))
                     sequence = d?.done?.sequence
                 }

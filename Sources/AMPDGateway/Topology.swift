@@ -53,12 +53,25 @@ actor Sessions {
         var history: [Int32]
         var messages: Int
         var rounds: Int
+        var lastUsed = Date()
     }
 
     var sessions: [String: Session] = [:]
 
     func get(_ id: String) -> Session? { sessions[id] }
-    func set(_ id: String, _ s: Session) { sessions[id] = s }
+    func set(_ id: String, _ s: Session) {
+        var s = s
+        s.lastUsed = Date()
+        sessions[id] = s
+    }
+
+    /// Sessions idle for longer than `ttl`, removed: their KV is released on the owner.
+    func expire(idleLongerThan ttl: TimeInterval) -> [Session] {
+        let cut = Date().addingTimeInterval(-ttl)
+        let old = sessions.filter { $0.value.lastUsed < cut }
+        for k in old.keys { sessions[k] = nil }
+        return Array(old.values)
+    }
     func remove(_ id: String) -> Session? { sessions.removeValue(forKey: id) }
     func owners() -> [String: Int] {
         var c: [String: Int] = [:]

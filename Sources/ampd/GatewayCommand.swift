@@ -27,6 +27,9 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Where round 2+ prefills run: dispatcher (AMPD), prefill-pool, local.")
     var strategy = "dispatcher"
 
+    @Option(help: "Seconds a session may stay idle before its KV is released.")
+    var sessionTtlSeconds = 600.0
+
     @Option(help: "Write the bound port here once listening.")
     var portFile: String?
 
@@ -46,6 +49,7 @@ struct GatewayCommand: AsyncParsableCommand {
         c.port = port
         c.strategy = s
         c.portFile = portFile.map { URL(fileURLWithPath: $0) }
+        c.sessionTTL = sessionTtlSeconds
         do {
             try await Gateway(config: c, logger: logger).run()
         } catch {

@@ -27,7 +27,7 @@ final class AgentProcess: @unchecked Sendable {
         try process.run()
     }
 
-    struct Port: Decodable { let kvPort: Int; let serial: String }
+    struct Port: Decodable { let kvPort: Int; let apiPort: Int; let serial: String }
 
     func port() throws -> Port? {
         guard let data = try? Data(contentsOf: portFile) else { return nil }

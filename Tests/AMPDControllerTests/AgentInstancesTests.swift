@@ -1,6 +1,8 @@
 import AMPDAPI
 import AMPDClient
+import AsyncHTTPClient
 import Foundation
+import NIOSSL
 import Testing
 
 @Suite("Agents run their assigned role instances", .serialized)
@@ -33,6 +35,23 @@ struct AgentInstancesTests {
         #expect(agent.log().components(separatedBy: "\"InstanceRunning\"").count - 1 == 2)
         let node = try await ctl.client.nodes().first { $0.metadata.name == "cpu-host" }
         #expect(node?.status.instances.allSatisfy { $0.phase == .running } == true)
+        #expect(node?.spec.endpoints?.api == (try agent.port())?.apiPort)
+
+        // The agent's /metrics, over mutual TLS (here with the agent's own certificate as the client's).
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(agent.dataDir.appendingPathComponent("agent.crt").path).map { .certificate($0) }
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: agent.dataDir.appendingPathComponent("agent.key").path, format: .pem))
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ctl.dataDir.appendingPathComponent("ca.crt").path))
+        tls.certificateVerification = .noHostnameVerification
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        defer { Task { try? await http.shutdown() } }
+        let apiPort = try #require(try agent.port()?.apiPort)
+        let text = try await eventually("agent metrics") { () -> String? in
+            let res = try await http.execute(HTTPClientRequest(url: "https://127.0.0.1:\(apiPort)/metrics"), timeout: .seconds(10))
+            let t = String(buffer: try await res.body.collect(upTo: 1 << 20))
+            return t.contains("ampd_agent_instances{phase=\"Running\"} 2") ? t : nil
+        }
+        #expect(text.contains("ampd_agent_tokens_per_second") && text.contains("ampd_agent_kv_pool_blocks"))
 
         #expect(try ctl.cli(["delete", "deployment", "smollm2"]).0 == 0)
         try await eventually("finalized", timeout: .seconds(30)) { () -> Bool? in

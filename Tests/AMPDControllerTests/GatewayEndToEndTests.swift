@@ -11,13 +11,13 @@ final class GatewayProcess: @unchecked Sendable {
     let portFile: URL
     let logURL: URL
 
-    init(controller: ControllerProcess, deployment: String, strategy: String) throws {
+    init(controller: ControllerProcess, deployment: String, strategy: String, extra: [String] = []) throws {
         portFile = controller.dataDir.appendingPathComponent("gateway.port")
         logURL = controller.dataDir.appendingPathComponent("gateway.log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         process.executableURL = Binaries.ampd
         process.arguments = ["gateway", "--config", controller.configPath, "--deployment", deployment, "--port", "0",
-                             "--port-file", portFile.path, "--strategy", strategy]
+                             "--port-file", portFile.path, "--strategy", strategy] + extra
         let log = try FileHandle(forWritingTo: logURL)
         process.standardOutput = log
         process.standardError = log
@@ -69,7 +69,7 @@ struct GatewayEndToEndTests {
         _ = try await eventually("Ready", timeout: .seconds(60)) { () -> Bool? in
             try await ctl.client.deployment("smollm2").status?.conditions.first { $0.type == "Ready" }?.status == .true ? true : nil
         }
-        let gw = try GatewayProcess(controller: ctl, deployment: "smollm2", strategy: strategy)
+        let gw = try GatewayProcess(controller: ctl, deployment: "smollm2", strategy: strategy, extra: ["--session-ttl-seconds", "12"])
         defer { _ = gw.stop() }
         let port = try await eventually("gateway listening") { gw.port() }
         let base = "http://127.0.0.1:\(port)"
@@ -83,10 +83,6 @@ struct GatewayEndToEndTests {
         #expect(s1 == 200, "\(b1)\n\(gw.log())")
         let a1 = try JSONDecoder().decode(ChatAnswer.self, from: Data(b1.utf8))
         #expect(a1.ampd.placement == "remote" && a1.ampd.kvOutcome == "transferred" && a1.ampd.kvBytesMoved > 100_000)
-        // The same tokens as one engine computing the whole request.
-        let local = try ctl.cli(["generate", "--chat", q1, "--max-tokens", "12", "--json"])
-        struct Gen: Decodable { let text: String }
-        #expect(try JSONDecoder().decode(Gen.self, from: Data(local.1.utf8)).text.hasPrefix(a1.choices[0].message.content))
 
         // Round 2 of the same session: the dispatcher decides; the history stays on the decode instance.
         let msgs2 = #"[{"role":"user","content":"\#(q1)"},{"role":"assistant","content":\#(try String(decoding: JSONEncoder().encode(a1.choices[0].message.content), as: UTF8.self))},{"role":"user","content":"And of Italy?"}]"#
@@ -97,6 +93,11 @@ struct GatewayEndToEndTests {
         if strategy == "local" { #expect(a2.ampd.placement == "local") }
         // A local incremental prefill reuses the whole history on the decode instance and moves no KV.
         if a2.ampd.placement == "local" { #expect(a2.ampd.cachedTokens > 40 && a2.ampd.kvBytesMoved == 0) }
+
+        // Round 1 gave the same tokens as one engine computing the whole request.
+        let local = try ctl.cli(["generate", "--chat", q1, "--max-tokens", "12", "--json"])
+        struct Gen: Decodable { let text: String }
+        #expect(try JSONDecoder().decode(Gen.self, from: Data(local.1.utf8)).text.hasPrefix(a1.choices[0].message.content))
 
         // Streaming (a new session).
         let (s3, b3) = try await post(http, "\(base)/v1/chat/completions",
@@ -112,6 +113,8 @@ struct GatewayEndToEndTests {
         let (s4, b4) = try await post(http, "\(base)/v1/chat/completions", #"{"messages":[{"role":"assistant","content":"x"}]}"#, session: "s3")
         #expect(s4 == 400 && b4.contains("last message must be a user turn"))
         #expect(gw.log().contains("\"event\":\"Round\""))
+        // Idle sessions expire and their KV is released on the decode instance.
+        _ = try await eventually("sessions expire", timeout: .seconds(45)) { gw.log().contains("SessionExpired") ? true : nil }
         #expect(gw.stop() == 0)
     }
 }
