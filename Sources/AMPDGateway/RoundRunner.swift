@@ -100,11 +100,20 @@ struct RoundRunner: Sendable {
         let decodes = instances.filter { $0.role == .decode }
         let prefills = instances.filter { $0.role == .prefill }
         guard !decodes.isEmpty else { throw GatewayError("no running decode instance; the deployment is not ready", status: 503) }
-        let existing = await sessions.get(input.session)
+        var existing = await sessions.get(input.session)
+        var fullPrompt = input.fullPrompt
+        if let e = existing, !decodes.contains(where: { $0.name == e.owner.name }) {
+            // The session's decode instance is gone (drained, node lost): start over elsewhere
+            // from the token history the gateway kept; its prefix is recomputed.
+            logger.warning("Session owner gone", metadata: ["event": "SessionOwnerGone", "session": "\(input.session)", "owner": "\(e.owner.name)"])
+            fullPrompt = e.history + input.newTurn
+            _ = await sessions.remove(input.session)
+            existing = nil
+        }
         let owners = await sessions.owners()
         let owner = existing?.owner ?? decodes.min { (owners[$0.name] ?? 0, $0.name) < (owners[$1.name] ?? 0, $1.name) }!
         let history = existing?.history ?? []
-        let newTokens = existing == nil ? input.fullPrompt : input.newTurn
+        let newTokens = existing == nil ? fullPrompt : input.newTurn
         let slo = LatencySLO(ttft: Double(spec?.spec.slo.ttftMs ?? 2000) / 1000, itl: Double(spec?.spec.slo.tpotMs ?? 100) / 1000)
 
         // Decide.
@@ -133,10 +142,11 @@ struct RoundRunner: Sendable {
         }
 
         let (stream, continuation) = AsyncThrowingStream<RoundEvent, any Error>.makeStream()
+        let existingNow = existing
         let task = Task {
             do {
                 let record = try await execute(input, owner: owner, remote: remote, reason: reason, history: history,
-                                               newTokens: newTokens, existing: existing, spec: spec) { continuation.yield(.token($0)) }
+                                               newTokens: newTokens, existing: existingNow, spec: spec) { continuation.yield(.token($0)) }
                 continuation.yield(.done(record))
                 continuation.finish()
             } catch {

@@ -105,6 +105,10 @@ struct GatewayEndToEndTests {
         #expect(s3 == 200)
         #expect(b3.hasPrefix("data: ") && b3.hasSuffix("data: [DONE]\n\n") && b3.contains("chat.completion.chunk"))
 
+        // Raw completions.
+        let (s5, b5) = try await post(http, "\(base)/v1/completions", #"{"prompt":"The quick brown fox","max_tokens":5}"#, session: "s4")
+        #expect(s5 == 200 && b5.contains("text_completion") && b5.contains("\"completion_tokens\":5"), "\(b5)")
+
         // Models, rounds, metrics; bad input named.
         let models = try await http.execute(HTTPClientRequest(url: "\(base)/v1/models"), timeout: .seconds(10))
         #expect(String(buffer: try await models.body.collect(upTo: 1 << 16)).contains("SmolLM2-135M-Instruct"))
