@@ -195,31 +195,41 @@ struct RoundRunner: Sendable {
             await observations.begin(remote.name)
             let key = UInt64.random(in: 1...UInt64.max)
             let push = KVPush(host: owner.host, port: owner.kvPort, tenant: input.tenant, key: key)
-            let pre: GenerateLine?
+            var pre: GenerateLine?
+            var transferError: (any Error)?
             do {
                 pre = try await drain(try await caller.generate(remote, call(history + newTokens, max: 1, prefillOnly: true, push: push)))
-                await observations.end(remote.name)
             } catch {
                 await observations.end(remote.name)
-                throw error
+                // After the first token the prefill has run: what failed is the push of its KV.
+                guard firstAt != nil else { throw error }
+                transferError = error
             }
+            if transferError == nil { await observations.end(remote.name) }
             if let f = firstAt { await observations.recordTTFT(remote.name, f.timeIntervalSince(start)) }
             cached = pre?.done?.cachedTokens ?? 0
             if let existing { await caller.release(owner, sequence: existing.sequence) }
             if finish == "stop" || input.maxTokens <= 1 {
                 kvOutcome = "skipped"
-            } else if let ref = pre?.pushed {
-                kvBytes = ref.bytes
-                do {
-                    let d = try await drain(try await caller.generate(owner, call([], max: input.maxTokens - 1, importKV: ref)))
-                    sequence = d?.done?.sequence
-                    finish = d?.done?.reason == .stop ? "stop" : "length"
-                    kvOutcome = "transferred"
-                } catch {
+            } else {
+                if transferError == nil, let ref = pre?.pushed {
+                    kvBytes = ref.bytes
+                    do {
+                        let d = try await drain(try await caller.generate(owner, call([], max: input.maxTokens - 1, importKV: ref)))
+                        sequence = d?.done?.sequence
+                        finish = d?.done?.reason == .stop ? "stop" : "length"
+                        kvOutcome = "transferred"
+                    } catch {
+                        transferError = error
+                    }
+                } else if transferError == nil {
+                    transferError = GatewayError("the prefill instance returned no KV reference")
+                }
+                if let error = transferError {
                     let action = spec?.spec.kvPool?.onTransferFailure ?? .recompute
                     logger.warning("KV transfer failed", metadata: ["event": "KVTransferFailed", "session": "\(input.session)", "error": "\(error)",
                                                                     "action": "\(action.rawValue)"])
-                    guard action == .recompute else { throw GatewayError("KV transfer to \(owner.name) failed: \(error)") }
+                    guard action == .recompute else { throw GatewayError("KV transfer from \(remote.name) to \(owner.name) failed: \(error)") }
                     // Expired (lease ran out before the import) is counted apart from transport failures.
                     kvOutcome = "\(error)".contains("no longer") ? "recomputed-expired" : "recomputed-transport"
                     let d = try await drain(try await caller.generate(owner, call(history + newTokens + generated, max: input.maxTokens - generated.count)))

@@ -122,3 +122,46 @@ struct GatewayEndToEndTests {
         #expect(gw.stop() == 0)
     }
 }
+
+extension GatewayEndToEndTests {
+    @Test("a KV transfer that fails is never a silent wait: recompute (counted by kind) or fail, as the manifest says")
+    func transferFailure() async throws {
+        guard AgentInstancesTests.modelAvailable else { return }
+        let ctl = try ControllerProcess()
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        // A KV pool of 1 MiB cannot take a 1.1 MB sequence: every push is refused.
+        let agent = try AgentProcess(controller: ctl, name: "cpu-host", extra: ["--count", "2", "--kv-capacity-mib", "1"])
+        defer { _ = agent.stop() }
+        _ = try await eventually("agent up") { try agent.port() }
+        let manifestURL = Binaries.packageRoot.appendingPathComponent("Manifests/quickstart-cpu.yaml")
+        #expect(try ctl.cli(["apply", "-f", manifestURL.path]).0 == 0)
+        _ = try await eventually("Ready", timeout: .seconds(60)) { () -> Bool? in
+            try await ctl.client.deployment("smollm2").status?.conditions.first { $0.type == "Ready" }?.status == .true ? true : nil
+        }
+        let gw = try GatewayProcess(controller: ctl, deployment: "smollm2", strategy: "prefill-pool")
+        defer { _ = gw.stop() }
+        let port = try await eventually("gateway listening") { gw.port() }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await http.shutdown() } }
+        let body = #"{"messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":12}"#
+        let (s1, b1) = try await post(http, "http://127.0.0.1:\(port)/v1/chat/completions", body, session: "r1")
+        #expect(s1 == 200, "\(b1)")
+        let a1 = try JSONDecoder().decode(ChatAnswer.self, from: Data(b1.utf8))
+        #expect(a1.ampd.kvOutcome == "recomputed-transport")
+        let local = try ctl.cli(["generate", "--chat", "What is the capital of France?", "--max-tokens", "12", "--json"])
+        struct Gen: Decodable { let text: String }
+        #expect(try JSONDecoder().decode(Gen.self, from: Data(local.1.utf8)).text.hasPrefix(a1.choices[0].message.content))
+        let metrics = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(10))
+        #expect(String(buffer: try await metrics.body.collect(upTo: 1 << 20)).contains(#"outcome="recomputed-transport""#))
+
+        // onTransferFailure: fail → an error naming the transfer.
+        let failing = try String(contentsOf: manifestURL, encoding: .utf8).replacingOccurrences(of: "onTransferFailure: recompute", with: "onTransferFailure: fail")
+        #expect(try ctl.cli(["apply", "-f", "-"], stdin: failing).0 == 0)
+        let (s2, b2) = try await eventually("fail policy in effect") { () -> (Int, String)? in
+            let r = try await post(http, "http://127.0.0.1:\(port)/v1/chat/completions", body, session: "r-\(UUID())")
+            return r.0 == 502 ? r : nil
+        }
+        #expect(s2 == 502 && b2.contains("KV transfer from smollm2-prefill-0 to smollm2-decode-0 failed"), "\(b2)")
+    }
+}
