@@ -76,6 +76,15 @@ public struct CertificateAuthority: Sendable {
     public func issue(commonName: String, dnsNames: [String], ipAddresses: [String],
                       validity: TimeInterval, now: Date = Date()) throws -> IssuedCertificate {
         let leafKey = P256.Signing.PrivateKey()
+        let (cert, _) = try leaf(publicKey: Certificate.PublicKey(leafKey.publicKey), commonName: commonName,
+                                 dnsNames: dnsNames, ipAddresses: ipAddresses, validity: validity, now: now)
+        return IssuedCertificate(certificatePEM: try cert.serializeAsPEM().pemString,
+                                 privateKeyPEM: leafKey.pemRepresentation, notValidAfter: cert.notValidAfter)
+    }
+
+    /// A TLS leaf (server and client auth) for `publicKey`, signed by this CA.
+    func leaf(publicKey: Certificate.PublicKey, commonName: String, dnsNames: [String], ipAddresses: [String],
+              validity: TimeInterval, now: Date) throws -> (Certificate, Certificate.SerialNumber) {
         var sans: [GeneralName] = dnsNames.map { .dnsName($0) }
         for ip in ipAddresses {
             guard let bytes = IPAddressBytes.parse(ip) else { throw PKIError("not an IP address: \"\(ip)\"") }
@@ -85,23 +94,21 @@ public struct CertificateAuthority: Sendable {
             OrganizationName("ampd")
             CommonName(commonName)
         }
-        let notAfter = now.addingTimeInterval(validity)
+        let serial = Certificate.SerialNumber()
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.notCertificateAuthority)
             Critical(KeyUsage(digitalSignature: true))
             try ExtendedKeyUsage([.serverAuth, .clientAuth])
             SubjectAlternativeNames(sans)
-            SubjectKeyIdentifier(hash: Certificate.PublicKey(leafKey.publicKey))
+            SubjectKeyIdentifier(hash: publicKey)
             AuthorityKeyIdentifier(keyIdentifier: try certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
         }
         let cert = try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(),
-            publicKey: .init(leafKey.publicKey),
-            notValidBefore: now.addingTimeInterval(-300), notValidAfter: notAfter,
+            version: .v3, serialNumber: serial, publicKey: publicKey,
+            notValidBefore: now.addingTimeInterval(-300), notValidAfter: now.addingTimeInterval(validity),
             issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: extensions, issuerPrivateKey: .init(key))
-        return IssuedCertificate(certificatePEM: try cert.serializeAsPEM().pemString,
-                                 privateKeyPEM: leafKey.pemRepresentation, notValidAfter: notAfter)
+        return (cert, serial)
     }
 
     /// Signs a certificate signing request: the CSR's signature must verify
@@ -115,30 +122,9 @@ public struct CertificateAuthority: Sendable {
         guard csr.publicKey.isValidSignature(csr.signature, for: csr) else {
             throw PKIError("the certificate signing request's signature does not verify: the requester does not hold its key")
         }
-        var sans: [GeneralName] = dnsNames.map { .dnsName($0) }
-        for ip in ipAddresses {
-            guard let bytes = IPAddressBytes.parse(ip) else { throw PKIError("not an IP address: \"\(ip)\"") }
-            sans.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes))))
-        }
-        let subject = try DistinguishedName {
-            OrganizationName("ampd")
-            CommonName(commonName)
-        }
-        let notAfter = now.addingTimeInterval(validity)
-        let serial = Certificate.SerialNumber()
-        let extensions = try Certificate.Extensions {
-            Critical(BasicConstraints.notCertificateAuthority)
-            Critical(KeyUsage(digitalSignature: true))
-            try ExtendedKeyUsage([.serverAuth, .clientAuth])
-            SubjectAlternativeNames(sans)
-            SubjectKeyIdentifier(hash: csr.publicKey)
-            AuthorityKeyIdentifier(keyIdentifier: try certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
-        }
-        let cert = try Certificate(
-            version: .v3, serialNumber: serial, publicKey: csr.publicKey,
-            notValidBefore: now.addingTimeInterval(-300), notValidAfter: notAfter,
-            issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: extensions, issuerPrivateKey: .init(key))
+        let (cert, serial) = try leaf(publicKey: csr.publicKey, commonName: commonName, dnsNames: dnsNames,
+                                      ipAddresses: ipAddresses, validity: validity, now: now)
+        let notAfter = cert.notValidAfter
         return (try cert.serializeAsPEM().pemString, CertificateSerial.hex(serial.bytes), notAfter)
     }
 

@@ -47,3 +47,27 @@ struct CertificateAuthorityTests {
         #expect(throws: PKIError.self) { try CertificateAuthority.loadOrCreate(directory: dir, commonName: "a") }
     }
 }
+
+@Suite("CSR signing")
+struct CSRSigningTests {
+    @Test("a CSR is signed with the names the CA decides; a tampered one is refused")
+    func signAndTamper() throws {
+        let ca = try CertificateAuthority.create(commonName: "test-ca")
+        let (_, csr) = try CertificateAuthority.makeCSR(commonName: "whatever-the-requester-says")
+        let signed = try ca.sign(csrPEM: csr, commonName: "node-a", dnsNames: ["node-a"], ipAddresses: ["10.0.0.7"], validity: 3600)
+        let cert = try Certificate(pemEncoded: signed.certificatePEM)
+        #expect(cert.subject.description.contains("node-a") && !cert.subject.description.contains("whatever"))
+        #expect(signed.serial == CertificateSerial.hex(cert.serialNumber.bytes))
+        #expect(abs(signed.notValidAfter.timeIntervalSinceNow - 3600) < 5)
+        // Flip a byte of the signature (the DER's last bytes): still parses, no longer verifies.
+        let lines = csr.split(separator: "\n").filter { !$0.hasPrefix("-----") }
+        var der = [UInt8](Data(base64Encoded: lines.joined())!)
+        der[der.count - 3] ^= 0x01
+        let tampered = "-----BEGIN CERTIFICATE REQUEST-----\n" + Data(der).base64EncodedString(options: .lineLength64Characters) + "\n-----END CERTIFICATE REQUEST-----\n"
+        let e = try #require(throws: PKIError.self) {
+            try ca.sign(csrPEM: tampered, commonName: "node-a", dnsNames: [], ipAddresses: [], validity: 60)
+        }
+        #expect(e.message.contains("does not verify") || e.message.contains("certificate signing request"))
+        #expect(throws: PKIError.self) { try ca.sign(csrPEM: csr, commonName: "n", dnsNames: [], ipAddresses: ["not-an-ip"], validity: 60) }
+    }
+}
