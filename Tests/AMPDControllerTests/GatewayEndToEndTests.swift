@@ -165,3 +165,48 @@ extension GatewayEndToEndTests {
         #expect(s2 == 502 && b2.contains("KV transfer from smollm2-prefill-0 to smollm2-decode-0 failed"), "\(b2)")
     }
 }
+
+extension GatewayEndToEndTests {
+    @Test("an empty prefill pool is explicit: aggregate runs the prefill on the decode instance, fail answers 503 with the reason")
+    func emptyPrefillPool() async throws {
+        guard AgentInstancesTests.modelAvailable else { return }
+        let ctl = try ControllerProcess()
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        // One slot: the decode instance fits; the prefill instance (2 slots) cannot be placed.
+        let agent = try AgentProcess(controller: ctl, name: "small-host", extra: ["--count", "1"])
+        defer { _ = agent.stop() }
+        _ = try await eventually("agent up") { try agent.port() }
+        let base = try String(contentsOf: Binaries.packageRoot.appendingPathComponent("Manifests/quickstart-cpu.yaml"), encoding: .utf8)
+        let lines = base.components(separatedBy: "\n")
+        let prefillLine = try #require(lines.firstIndex { $0.contains("resources: {accelerator: cpu, count: 1}") })
+        var edited = lines
+        edited[prefillLine] = edited[prefillLine].replacingOccurrences(of: "count: 1", with: "count: 2")
+        let manifest = edited.joined(separator: "\n")
+        #expect(try ctl.cli(["apply", "-f", "-"], stdin: manifest).0 == 0)
+        _ = try await eventually("decode instance running", timeout: .seconds(60)) { () -> Bool? in
+            let n = try await ctl.client.nodes().first { $0.metadata.name == "small-host" }
+            return n?.status.instances.contains { $0.instance.contains("decode") && $0.phase == .running } == true ? true : nil
+        }
+        let gw = try GatewayProcess(controller: ctl, deployment: "smollm2", strategy: "dispatcher")
+        defer { _ = gw.stop() }
+        let port = try await eventually("gateway listening") { gw.port() }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await http.shutdown() } }
+        let body = #"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4}"#
+        let (s1, b1) = try await eventually("an aggregated answer") { () -> (Int, String)? in
+            let r = try await post(http, "http://127.0.0.1:\(port)/v1/chat/completions", body, session: "e1")
+            return r.0 == 200 ? r : nil
+        }
+        #expect(s1 == 200)
+        let a1 = try JSONDecoder().decode(ChatAnswer.self, from: Data(b1.utf8))
+        #expect(a1.ampd.placement == "local" && a1.ampd.reason.contains("aggregate") && a1.ampd.kvBytesMoved == 0)
+
+        #expect(try ctl.cli(["apply", "-f", "-"], stdin: manifest.replacingOccurrences(of: "reorderWindow: 3", with: "reorderWindow: 3\n    onPrefillUnavailable: fail")).0 == 0)
+        let (s2, b2) = try await eventually("fail policy in effect") { () -> (Int, String)? in
+            let r = try await post(http, "http://127.0.0.1:\(port)/v1/chat/completions", body, session: "e-\(UUID())")
+            return r.0 == 503 ? r : nil
+        }
+        #expect(s2 == 503 && b2.contains("no running prefill instance"), "\(b2)")
+    }
+}
