@@ -37,6 +37,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Address peers reach this host at (repeatable).")
     var address: [String] = ["127.0.0.1"]
 
+    @Option(help: "Address the KV endpoint and instance API listen on (0.0.0.0 in a pod).")
+    var bind = "127.0.0.1"
+
     @Option(help: "KV pool endpoint port (0: any free port).")
     var kvPort = 0
 
@@ -75,6 +78,7 @@ struct AgentCommand: AsyncParsableCommand {
         c.accelerator = accelerator
         c.count = count
         c.addresses = address
+        c.kvHost = bind
         c.kvPort = kvPort
         c.apiPort = apiPort
         c.kvCapacityBytes = kvCapacityMib << 20
