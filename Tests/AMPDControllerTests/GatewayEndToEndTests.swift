@@ -3,6 +3,7 @@ import AMPDClient
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOSSL
 import Testing
 
 /// A real `ampd gateway` process.
@@ -208,5 +209,66 @@ extension GatewayEndToEndTests {
             return r.0 == 503 ? r : nil
         }
         #expect(s2 == 503 && b2.contains("no running prefill instance"), "\(b2)")
+    }
+}
+
+extension GatewayEndToEndTests {
+    /// The agent's Prometheus text, over mutual TLS with its own certificate.
+    func agentMetrics(_ agent: AgentProcess, _ ctl: ControllerProcess) async throws -> String {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(agent.dataDir.appendingPathComponent("agent.crt").path).map { .certificate($0) }
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: agent.dataDir.appendingPathComponent("agent.key").path, format: .pem))
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ctl.dataDir.appendingPathComponent("ca.crt").path))
+        tls.certificateVerification = .noHostnameVerification
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        defer { Task { try? await http.shutdown() } }
+        let port = try #require(try agent.port()?.apiPort)
+        let res = try await http.execute(HTTPClientRequest(url: "https://127.0.0.1:\(port)/metrics"), timeout: .seconds(10))
+        return String(buffer: try await res.body.collect(upTo: 1 << 20))
+    }
+
+    @Test("a client that goes away mid-stream frees the round's sequence and KV on the decode instance")
+    func abandonedRoundFreesKV() async throws {
+        guard AgentInstancesTests.modelAvailable else { return }
+        let ctl = try ControllerProcess()
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        let agent = try AgentProcess(controller: ctl, name: "cpu-host", extra: ["--count", "2"])
+        defer { _ = agent.stop() }
+        _ = try await eventually("agent up") { try agent.port() }
+        #expect(try ctl.cli(["apply", "-f", Binaries.packageRoot.appendingPathComponent("Manifests/quickstart-cpu.yaml").path]).0 == 0)
+        _ = try await eventually("Ready", timeout: .seconds(60)) { () -> Bool? in
+            try await ctl.client.deployment("smollm2").status?.conditions.first { $0.type == "Ready" }?.status == .true ? true : nil
+        }
+        let gw = try GatewayProcess(controller: ctl, deployment: "smollm2", strategy: "dispatcher")
+        defer { _ = gw.stop() }
+        let port = try await eventually("gateway listening") { gw.port() }
+
+        // A long streamed answer; read a little of it, then hang up.
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        var req = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/chat/completions")
+        req.method = .POST
+        req.headers.add(name: "content-type", value: "application/json")
+        req.body = .bytes(ByteBuffer(string: #"{"messages":[{"role":"user","content":"Tell me a very long story about the sea."}],"max_tokens":2000,"stream":true,"temperature":0.8,"seed":3}"#))
+        let reader = Task {
+            let res = try await client.execute(req, timeout: .seconds(120))
+            var seen = 0
+            for try await chunk in res.body {
+                seen += chunk.readableBytes
+                if seen > 2000 { break }
+            }
+        }
+        _ = try await eventually("decoding under way") { () -> Bool? in
+            try await agentMetrics(agent, ctl).contains("ampd_agent_running_sequences 1") ? true : nil
+        }
+        reader.cancel()
+        _ = await reader.result
+        try await client.shutdown()
+        // The decode instance drops the sequence: nothing running, no KV blocks held.
+        let text = try await eventually("sequence released", timeout: .seconds(30)) { () -> String? in
+            let m = try await agentMetrics(agent, ctl)
+            return m.contains("ampd_agent_running_sequences 0") && m.contains("ampd_agent_engine_kv_blocks_used 0") ? m : nil
+        }
+        #expect(text.contains("ampd_agent_waiting_sequences 0"))
     }
 }
