@@ -1,8 +1,6 @@
 import AMPDAPI
 import AMPDClient
-import AsyncHTTPClient
 import Foundation
-import NIOSSL
 import Testing
 
 @Suite("Agents run their assigned role instances", .serialized)
@@ -18,19 +16,10 @@ struct AgentInstancesTests {
     @Test("apply → the agent loads real engines for its prefill and decode instances → Ready; delete → drained and finalized")
     func applyRunDelete() async throws {
         guard Self.modelAvailable else { return }
-        let ctl = try ControllerProcess()
-        try await ctl.start()
+        let (ctl, agent) = try await startQuickstart()
         defer { Task { await ctl.shutdown() } }
-        let agent = try AgentProcess(controller: ctl, name: "cpu-host", extra: ["--count", "2"])
         defer { _ = agent.stop() }
-        _ = try await eventually("agent enrolled") { try agent.port() }
-        let manifest = Binaries.packageRoot.appendingPathComponent("Manifests/quickstart-cpu.yaml").path
-        let (code, _, err) = try ctl.cli(["apply", "-f", manifest])
-        #expect(code == 0, "\(err)")
-        let ready = try await eventually("deployment Ready", timeout: .seconds(60)) { () -> ServingDeployment? in
-            let d = try await ctl.client.deployment("smollm2")
-            return d.status?.conditions.first { $0.type == "Ready" }?.status == .true ? d : nil
-        }
+        let ready = try await waitReady(ctl)
         #expect(ready.status?.assignments.count == 2)
         #expect(agent.log().components(separatedBy: "\"InstanceRunning\"").count - 1 == 2)
         let node = try await ctl.client.nodes().first { $0.metadata.name == "cpu-host" }
@@ -38,17 +27,8 @@ struct AgentInstancesTests {
         #expect(node?.spec.endpoints?.api == (try agent.port())?.apiPort)
 
         // The agent's /metrics, over mutual TLS (here with the agent's own certificate as the client's).
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(agent.dataDir.appendingPathComponent("agent.crt").path).map { .certificate($0) }
-        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: agent.dataDir.appendingPathComponent("agent.key").path, format: .pem))
-        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ctl.dataDir.appendingPathComponent("ca.crt").path))
-        tls.certificateVerification = .noHostnameVerification
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
-        defer { Task { try? await http.shutdown() } }
-        let apiPort = try #require(try agent.port()?.apiPort)
         let text = try await eventually("agent metrics") { () -> String? in
-            let res = try await http.execute(HTTPClientRequest(url: "https://127.0.0.1:\(apiPort)/metrics"), timeout: .seconds(10))
-            let t = String(buffer: try await res.body.collect(upTo: 1 << 20))
+            let t = try await agent.metrics(ctl)
             return t.contains("ampd_agent_instances{phase=\"Running\"} 2") ? t : nil
         }
         #expect(text.contains("ampd_agent_tokens_per_second") && text.contains("ampd_agent_kv_pool_blocks"))

@@ -3,7 +3,6 @@ import AMPDClient
 import AsyncHTTPClient
 import Foundation
 import NIOCore
-import NIOSSL
 import Testing
 
 /// A real `ampd gateway` process.
@@ -59,17 +58,9 @@ struct GatewayEndToEndTests {
           arguments: ["dispatcher", "local"])
     func chatRounds(strategy: String) async throws {
         guard AgentInstancesTests.modelAvailable else { return }
-        let ctl = try ControllerProcess()
-        try await ctl.start()
+        let (ctl, agent) = try await startQuickstart()
         defer { Task { await ctl.shutdown() } }
-        let agent = try AgentProcess(controller: ctl, name: "cpu-host", extra: ["--count", "2"])
         defer { _ = agent.stop() }
-        _ = try await eventually("agent up") { try agent.port() }
-        let manifest = Binaries.packageRoot.appendingPathComponent("Manifests/quickstart-cpu.yaml").path
-        #expect(try ctl.cli(["apply", "-f", manifest]).0 == 0)
-        _ = try await eventually("Ready", timeout: .seconds(60)) { () -> Bool? in
-            try await ctl.client.deployment("smollm2").status?.conditions.first { $0.type == "Ready" }?.status == .true ? true : nil
-        }
         let gw = try GatewayProcess(controller: ctl, deployment: "smollm2", strategy: strategy, extra: ["--session-ttl-seconds", "12"])
         defer { _ = gw.stop() }
         let port = try await eventually("gateway listening") { gw.port() }
@@ -128,18 +119,10 @@ extension GatewayEndToEndTests {
     @Test("a KV transfer that fails is never a silent wait: recompute (counted by kind) or fail, as the manifest says")
     func transferFailure() async throws {
         guard AgentInstancesTests.modelAvailable else { return }
-        let ctl = try ControllerProcess()
-        try await ctl.start()
-        defer { Task { await ctl.shutdown() } }
         // A KV pool of 1 MiB cannot take a 1.1 MB sequence: every push is refused.
-        let agent = try AgentProcess(controller: ctl, name: "cpu-host", extra: ["--count", "2", "--kv-capacity-mib", "1"])
+        let (ctl, agent) = try await startQuickstart(agentArgs: ["--count", "2", "--kv-capacity-mib", "1"])
+        defer { Task { await ctl.shutdown() } }
         defer { _ = agent.stop() }
-        _ = try await eventually("agent up") { try agent.port() }
-        let manifestURL = Binaries.packageRoot.appendingPathComponent("Manifests/quickstart-cpu.yaml")
-        #expect(try ctl.cli(["apply", "-f", manifestURL.path]).0 == 0)
-        _ = try await eventually("Ready", timeout: .seconds(60)) { () -> Bool? in
-            try await ctl.client.deployment("smollm2").status?.conditions.first { $0.type == "Ready" }?.status == .true ? true : nil
-        }
         let gw = try GatewayProcess(controller: ctl, deployment: "smollm2", strategy: "prefill-pool")
         defer { _ = gw.stop() }
         let port = try await eventually("gateway listening") { gw.port() }
@@ -157,7 +140,7 @@ extension GatewayEndToEndTests {
         #expect(String(buffer: try await metrics.body.collect(upTo: 1 << 20)).contains(#"outcome="recomputed-transport""#))
 
         // onTransferFailure: fail → an error naming the transfer.
-        let failing = try String(contentsOf: manifestURL, encoding: .utf8).replacingOccurrences(of: "onTransferFailure: recompute", with: "onTransferFailure: fail")
+        let failing = try String(contentsOfFile: quickstart, encoding: .utf8).replacingOccurrences(of: "onTransferFailure: recompute", with: "onTransferFailure: fail")
         #expect(try ctl.cli(["apply", "-f", "-"], stdin: failing).0 == 0)
         let (s2, b2) = try await eventually("fail policy in effect") { () -> (Int, String)? in
             let r = try await post(http, "http://127.0.0.1:\(port)/v1/chat/completions", body, session: "r-\(UUID())")
@@ -171,20 +154,15 @@ extension GatewayEndToEndTests {
     @Test("an empty prefill pool is explicit: aggregate runs the prefill on the decode instance, fail answers 503 with the reason")
     func emptyPrefillPool() async throws {
         guard AgentInstancesTests.modelAvailable else { return }
-        let ctl = try ControllerProcess()
-        try await ctl.start()
-        defer { Task { await ctl.shutdown() } }
         // One slot: the decode instance fits; the prefill instance (2 slots) cannot be placed.
-        let agent = try AgentProcess(controller: ctl, name: "small-host", extra: ["--count", "1"])
-        defer { _ = agent.stop() }
-        _ = try await eventually("agent up") { try agent.port() }
-        let base = try String(contentsOf: Binaries.packageRoot.appendingPathComponent("Manifests/quickstart-cpu.yaml"), encoding: .utf8)
-        let lines = base.components(separatedBy: "\n")
+        let lines = try String(contentsOfFile: quickstart, encoding: .utf8).components(separatedBy: "\n")
         let prefillLine = try #require(lines.firstIndex { $0.contains("resources: {accelerator: cpu, count: 1}") })
         var edited = lines
         edited[prefillLine] = edited[prefillLine].replacingOccurrences(of: "count: 1", with: "count: 2")
         let manifest = edited.joined(separator: "\n")
-        #expect(try ctl.cli(["apply", "-f", "-"], stdin: manifest).0 == 0)
+        let (ctl, agent) = try await startQuickstart(agent: "small-host", agentArgs: ["--count", "1"], manifest: manifest, waitForReady: false)
+        defer { Task { await ctl.shutdown() } }
+        defer { _ = agent.stop() }
         _ = try await eventually("decode instance running", timeout: .seconds(60)) { () -> Bool? in
             let n = try await ctl.client.nodes().first { $0.metadata.name == "small-host" }
             return n?.status.instances.contains { $0.instance.contains("decode") && $0.phase == .running } == true ? true : nil
@@ -213,33 +191,12 @@ extension GatewayEndToEndTests {
 }
 
 extension GatewayEndToEndTests {
-    /// The agent's Prometheus text, over mutual TLS with its own certificate.
-    func agentMetrics(_ agent: AgentProcess, _ ctl: ControllerProcess) async throws -> String {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(agent.dataDir.appendingPathComponent("agent.crt").path).map { .certificate($0) }
-        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: agent.dataDir.appendingPathComponent("agent.key").path, format: .pem))
-        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ctl.dataDir.appendingPathComponent("ca.crt").path))
-        tls.certificateVerification = .noHostnameVerification
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
-        defer { Task { try? await http.shutdown() } }
-        let port = try #require(try agent.port()?.apiPort)
-        let res = try await http.execute(HTTPClientRequest(url: "https://127.0.0.1:\(port)/metrics"), timeout: .seconds(10))
-        return String(buffer: try await res.body.collect(upTo: 1 << 20))
-    }
-
     @Test("a client that goes away mid-stream frees the round's sequence and KV on the decode instance")
     func abandonedRoundFreesKV() async throws {
         guard AgentInstancesTests.modelAvailable else { return }
-        let ctl = try ControllerProcess()
-        try await ctl.start()
+        let (ctl, agent) = try await startQuickstart()
         defer { Task { await ctl.shutdown() } }
-        let agent = try AgentProcess(controller: ctl, name: "cpu-host", extra: ["--count", "2"])
         defer { _ = agent.stop() }
-        _ = try await eventually("agent up") { try agent.port() }
-        #expect(try ctl.cli(["apply", "-f", Binaries.packageRoot.appendingPathComponent("Manifests/quickstart-cpu.yaml").path]).0 == 0)
-        _ = try await eventually("Ready", timeout: .seconds(60)) { () -> Bool? in
-            try await ctl.client.deployment("smollm2").status?.conditions.first { $0.type == "Ready" }?.status == .true ? true : nil
-        }
         let gw = try GatewayProcess(controller: ctl, deployment: "smollm2", strategy: "dispatcher")
         defer { _ = gw.stop() }
         let port = try await eventually("gateway listening") { gw.port() }
@@ -259,14 +216,14 @@ extension GatewayEndToEndTests {
             }
         }
         _ = try await eventually("decoding under way") { () -> Bool? in
-            try await agentMetrics(agent, ctl).contains("ampd_agent_running_sequences 1") ? true : nil
+            try await agent.metrics(ctl).contains("ampd_agent_running_sequences 1") ? true : nil
         }
         reader.cancel()
         _ = await reader.result
         try await client.shutdown()
         // The decode instance drops the sequence: nothing running, no KV blocks held.
         let text = try await eventually("sequence released", timeout: .seconds(30)) { () -> String? in
-            let m = try await agentMetrics(agent, ctl)
+            let m = try await agent.metrics(ctl)
             return m.contains("ampd_agent_running_sequences 0") && m.contains("ampd_agent_engine_kv_blocks_used 0") ? m : nil
         }
         #expect(text.contains("ampd_agent_waiting_sequences 0"))

@@ -1,0 +1,44 @@
+import AMPDAPI
+import AMPDClient
+import AsyncHTTPClient
+import Foundation
+import NIOSSL
+import Testing
+
+/// Waits until a deployment's Ready condition is True; returns it.
+func waitReady(_ ctl: ControllerProcess, _ name: String = "smollm2", timeout: Duration = .seconds(60)) async throws -> ServingDeployment {
+    try await eventually("\(name) Ready", timeout: timeout) { () -> ServingDeployment? in
+        let d = try await ctl.client.deployment(name)
+        return d.status?.conditions.first(ofType: "Ready")?.status == .true ? d : nil
+    }
+}
+
+/// A controller and one agent as real processes, the quickstart manifest
+/// (or `manifest`, given as text) applied; `waitForReady` waits until it is Ready.
+func startQuickstart(agent name: String = "cpu-host", agentArgs: [String] = ["--count", "2"], manifest: String? = nil,
+                     waitForReady: Bool = true) async throws -> (ControllerProcess, AgentProcess) {
+    let ctl = try ControllerProcess()
+    try await ctl.start()
+    let agent = try AgentProcess(controller: ctl, name: name, extra: agentArgs)
+    _ = try await eventually("agent \(name) enrolled") { try agent.port() }
+    let (code, _, err) = try manifest.map { try ctl.cli(["apply", "-f", "-"], stdin: $0) } ?? ctl.cli(["apply", "-f", quickstart])
+    #expect(code == 0, "\(err)")
+    if waitForReady { _ = try await waitReady(ctl) }
+    return (ctl, agent)
+}
+
+extension AgentProcess {
+    /// The agent's Prometheus text, read over mutual TLS with the agent's own certificate.
+    func metrics(_ ctl: ControllerProcess) async throws -> String {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(dataDir.appendingPathComponent("agent.crt").path).map { .certificate($0) }
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: dataDir.appendingPathComponent("agent.key").path, format: .pem))
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ctl.dataDir.appendingPathComponent("ca.crt").path))
+        tls.certificateVerification = .noHostnameVerification
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        defer { Task { try? await http.shutdown() } }
+        let port = try #require(try self.port()?.apiPort)
+        let res = try await http.execute(HTTPClientRequest(url: "https://127.0.0.1:\(port)/metrics"), timeout: .seconds(10))
+        return String(buffer: try await res.body.collect(upTo: 1 << 20))
+    }
+}
