@@ -34,6 +34,8 @@ public actor NativeEngine: InferenceEngine {
         var tokens: [Int32]
         var computed: Int
         var blockTable: [Int32]
+        /// Chained prefix hashes of the full computed blocks, in order (kept, never recomputed).
+        var blockHashes: [UInt64] = []
         /// Set while a request is generating on this sequence.
         var active: Active?
     }
@@ -120,6 +122,7 @@ public actor NativeEngine: InferenceEngine {
             let shareable = (request.tokens.count - 1) / options.blockTokens
             let hashes = PrefixHash.chain(Array(request.tokens[0..<(shareable * options.blockTokens)]), blockTokens: options.blockTokens)
             seq.blockTable = blocks.acquirePrefix(hashes)
+            seq.blockHashes = Array(hashes.prefix(seq.blockTable.count))
             seq.computed = seq.blockTable.count * options.blockTokens
             cached = seq.computed
         }
@@ -178,7 +181,7 @@ public actor NativeEngine: InferenceEngine {
         guard s.active == nil else { throw .sequenceBusy(sequence) }
         let c = model.config
         let usedBlocks = (s.computed + options.blockTokens - 1) / options.blockTokens
-        let fullHashes = PrefixHash.chain(Array(s.tokens[0..<s.computed]), blockTokens: options.blockTokens)
+        let fullHashes = s.blockHashes
         let header = KVExportHeader(
             modelFingerprint: fingerprint, architecture: c.architecture, layers: c.layers, kvHeads: c.kvHeads,
             headDim: c.headDim, dtype: "f16", blockTokens: options.blockTokens, tokens: s.tokens,
@@ -242,7 +245,7 @@ public actor NativeEngine: InferenceEngine {
         }
         let id = nextID
         nextID += 1
-        sequences[id] = Sequence(tokens: h.tokens, computed: h.computedTokens, blockTable: table, active: nil)
+        sequences[id] = Sequence(tokens: h.tokens, computed: h.computedTokens, blockTable: table, blockHashes: fullHashes, active: nil)
         return id
     }
 
@@ -306,7 +309,7 @@ public actor NativeEngine: InferenceEngine {
             } else {
                 counters.prefill += item.tokens.count
             }
-            registerFullBlocks(&s, from: before)
+            registerFullBlocks(&s)
             sequences[id] = s
             guard item.wantLogits else { continue }
             let next = sequences[id]!.active!.sampler.sample(logits[li])
@@ -323,14 +326,14 @@ public actor NativeEngine: InferenceEngine {
         for _ in 0..<needed { s.blockTable.append(try blocks.allocate()) }
     }
 
-    func registerFullBlocks(_ s: inout Sequence, from before: Int) {
+    /// Hashes and registers the blocks that became full, chaining from the last known hash.
+    func registerFullBlocks(_ s: inout Sequence) {
         let B = options.blockTokens
-        let firstNew = before / B
         let full = s.computed / B
-        guard full > firstNew else { return }
-        var parent = firstNew == 0 ? PrefixHash.root : PrefixHash.chain(Array(s.tokens[0..<(firstNew * B)]), blockTokens: B).last!
-        for i in firstNew..<full {
+        var parent = s.blockHashes.last ?? PrefixHash.root
+        for i in s.blockHashes.count..<max(s.blockHashes.count, full) {
             parent = PrefixHash.block(parent: parent, tokens: s.tokens[(i * B)..<((i + 1) * B)])
+            s.blockHashes.append(parent)
             blocks.register(s.blockTable[i], hash: parent)
         }
     }
