@@ -115,6 +115,7 @@ let package = Package(
         .target(
             name: "AMPDKVPool",
             dependencies: [
+                "AMPDPKI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -84,9 +84,7 @@ public struct Agent: Sendable {
         let client = try ControllerClient(config: ClientConfiguration(server: config.controller, certificateAuthority: config.caFile, token: config.token))
         defer { Task { try? await client.shutdown() } }
 
-        _ = try await client.register(NodeRegistration(
-            name: config.name, capacity: NodeCapacity(accelerator: config.accelerator, count: config.count, memoryBytes: config.memoryBytes),
-            addresses: config.addresses))
+        _ = try await client.register(registration(endpoints: nil))
         logger.info("Registered", metadata: ["event": "Registered", "node": "\(config.name)"])
         let first = try await enroll(client)
 
@@ -135,6 +133,12 @@ public struct Agent: Sendable {
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("Agent stopped", metadata: ["event": "Stopped"])
+    }
+
+    /// This node as the controller registers it; endpoints once they listen.
+    func registration(endpoints: NodeEndpoints?) -> NodeRegistration {
+        NodeRegistration(name: config.name, capacity: NodeCapacity(accelerator: config.accelerator, count: config.count, memoryBytes: config.memoryBytes),
+                         addresses: config.addresses, endpoints: endpoints)
     }
 
     /// A new key (kept in the data directory, mode 0600) and a certificate for it.
@@ -207,10 +211,7 @@ struct HeartbeatService: Service {
             do {
                 // Once the API listens: publish both endpoints with the registration.
                 if published == nil, let api = await apiPort.port {
-                    let c = agent.config
-                    _ = try await client.register(NodeRegistration(
-                        name: c.name, capacity: NodeCapacity(accelerator: c.accelerator, count: c.count, memoryBytes: c.memoryBytes),
-                        addresses: c.addresses, endpoints: NodeEndpoints(api: api, kv: server.port)))
+                    _ = try await client.register(agent.registration(endpoints: NodeEndpoints(api: api, kv: server.port)))
                     try writePortFile(api: api, serial: creds.serial)
                     published = api
                     agent.logger.info("Endpoints published", metadata: ["event": "EndpointsPublished", "api": "\(api)", "kv": "\(server.port)"])

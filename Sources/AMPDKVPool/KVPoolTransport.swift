@@ -1,3 +1,4 @@
+import AMPDPKI
 import Logging
 import NIOCore
 import NIOPosix
@@ -109,11 +110,6 @@ public final class KVPoolServer: Sendable {
         }
     }
 
-    static func serialHex(_ bytes: [UInt8]) -> String {
-        let trimmed = bytes.drop { $0 == 0 }
-        return trimmed.isEmpty ? "0" : trimmed.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-    }
-
     public func close() async {
         try? await channel.channel.close()
     }
@@ -127,7 +123,7 @@ public final class KVPoolServer: Sendable {
                     if !checked, let isRevoked {
                         checked = true
                         if let cert = try await connection.channel.nioSSL_peerCertificate().get() {
-                            let serial = Self.serialHex(cert.serialNumber)
+                            let serial = CertificateSerial.hex(cert.serialNumber)
                             if await isRevoked(serial) { throw Revoked(serial: serial) }
                         }
                     }
