@@ -31,12 +31,14 @@ public enum ModelLocator {
         }
         let package = pipPackage ?? defaultPackage
         let module = package.replacingOccurrences(of: "-", with: "_")
-        var candidates = [cacheDirectory + "/" + defaultFile, cacheDirectory + "/\(module)/" + defaultFile]
+        // The model cache first; only then ask python3 where the package is (a process spawn).
+        if let cached = [cacheDirectory + "/" + defaultFile, cacheDirectory + "/\(module)/" + defaultFile].first(where: { fm.fileExists(atPath: $0) }) {
+            return cached
+        }
         if let dir = pythonPackageDirectory(module) {
             let files = (try? fm.contentsOfDirectory(atPath: dir)) ?? []
-            candidates += files.filter { $0.hasSuffix(".gguf") }.sorted().map { dir + "/" + $0 }
+            if let found = files.filter({ $0.hasSuffix(".gguf") }).sorted().first { return dir + "/" + found }
         }
-        if let found = candidates.first(where: { fm.fileExists(atPath: $0) }) { return found }
         throw .modelNotFound("model of package '\(package)' not found (looked in \(cacheDirectory) and the Python packages); \(fetchHint)")
     }
 
