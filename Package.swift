@@ -72,7 +72,7 @@ let package = Package(
         .target(
             name: "AMPDController",
             dependencies: [
-                "AMPDAPI", "AMPDScheduler", "AMPDObservability", "AMPDPKI", "AMPDStore",
+                "AMPDAPI", "AMPDScheduler", "AMPDObservability", "AMPDPKI", "AMPDStore", "AMPDAutoscaling", "AMPDPolicy",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -105,6 +105,12 @@ let package = Package(
             name: "AMPDPolicy",
             dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: strict + [.unsafeFlags(["-O"])]),
+        // Pure: a live deployment + observed workload → the planner's inputs, and its
+        // decision → replica counts (the controller's planner loop runs it).
+        .target(
+            name: "AMPDAutoscaling",
+            dependencies: ["AMPDAPI", "AMPDPolicy"],
+            swiftSettings: strict),
         // Discrete-event cluster simulator over the same policy code.
         .target(
             name: "AMPDSim",
@@ -170,6 +176,7 @@ let package = Package(
             resources: [.copy("Resources")],
             swiftSettings: strict),
         .testTarget(name: "AMPDPolicyTests", dependencies: ["AMPDPolicy", "AMPDSim"], swiftSettings: strict),
+        .testTarget(name: "AMPDAutoscalingTests", dependencies: ["AMPDAutoscaling", "AMPDAPI", "AMPDPolicy"], swiftSettings: strict),
         .testTarget(name: "AMPDKVPoolTests", dependencies: ["AMPDKVPool", "AMPDPKI"], swiftSettings: strict),
         .testTarget(name: "AMPDPKITests", dependencies: ["AMPDPKI"], swiftSettings: strict),
         .testTarget(

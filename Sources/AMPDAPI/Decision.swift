@@ -35,6 +35,8 @@ public enum DecisionEvent {
     public static let replacedInstance = "ReplacedInstance"
     public static let unschedulable = "InstanceUnschedulable"
     public static let finalized = "Finalized"
+    /// A planner run: the plan it wants, its predictions, and whether it acted.
+    public static let plannerDecision = "PlannerDecision"
 }
 
 public struct DecisionList: Codable, Sendable, Hashable {

@@ -296,9 +296,12 @@ public struct ServingDeploymentStatus: Codable, Sendable, Hashable {
     /// Replica counts set through the scale subresource for autoscaled pools (the planner's
     /// recommendation goes here too), by role.
     public var scaleOverride: ScaleCounts?
+    /// The planner's last conclusion (deployments with `planner.mode` auto or suggest).
+    public var planner: PlannerStatus?
 
     public init(observedGeneration: Int64? = nil, conditions: [Condition] = [], pools: PoolsStatus = .init(),
-                assignments: [InstanceAssignment] = [], scaleOverride: ScaleCounts? = nil) {
+                assignments: [InstanceAssignment] = [], scaleOverride: ScaleCounts? = nil, planner: PlannerStatus? = nil) {
+        self.planner = planner
         self.observedGeneration = observedGeneration
         self.conditions = conditions
         self.pools = pools

@@ -23,6 +23,7 @@ struct APIServer: Sendable {
     let logger: Logger
     let ready: ReadinessFlag
     let issuer: CertificateIssuer
+    let reports: WorkloadReports
 
     static let prefix = "/apis/\(APIGroup.group)/\(APIGroup.version)"
     static let maxBody = 1 << 20
@@ -76,6 +77,19 @@ struct APIServer: Sendable {
         }
         on(r, "\(ns)/:name/scale", .put, "putScale", [.admin]) { req, ctx, id in
             try await putScale(req, ctx, id)
+        }
+
+        on(r, "\(ns)/:name/workload", .get, "getWorkload", [.admin, .reader]) { _, ctx, _ in
+            let d = try await existing(ctx)
+            return Self.json(WorkloadStatus(reports: await reports.fresh(d.metadata.key, maxAge: .seconds(60))))
+        }
+        on(r, "\(ns)/:name/workload", .put, "putWorkload", [.admin]) { req, ctx, _ in
+            let d = try await existing(ctx)
+            let report = try await Self.decodeBody(WorkloadReport.self, req, kind: "WorkloadReport")
+            let problems = report.problems()
+            if !problems.isEmpty { throw APIStatus.invalid(InvalidObjectError(kind: "WorkloadReport", name: report.source, causes: problems)) }
+            await reports.put(report, deployment: d.metadata.key)
+            return Self.json(WorkloadStatus(reports: await reports.fresh(d.metadata.key, maxAge: .seconds(60))))
         }
 
         let nodes = "\(Self.prefix)/nodes"

@@ -92,8 +92,9 @@ public struct Controller: Sendable {
         let ready = ReadinessFlag()
         let reconciler = Reconciler(repo: repo, registry: registry, board: board, decisions: decisions, logger: logger)
         let issuer = try CertificateIssuer(ca: ca, validity: config.agentCertificateValidity, directory: dir, logger: logger)
+        let reports = WorkloadReports()
         let api = APIServer(repo: repo, registry: registry, board: board, decisions: decisions, queue: queue,
-                            auth: auth, metrics: metrics, logger: logger, ready: ready, issuer: issuer)
+                            auth: auth, metrics: metrics, logger: logger, ready: ready, issuer: issuer, reports: reports)
 
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(serving.certificatePEM.utf8)).map { .certificate($0) },
@@ -131,6 +132,8 @@ public struct Controller: Sendable {
                 .init(service: app),
                 .init(service: ReconcileLoop(reconciler: reconciler, queue: queue, repo: repo, resync: config.resync, metrics: metrics, logger: logger)),
                 .init(service: NodeMonitor(registry: registry, queue: queue, repo: repo, interval: .milliseconds(500), metrics: metrics, logger: logger)),
+                .init(service: PlannerLoop(repo: repo, registry: registry, decisions: decisions, queue: queue, reports: reports,
+                                           metrics: metrics, logger: logger)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))

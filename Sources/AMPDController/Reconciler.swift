@@ -42,6 +42,7 @@ struct Reconciler: Sendable {
         var status = StatusBuilder.build(d, assignments: plan.assignments, nodes: nodeMap,
                                          unschedulable: plan.unschedulableCount, lostInstances: lost, now: now)
         status.scaleOverride = d.status?.scaleOverride
+        status.planner = d.status?.planner
 
         var updated = d
         if status != d.status {

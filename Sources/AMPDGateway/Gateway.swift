@@ -21,6 +21,8 @@ public struct GatewayConfiguration: Sendable {
     public var portFile: URL?
     /// A session idle this long is dropped and its KV released on its decode instance.
     public var sessionTTL: TimeInterval = 600
+    /// How often the gateway reports its observed workload to the controller's planner.
+    public var reportInterval: Duration = .seconds(10)
 
     public init(clientConfig: ClientConfiguration, deployment: String) {
         self.clientConfig = clientConfig
@@ -61,7 +63,8 @@ public struct Gateway: Sendable {
         let sessions = Sessions()
         let runner = RoundRunner(caller: caller, topology: topology, sessions: sessions, observations: Observations(), tokenizer: tokenizer,
                                  strategy: config.strategy, cost: cost, logger: logger)
-        let api = OpenAIAPI(runner: runner, template: template, modelName: d.spec.model.name, metrics: MetricsRegistry(), records: RoundLog(), logger: logger)
+        let records = RoundLog()
+        let api = OpenAIAPI(runner: runner, template: template, modelName: d.spec.model.name, metrics: MetricsRegistry(), records: records, logger: logger)
         let portFile = config.portFile
         let logger = self.logger
         let app = Application(
@@ -75,7 +78,9 @@ public struct Gateway: Sendable {
             logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: app), .init(service: TopologyRefresher(topology: topology, sessions: sessions, caller: caller,
-                                                                               sessionTTL: config.sessionTTL, logger: logger))],
+                                                                               sessionTTL: config.sessionTTL, logger: logger)),
+                       .init(service: WorkloadReporter(client: client, topology: topology, records: records, source: config.name,
+                                                       interval: config.reportInterval, logger: logger))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         try? await caller.http.shutdown()
@@ -101,6 +106,31 @@ struct TopologyRefresher: Service {
                 logger.info("Session expired", metadata: ["event": "SessionExpired", "decodeInstance": "\(s.owner.name)", "tokens": "\(s.history.count)"])
             }
             try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}
+
+/// Sends the gateway's observed workload (`WorkloadWindow`) to the controller every
+/// `interval`, for the planner; a failed report is logged and the next one tries again.
+struct WorkloadReporter: Service {
+    let client: ControllerClient
+    let topology: Topology
+    let records: RoundLog
+    let source: String
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: interval)
+            guard !Task.isCancelled, let d = await topology.current().1 else { continue }
+            let report = await records.report(source: source, ttft: d.spec.slo.ttftMs / 1000, tpot: d.spec.slo.tpotMs / 1000)
+            do {
+                let path = ControllerClient.deploymentPath(d.metadata.namespaceOrDefault, d.metadata.name) + "/workload"
+                let _: WorkloadStatus = try await client.send(.PUT, path, body: try JSONCoding.encoder.encode(report))
+            } catch {
+                logger.warning("Workload report failed", metadata: ["event": "WorkloadReportFailed", "error": "\(error)"])
+            }
         }
     }
 }

@@ -190,13 +190,20 @@ struct OpenAIAPI: Sendable {
 }
 
 /// The last rounds, for `/v1/rounds`.
+/// The last rounds' records (for `/v1/rounds`) and the workload window the planner's
+/// reports are made from.
 actor RoundLog {
     var items: [RoundRecord] = []
+    var window = WorkloadWindow(startedAt: Date().timeIntervalSince1970)
     func add(_ r: RoundRecord) {
         items.append(r)
         if items.count > 1000 { items.removeFirst(items.count - 1000) }
+        window.add(r)
     }
     func all() -> [RoundRecord] { items }
+    func report(source: String, ttft: Double, tpot: Double) -> WorkloadReport {
+        window.report(source: source, ttft: ttft, tpot: tpot, now: Date().timeIntervalSince1970)
+    }
 }
 
 /// Turns token bytes into text only at UTF-8 boundaries.

@@ -32,6 +32,9 @@ public struct RoundRecord: Sendable, Codable {
     public var kvBytesMoved: Int
     public var kvOutcome: String
     public var finishReason: String
+    /// When the round arrived and finished (Unix seconds).
+    public var startedAt: Double
+    public var endedAt: Double
 }
 
 public enum RoundEvent: Sendable {
@@ -255,7 +258,7 @@ struct RoundRunner: Sendable {
             session: input.session, round: (existing?.rounds ?? 0) + 1, placement: remote == nil ? "local" : "remote",
             prefillInstance: remote?.name ?? owner.name, decodeInstance: owner.name, reason: reason, promptTokens: newTokens.count,
             cachedTokens: cached, completionTokens: generated.count, ttftSeconds: ttft, tpotSeconds: tpot, kvBytesMoved: kvBytes,
-            kvOutcome: kvOutcome, finishReason: finish)
+            kvOutcome: kvOutcome, finishReason: finish, startedAt: start.timeIntervalSince1970, endedAt: Date().timeIntervalSince1970)
         logger.info("Round", metadata: [
             "event": "Round", "session": "\(record.session)", "round": "\(record.round)", "placement": "\(record.placement)",
             "prefillInstance": "\(record.prefillInstance)", "decodeInstance": "\(record.decodeInstance)", "reason": "\(record.reason)",

@@ -30,6 +30,12 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Seconds a session may stay idle before its KV is released.")
     var sessionTtlSeconds = 600.0
 
+    @Option(help: "This gateway's name: its certificate's subject and the source of its workload reports (one per gateway).")
+    var name = "gateway"
+
+    @Option(help: "Seconds between workload reports to the controller's planner.")
+    var reportIntervalSeconds = 10.0
+
     @Option(help: "Write the bound port here once listening.")
     var portFile: String?
 
@@ -50,6 +56,10 @@ struct GatewayCommand: AsyncParsableCommand {
         c.strategy = s
         c.portFile = portFile.map { URL(fileURLWithPath: $0) }
         c.sessionTTL = sessionTtlSeconds
+        if let why = ServingDeploymentAdmission.dnsLabelProblem(name) { throw ValidationError("--name: \(why)") }
+        c.name = name
+        guard reportIntervalSeconds > 0 else { throw ValidationError("--report-interval-seconds must be positive; got \(reportIntervalSeconds)") }
+        c.reportInterval = .milliseconds(Int64(reportIntervalSeconds * 1000))
         do {
             try await Gateway(config: c, logger: logger).run()
         } catch {

@@ -61,7 +61,8 @@ struct GatewayEndToEndTests {
         let (ctl, agent) = try await startQuickstart()
         defer { Task { await ctl.shutdown() } }
         defer { _ = agent.stop() }
-        let gw = try GatewayProcess(controller: ctl, deployment: "smollm2", strategy: strategy, extra: ["--session-ttl-seconds", "12"])
+        let gw = try GatewayProcess(controller: ctl, deployment: "smollm2", strategy: strategy,
+                                    extra: ["--session-ttl-seconds", "12", "--report-interval-seconds", "1", "--name", "gw-\(strategy)"])
         defer { _ = gw.stop() }
         let port = try await eventually("gateway listening") { gw.port() }
         let base = "http://127.0.0.1:\(port)"
@@ -109,6 +110,16 @@ struct GatewayEndToEndTests {
         let (s4, b4) = try await post(http, "\(base)/v1/chat/completions", #"{"messages":[{"role":"assistant","content":"x"}]}"#, session: "s3")
         #expect(s4 == 400 && b4.contains("last message must be a user turn"))
         #expect(gw.log().contains("\"event\":\"Round\""))
+        // The gateway reports what it served to the controller's planner: 4 rounds of 3 sessions,
+        // one of them incremental, with the SLOs' attainment measured.
+        let report = try await eventually("workload report") { () -> WorkloadReport? in
+            let w: WorkloadStatus = try await ctl.client.send(.GET, ControllerClient.deploymentPath("default", "smollm2") + "/workload")
+            return w.reports.first { $0.source == "gw-\(strategy)" && $0.rounds == 4 }
+        }
+        #expect(report.sessions == 3)
+        #expect(report.meanIncrementalPrefillTokens > 0 && report.meanIncrementalPrefillTokens < report.meanInitialPrefillTokens)
+        #expect(report.roundAttainment != nil && report.ttftP95Seconds! > 0)
+        #expect(report.meanDecodeTokens > 0 && report.meanDecodeTokens <= 12)   // max_tokens were 12, 8, 6, 5
         // Idle sessions expire and their KV is released on the decode instance.
         _ = try await eventually("sessions expire", timeout: .seconds(45)) { gw.log().contains("SessionExpired") ? true : nil }
         #expect(gw.stop() == 0)

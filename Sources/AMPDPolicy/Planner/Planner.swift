@@ -26,14 +26,17 @@ public struct Planner: Sendable {
     /// When the best attainment meets the target, prefer the fewest devices
     /// within 0.2 points of it (autoscaling); false spends the whole budget.
     public var minimizeDevices: Bool
+    /// The TP degrees and replica counts plans must keep to.
+    public var bounds: PlanBounds
     public private(set) var current: DeploymentPlan?
     var pendingPlan: DeploymentPlan?
     var pendingCount = 0
 
     public init(cost: CostModel, slo: LatencySLO, devices: Int, formulation: PlannerFormulation = .attainment,
                 attainmentTarget: Double = 0.9, margin: Double = 0.02, confirmations: Int = 2, minimizeDevices: Bool = true,
-                current: DeploymentPlan? = nil) {
+                current: DeploymentPlan? = nil, bounds: PlanBounds = .open) {
         self.minimizeDevices = minimizeDevices
+        self.bounds = bounds
         self.cost = cost
         self.slo = slo
         self.devices = devices
@@ -46,6 +49,16 @@ public struct Planner: Sendable {
 
     public var tensorDegrees: [Int] {
         [1, 2, 4, 8].filter { $0 <= max(1, cost.hardware.devicesPerNode) && $0 <= devices && cost.fits(tp: $0) }
+    }
+
+    /// Tells the planner what is running now (the live controller reads it from the
+    /// deployment each run: a manual scale or another writer may have changed it).
+    /// A running plan other than the one it knew clears any pending change.
+    public mutating func observeRunning(_ plan: DeploymentPlan?) {
+        guard plan != current else { return }
+        current = plan
+        pendingPlan = nil
+        pendingCount = 0
     }
 
     /// Every plan's score is not needed: this returns the best plans (up to
@@ -95,36 +108,46 @@ public struct Planner: Sendable {
     /// The plans worth ranking under one evaluator, and how many predictions it took.
     func candidates(_ eval: PlanEvaluator) -> ([ScoredPlan], Int) {
         let tps = tensorDegrees
-        guard let minTP = tps.min() else { return ([], 0) }
+        let prefillTPs = tps.filter { bounds.prefillTP?.contains($0) ?? true }
+        let decodeTPs = tps.filter { bounds.decodeTP?.contains($0) ?? true }
+        guard let minPrefillTP = prefillTPs.min(), let minDecodeTP = decodeTPs.min() else { return ([], 0) }
+        let pLow = bounds.prefillReplicas.lowerBound, dLow = bounds.decodeReplicas.lowerBound
         var evaluated = 0
-        var prefill: [Int: [PlanEvaluator.PrefillPrediction]] = [:]
-        var decode: [Int: [PlanEvaluator.DecodePrediction]] = [:]
-        for tp in tps {
-            let maxReplicas = (devices - minTP) / tp
-            guard maxReplicas >= 1 else { continue }
-            prefill[tp] = (1...maxReplicas).map { eval.prefill(tp: tp, replicas: $0) }
-            decode[tp] = (1...maxReplicas).map { eval.decode(tp: tp, replicas: $0) }
-            evaluated += 2 * maxReplicas
+        // Predictions by replica count, index k - 1 (counts below the lower bound are never used).
+        var prefill: [Int: [PlanEvaluator.PrefillPrediction?]] = [:]
+        var decode: [Int: [PlanEvaluator.DecodePrediction?]] = [:]
+        for tp in prefillTPs {
+            let maxReplicas = min((devices - minDecodeTP * dLow) / tp, bounds.prefillReplicas.upperBound)
+            guard maxReplicas >= pLow else { continue }
+            prefill[tp] = (1...maxReplicas).map { $0 < pLow ? nil : eval.prefill(tp: tp, replicas: $0) }
+            evaluated += maxReplicas - pLow + 1
+        }
+        for tp in decodeTPs {
+            let maxReplicas = min((devices - minPrefillTP * pLow) / tp, bounds.decodeReplicas.upperBound)
+            guard maxReplicas >= dLow else { continue }
+            decode[tp] = (1...maxReplicas).map { $0 < dLow ? nil : eval.decode(tp: tp, replicas: $0) }
+            evaluated += maxReplicas - dLow + 1
         }
         var out: [ScoredPlan] = []
         for (ptp, ps) in prefill {
             for (pi, p) in ps.enumerated() {
+                guard let p else { continue }
                 let used = ptp * (pi + 1)
                 for (dtp, ds) in decode {
-                    let maxD = (devices - used) / dtp
-                    guard maxD >= 1 else { continue }
+                    let maxD = min((devices - used) / dtp, ds.count)
+                    guard maxD >= dLow else { continue }
                     switch formulation {
                     case .attainment:
                         // Attainment grows with decode replicas: the largest count, and the
                         // smallest within 0.2 points of it, are the ones worth ranking.
-                        let bestScore = p.attainment * ds[maxD - 1].attainment
+                        let bestScore = p.attainment * ds[maxD - 1]!.attainment
                         var pick = maxD
-                        for k in 1...maxD where p.attainment * ds[k - 1].attainment >= bestScore - 0.002 { pick = k; break }
+                        for k in dLow...maxD where p.attainment * ds[k - 1]!.attainment >= bestScore - 0.002 { pick = k; break }
                         for k in Set([pick, maxD]) {
-                            out.append(eval.combine(DeploymentPlan(prefillTP: ptp, prefillReplicas: pi + 1, decodeTP: dtp, decodeReplicas: k), p, ds[k - 1]))
+                            out.append(eval.combine(DeploymentPlan(prefillTP: ptp, prefillReplicas: pi + 1, decodeTP: dtp, decodeReplicas: k), p, ds[k - 1]!))
                         }
                     case .paper:
-                        out.append(eval.combine(DeploymentPlan(prefillTP: ptp, prefillReplicas: pi + 1, decodeTP: dtp, decodeReplicas: 1), p, ds[0]))
+                        out.append(eval.combine(DeploymentPlan(prefillTP: ptp, prefillReplicas: pi + 1, decodeTP: dtp, decodeReplicas: dLow), p, ds[dLow - 1]!))
                     }
                 }
             }
@@ -153,7 +176,9 @@ public struct Planner: Sendable {
                 .max { $0.sessionAttainment < $1.sessionAttainment }!
         }
         guard let best = ranked.first else {
-            decision.reason = "no plan fits \(devices) devices: the model needs TP \(tensorDegrees.isEmpty ? "beyond one server" : "\(tensorDegrees)") for its weights and KV, and at least one prefill and one decode instance"
+            let needs = bounds == .open ? "at least one prefill and one decode instance"
+                : "prefill \(bounds.prefillReplicas.lowerBound)+ × TP \(bounds.prefillTP.map { "\($0)" } ?? "any") and decode \(bounds.decodeReplicas.lowerBound)+ × TP \(bounds.decodeTP.map { "\($0)" } ?? "any") (the pools' bounds)"
+            decision.reason = "no plan fits \(devices) devices: the model needs TP \(tensorDegrees.isEmpty ? "beyond one server" : "\(tensorDegrees)") for its weights and KV, and \(needs)"
             decision.solveMicroseconds = micros()
             return decision
         }

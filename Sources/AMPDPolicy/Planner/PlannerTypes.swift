@@ -56,6 +56,33 @@ public struct DeploymentPlan: Sendable, Equatable, Hashable, Codable, CustomStri
     public var description: String { "P<\(prefillTP),\(prefillReplicas)> D<\(decodeTP),\(decodeReplicas)>" }
 }
 
+/// What a plan may be: the TP degrees and replica counts each pool allows.
+/// The live controller fills it from the manifest (a pool's `parallelism.tensor`,
+/// its `autoscale` bounds or fixed `replicas`); the simulator leaves it open.
+public struct PlanBounds: Sendable, Equatable, Codable {
+    /// Allowed TP degrees per pool; nil allows every degree that fits.
+    public var prefillTP: [Int]?
+    public var decodeTP: [Int]?
+    public var prefillReplicas: ClosedRange<Int>
+    public var decodeReplicas: ClosedRange<Int>
+
+    public init(prefillTP: [Int]? = nil, decodeTP: [Int]? = nil,
+                prefillReplicas: ClosedRange<Int> = 1...Int.max, decodeReplicas: ClosedRange<Int> = 1...Int.max) {
+        self.prefillTP = prefillTP
+        self.decodeTP = decodeTP
+        // At least one instance per pool: the evaluator models a disaggregated deployment.
+        self.prefillReplicas = max(1, prefillReplicas.lowerBound)...max(1, prefillReplicas.upperBound)
+        self.decodeReplicas = max(1, decodeReplicas.lowerBound)...max(1, decodeReplicas.upperBound)
+    }
+
+    public static let open = PlanBounds()
+
+    public func allows(_ p: DeploymentPlan) -> Bool {
+        (prefillTP?.contains(p.prefillTP) ?? true) && (decodeTP?.contains(p.decodeTP) ?? true)
+            && prefillReplicas.contains(p.prefillReplicas) && decodeReplicas.contains(p.decodeReplicas)
+    }
+}
+
 /// A plan with its predictions.
 public struct ScoredPlan: Sendable, Equatable, Codable {
     public var plan: DeploymentPlan
