@@ -75,7 +75,7 @@ func report(rate: Double, window: Double = 60, rounds: Double = 3, initial: Doub
     @Test func heavyTrafficScalesUpWithinBoundsAfterConfirmation() throws {
         let d = try deployment(mode: "auto")
         var planner = try LivePlanner.make(d, devices: 8)
-        let stats = LivePlanner.workload(WorkloadSummary([report(rate: 0.6)]), routing: .ampd)
+        let stats = LivePlanner.workload(WorkloadSummary([report(rate: 2.0)]), routing: .ampd)
         #expect(stats.localShare == nil)   // the ampd dispatcher adapts: the planner picks the split
         let first = planner.plan(stats)
         #expect(first.outcome == .pending)
@@ -88,7 +88,7 @@ func report(rate: Double, window: Double = 60, rounds: Double = 3, initial: Doub
         #expect(p + n > 2)
         #expect(p + n <= 8)
         #expect(second.chosen!.plan.prefillTP == 1 && second.chosen!.plan.decodeTP == 1)
-        let f = LivePlanner.fields(second, summary: WorkloadSummary([report(rate: 0.6)]), applied: true)
+        let f = LivePlanner.fields(second, summary: WorkloadSummary([report(rate: 2.0)]), applied: true)
         #expect(f["plan"] == .string(second.chosen!.plan.description))
         #expect(f["observedRoundAttainment"] == .double(0.95))
     }
@@ -107,7 +107,7 @@ func report(rate: Double, window: Double = 60, rounds: Double = 3, initial: Doub
     @Test func suggestModeNeverWritesScale() throws {
         let d = try deployment(mode: "suggest")
         var planner = try LivePlanner.make(d, devices: 8)
-        let stats = LivePlanner.workload(WorkloadSummary([report(rate: 0.6)]), routing: .ampd)
+        let stats = LivePlanner.workload(WorkloadSummary([report(rate: 2.0)]), routing: .ampd)
         var outcomes: [PlannerDecision.Outcome] = []
         for _ in 0..<3 {
             let dec = planner.plan(stats)

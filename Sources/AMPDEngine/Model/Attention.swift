@@ -30,9 +30,7 @@ enum Attention {
                 var maxScore = -Float.infinity
                 for j in 0..<n {
                     let kp = kv.key(layer: l, block: Int(table[j / B]), slot: j % B) + kvh * D
-                    var s: Float = 0
-                    for d in 0..<D { s += qh[d] * Float(kp[d]) }
-                    s *= scale
+                    let s = dot(qh, kp, D) * scale
                     scores[j] = s
                     maxScore = max(maxScore, s)
                 }
@@ -47,11 +45,58 @@ enum Attention {
                 for j in 0..<n {
                     let p = Float(Float16(scores[j] * inv))
                     let vp = kv.value(layer: l, block: Int(table[j / B]), slot: j % B) + kvh * D
-                    for d in 0..<D { acc[d] += p * Float(vp[d]) }
+                    axpy(p, vp, acc, D)
                 }
                 let dst = out + t * c.qDim + h * D
                 for d in 0..<D { dst[d] = acc[d] }
             }
+        }
+    }
+
+    /// q · k with Float16 keys in the order of GGML's AVX-512 f16 dot (the build the
+    /// goldens come from): steps of 64 into four 16-lane accumulators, folded
+    /// (0+2, 1+3, then 0+1) and reduced as `_mm512_reduce_add_ps` does; the tail scalar.
+    @inline(__always) static func dot(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float16>, _ n: Int) -> Float {
+        let qr = UnsafeRawPointer(q), kr = UnsafeRawPointer(k)
+        @inline(__always) func lane(_ d: Int) -> SIMD16<Float> {
+            qr.loadUnaligned(fromByteOffset: d * 4, as: SIMD16<Float>.self)
+                * SIMD16<Float>(kr.loadUnaligned(fromByteOffset: d * 2, as: SIMD16<Float16>.self))
+        }
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+        var d = 0
+        while d + 64 <= n {
+            a0 += lane(d); a1 += lane(d + 16); a2 += lane(d + 32); a3 += lane(d + 48)
+            d += 64
+        }
+        while d + 16 <= n {
+            a0 += lane(d)
+            d += 16
+        }
+        let x = (a0 + a2) + (a1 + a3)
+        let t1 = x.lowHalf + x.highHalf
+        let t2 = t1.lowHalf + t1.highHalf
+        var s = (t2[0] + t2[2]) + (t2[1] + t2[3])
+        while d < n {
+            s += q[d] * Float(k[d])
+            d += 1
+        }
+        return s
+    }
+
+    /// acc += p · v with Float16 values, eight lanes at a time.
+    @inline(__always) static func axpy(_ p: Float, _ v: UnsafePointer<Float16>, _ acc: UnsafeMutablePointer<Float>, _ n: Int) {
+        let vr = UnsafeRawPointer(v), ar = UnsafeMutableRawPointer(acc)
+        let ps = SIMD8<Float>(repeating: p)
+        var d = 0
+        while d + 8 <= n {
+            var a = ar.loadUnaligned(fromByteOffset: d * 4, as: SIMD8<Float>.self)
+            a.addProduct(ps, SIMD8<Float>(vr.loadUnaligned(fromByteOffset: d * 2, as: SIMD8<Float16>.self)))
+            ar.storeBytes(of: a, toByteOffset: d * 4, as: SIMD8<Float>.self)
+            d += 8
+        }
+        while d < n {
+            acc[d] += p * Float(v[d])
+            d += 1
         }
     }
 }
