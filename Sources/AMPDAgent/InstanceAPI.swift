@@ -129,6 +129,28 @@ struct InstanceAPI {
             let call = try await req.decode(as: GenerateCall.self, context: ctx)
             return try await generate(engine, call)
         }
+        // The lazy history read of a remote incremental prefill: the session's decode
+        // instance exports its live sequence's KV into the prefill agent's pool, where the
+        // prefill instance imports it and computes only the new tokens. The sequence stays.
+        r.post("/v1/instances/:instance/export/:sequence") { req, ctx -> Response in
+            let name = try ctx.parameters.require("instance")
+            guard let engine = await instances.engine(name), let seq = UInt64(try ctx.parameters.require("sequence")) else {
+                throw HTTPError(.notFound, message: "no such instance or sequence")
+            }
+            let push = try await req.decode(as: KVPush.self, context: ctx)
+            let start = ContinuousClock.now
+            let export: [UInt8]
+            do { export = try await engine.exportKV(seq) } catch {
+                throw HTTPError(.conflict, message: "cannot export sequence \(seq) of \(name): \(error)")
+            }
+            let encoded = ContinuousClock.now
+            let ref = try await KVTransfer.push(export, to: push, tls: clientTLS())
+            logger.info("Exported history KV", metadata: ["event": "ExportedKV", "bytes": "\(export.count)", "to": "\(push.host):\(push.port)",
+                "exportMs": "\((encoded - start).milliseconds)", "pushMs": "\((ContinuousClock.now - encoded).milliseconds)"])
+            var h = HTTPFields()
+            h[.contentType] = "application/json"
+            return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(data: try JSONEncoder().encode(ref))))
+        }
         r.post("/v1/instances/:instance/release/:sequence") { _, ctx -> Response in
             let name = try ctx.parameters.require("instance")
             guard let engine = await instances.engine(name), let seq = UInt64(try ctx.parameters.require("sequence")) else {
@@ -147,8 +169,12 @@ struct InstanceAPI {
             stopTokens: call.stopTokens.map(Set.init), keepAlive: call.keepAlive ?? false || call.pushKV != nil,
             prefillOnly: call.prefillOnly ?? false)
         if let ref = call.importKV {
+            let start = ContinuousClock.now
             let bytes = try await KVTransfer.take(ref, from: store)
+            let taken = ContinuousClock.now
             request.sequence = try await engine.importKV(bytes)
+            logger.info("Imported KV", metadata: ["event": "ImportedKV", "bytes": "\(bytes.count)", "takeMs": "\((taken - start).milliseconds)",
+                "importMs": "\((ContinuousClock.now - taken).milliseconds)"])
         }
         let stream = try await engine.generate(request)
         let push = call.pushKV
@@ -173,10 +199,13 @@ struct InstanceAPI {
                 }
                 var pushed: KVRef?
                 if let push, let s = summary {
+                    let start = ContinuousClock.now
                     let export = try await engine.exportKV(s.sequence)
+                    let encoded = ContinuousClock.now
                     pushed = try await KVTransfer.push(export, to: push, tls: tls())
                     await engine.release(s.sequence)
-                    logger.info("Pushed KV", metadata: ["event": "PushedKV", "bytes": "\(export.count)", "to": "\(push.host):\(push.port)"])
+                    logger.info("Pushed KV", metadata: ["event": "PushedKV", "bytes": "\(export.count)", "to": "\(push.host):\(push.port)",
+                        "exportMs": "\((encoded - start).milliseconds)", "pushMs": "\((ContinuousClock.now - encoded).milliseconds)"])
                 }
                 try await writer.write(try line(GenerateLine(done: summary, pushed: pushed)))
             } catch {
@@ -185,4 +214,9 @@ struct InstanceAPI {
             try await writer.finish(nil)
         })
     }
+}
+
+extension Duration {
+    /// Whole milliseconds, for logs.
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

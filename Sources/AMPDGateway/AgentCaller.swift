@@ -52,6 +52,20 @@ struct AgentCaller: Sendable {
         return stream
     }
 
+    /// Has `instance` export a live sequence's KV into another agent's pool (the lazy history read).
+    func export(_ instance: InstanceEndpoint, sequence: UInt64, to push: KVPush) async throws -> KVRef {
+        var req = HTTPClientRequest(url: "https://\(instance.host):\(instance.apiPort)/v1/instances/\(instance.name)/export/\(sequence)")
+        req.method = .POST
+        req.headers.add(name: "content-type", value: "application/json")
+        req.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(push)))
+        let response = try await http.execute(req, timeout: .seconds(60))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        guard response.status == .ok else {
+            throw GatewayError("instance \(instance.name) could not export sequence \(sequence): \(response.status.code) \(String(buffer: body))")
+        }
+        return try JSONDecoder().decode(KVRef.self, from: Data(buffer: body))
+    }
+
     func release(_ instance: InstanceEndpoint, sequence: UInt64) async {
         var req = HTTPClientRequest(url: "https://\(instance.host):\(instance.apiPort)/v1/instances/\(instance.name)/release/\(sequence)")
         req.method = .POST

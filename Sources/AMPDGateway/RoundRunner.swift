@@ -29,7 +29,15 @@ public struct RoundRecord: Sendable, Codable {
     public var completionTokens: Int
     public var ttftSeconds: Double
     public var tpotSeconds: Double
+    /// All KV bytes moved for the round: the history read plus the KV sent to the decode instance.
     public var kvBytesMoved: Int
+    /// Bytes of the lazy history read (decode instance → prefill instance) of a remote incremental prefill.
+    public var historyKVBytes: Int
+    /// Seconds the history read took (part of the TTFT).
+    public var historyReadSeconds: Double
+    /// How a remote incremental prefill got the session's history: `read` (its KV, from the
+    /// decode instance), `recomputed` (the read failed), or `none` (round 1, or local).
+    public var history: String
     public var kvOutcome: String
     public var finishReason: String
     /// When the round arrived and finished (Unix seconds).
@@ -96,6 +104,8 @@ struct RoundRunner: Sendable {
         var messageCount: Int
         var maxTokens: Int
         var sampling: SamplingParams
+        /// Decode `maxTokens` tokens even past end-of-sequence.
+        var ignoreEOS = false
     }
 
     func run(_ input: Input) async throws -> AsyncThrowingStream<RoundEvent, any Error> {
@@ -171,7 +181,10 @@ struct RoundRunner: Sendable {
         var kvOutcome = "none"
         var cached = 0
         var sequence: UInt64?
-        let stops = tokenizer.stopIDs
+        var historyBytes = 0
+        var historyMode = "none"
+        var historyReadSeconds = 0.0
+        let stops = input.ignoreEOS ? [] : tokenizer.stopIDs
         func take(_ t: Int32) {
             let now = Date()
             if firstAt == nil { firstAt = now }
@@ -190,18 +203,37 @@ struct RoundRunner: Sendable {
         let sampling = input.sampling
         func call(_ tokens: [Int32], sequence: UInt64? = nil, max: Int, prefillOnly: Bool = false, push: KVPush? = nil, importKV: KVRef? = nil) -> GenerateCall {
             GenerateCall(tokens: tokens, sequence: sequence, maxTokens: max, temperature: sampling.temperature, topK: sampling.topK,
-                         topP: sampling.topP, seed: sampling.seed, prefillOnly: prefillOnly, keepAlive: true, pushKV: push, importKV: importKV)
+                         topP: sampling.topP, seed: sampling.seed, stopTokens: input.ignoreEOS ? [] : nil, prefillOnly: prefillOnly, keepAlive: true, pushKV: push, importKV: importKV)
         }
 
         if let remote {
             // Prefill on the prefill instance (its prefix cache serves what it has seen), KV pushed to the owner's pool.
             await observations.begin(remote.name)
+            // Lazy history read: the owner exports the session's KV into the prefill agent's
+            // pool; the prefill instance imports it and computes only the new tokens. If the
+            // read fails the prefill instance recomputes the history (its prefix cache helps).
+            var historyRef: KVRef?
+            if let existing {
+                let readStart = Date()
+                defer { historyReadSeconds = Date().timeIntervalSince(readStart) }
+                do {
+                    historyRef = try await caller.export(owner, sequence: existing.sequence, to: KVPush(
+                        host: remote.host, port: remote.kvPort, tenant: input.tenant, key: UInt64.random(in: 1...UInt64.max)))
+                    historyBytes = historyRef?.bytes ?? 0
+                    historyMode = "read"
+                } catch {
+                    historyMode = "recomputed"
+                    logger.warning("History KV read failed", metadata: ["event": "HistoryReadFailed", "session": "\(input.session)",
+                                                                       "owner": "\(owner.name)", "error": "\(error)"])
+                }
+            }
             let key = UInt64.random(in: 1...UInt64.max)
             let push = KVPush(host: owner.host, port: owner.kvPort, tenant: input.tenant, key: key)
             var pre: GenerateLine?
             var transferError: (any Error)?
             do {
-                pre = try await drain(try await caller.generate(remote, call(history + newTokens, max: 1, prefillOnly: true, push: push)))
+                let tokens = historyRef == nil ? history + newTokens : newTokens
+                pre = try await drain(try await caller.generate(remote, call(tokens, max: 1, prefillOnly: true, push: push, importKV: historyRef)))
             } catch {
                 await observations.end(remote.name)
                 // After the first token the prefill has run: what failed is the push of its KV.
@@ -216,7 +248,7 @@ struct RoundRunner: Sendable {
                 kvOutcome = "skipped"
             } else {
                 if transferError == nil, let ref = pre?.pushed {
-                    kvBytes = ref.bytes
+                    kvBytes = historyBytes + ref.bytes
                     do {
                         let d = try await drain(try await caller.generate(owner, call([], max: input.maxTokens - 1, importKV: ref)))
                         sequence = d?.done?.sequence
@@ -258,12 +290,12 @@ struct RoundRunner: Sendable {
             session: input.session, round: (existing?.rounds ?? 0) + 1, placement: remote == nil ? "local" : "remote",
             prefillInstance: remote?.name ?? owner.name, decodeInstance: owner.name, reason: reason, promptTokens: newTokens.count,
             cachedTokens: cached, completionTokens: generated.count, ttftSeconds: ttft, tpotSeconds: tpot, kvBytesMoved: kvBytes,
-            kvOutcome: kvOutcome, finishReason: finish, startedAt: start.timeIntervalSince1970, endedAt: Date().timeIntervalSince1970)
+            historyKVBytes: historyBytes, historyReadSeconds: historyReadSeconds, history: historyMode, kvOutcome: kvOutcome, finishReason: finish, startedAt: start.timeIntervalSince1970, endedAt: Date().timeIntervalSince1970)
         logger.info("Round", metadata: [
             "event": "Round", "session": "\(record.session)", "round": "\(record.round)", "placement": "\(record.placement)",
             "prefillInstance": "\(record.prefillInstance)", "decodeInstance": "\(record.decodeInstance)", "reason": "\(record.reason)",
             "promptTokens": "\(record.promptTokens)", "cachedTokens": "\(record.cachedTokens)", "completionTokens": "\(record.completionTokens)",
-            "ttftSeconds": "\(record.ttftSeconds)", "tpotSeconds": "\(record.tpotSeconds)", "kvBytesMoved": "\(record.kvBytesMoved)",
+            "ttftSeconds": "\(record.ttftSeconds)", "tpotSeconds": "\(record.tpotSeconds)", "kvBytesMoved": "\(record.kvBytesMoved)", "history": "\(record.history)", "historyReadSeconds": "\(record.historyReadSeconds)",
             "kvOutcome": "\(record.kvOutcome)", "finishReason": "\(record.finishReason)"])
         return record
     }
