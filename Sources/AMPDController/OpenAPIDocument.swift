@@ -88,6 +88,20 @@ paths:
         "200": {description: scale, content: {application/json: {schema: {$ref: "#/components/schemas/Scale"}}}}
         "409": {$ref: "#/components/responses/Error"}
         "422": {$ref: "#/components/responses/Error"}
+  /apis/ampd.dev/v1alpha1/namespaces/{namespace}/servingdeployments/{name}/workload:
+    parameters: [{$ref: "#/components/parameters/namespace"}, {$ref: "#/components/parameters/name"}]
+    get:
+      summary: The gateways' workload reports of the last 60 s and their combination, as the planner reads them (roles admin, reader)
+      responses:
+        "200": {description: reports, content: {application/json: {schema: {$ref: "#/components/schemas/WorkloadStatus"}}}}
+        "404": {$ref: "#/components/responses/Error"}
+    put:
+      summary: A gateway reports what it observed over its window (role admin). Kept in memory per gateway (source); reports older than 60 s are ignored.
+      requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/WorkloadReport"}}}}
+      responses:
+        "200": {description: reports now held, content: {application/json: {schema: {$ref: "#/components/schemas/WorkloadStatus"}}}}
+        "404": {$ref: "#/components/responses/Error"}
+        "422": {$ref: "#/components/responses/Error"}
   /apis/ampd.dev/v1alpha1/nodes:
     get:
       summary: List nodes (roles admin, reader, node)
@@ -295,6 +309,60 @@ components:
                 decode: {$ref: "#/components/schemas/PoolStatus"}
             assignments: {type: array, items: {$ref: "#/components/schemas/InstanceAssignment"}}
             scaleOverride: {type: object, properties: {prefill: {type: integer}, decode: {type: integer}}}
+            planner:
+              type: object
+              description: The planner's last run (planner.mode auto or suggest).
+              properties:
+                mode: {enum: [auto, suggest, "off"]}
+                lastUpdateTime: {type: string}
+                outcome: {enum: [changed, kept, pending, infeasible, waiting]}
+                plan: {type: string, description: "P<tp,replicas> D<tp,replicas>"}
+                predictedSessionAttainment: {type: number}
+                predictedRoundAttainment: {type: number}
+                observedRoundAttainment: {type: number}
+                reason: {type: string}
+                workload: {$ref: "#/components/schemas/WorkloadSummary"}
+    WorkloadReport:
+      type: object
+      additionalProperties: false
+      required: [source, windowSeconds, sessions, rounds, meanInitialPrefillTokens, meanIncrementalPrefillTokens, prefillCV, meanDecodeTokens, meanThinkSeconds, localShare]
+      properties:
+        source: {type: string, description: the reporting gateway (a DNS label)}
+        windowSeconds: {type: number}
+        sessions: {type: integer, description: new sessions in the window}
+        rounds: {type: integer, description: rounds completed in the window}
+        meanInitialPrefillTokens: {type: number}
+        meanIncrementalPrefillTokens: {type: number}
+        prefillCV: {type: number}
+        meanDecodeTokens: {type: number}
+        meanThinkSeconds: {type: number}
+        localShare: {type: number, minimum: 0, maximum: 1}
+        roundAttainment: {type: number, minimum: 0, maximum: 1}
+        ttftP50Seconds: {type: number}
+        ttftP95Seconds: {type: number}
+        tpotP50Seconds: {type: number}
+        tpotP95Seconds: {type: number}
+    WorkloadSummary:
+      type: object
+      properties:
+        sources: {type: array, items: {type: string}}
+        sessionRate: {type: number}
+        roundRate: {type: number}
+        meanRounds: {type: number}
+        meanInitialPrefillTokens: {type: number}
+        meanIncrementalPrefillTokens: {type: number}
+        prefillCV: {type: number}
+        meanDecodeTokens: {type: number}
+        meanThinkSeconds: {type: number}
+        localShare: {type: number}
+        roundAttainment: {type: number}
+        ttftP95Seconds: {type: number}
+        tpotP95Seconds: {type: number}
+    WorkloadStatus:
+      type: object
+      properties:
+        reports: {type: array, items: {$ref: "#/components/schemas/WorkloadReport"}}
+        summary: {$ref: "#/components/schemas/WorkloadSummary"}
     PoolStatus:
       type: object
       properties: {desired: {type: integer}, placed: {type: integer}, ready: {type: integer}}

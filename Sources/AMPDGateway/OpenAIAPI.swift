@@ -19,6 +19,8 @@ struct ChatRequest: Decodable {
     let seed: UInt64?
     let stream: Bool?
     let user: String?
+    /// vLLM's extension: decode `max_tokens` tokens even past end-of-sequence (benchmarks).
+    let ignore_eos: Bool?
 }
 
 struct CompletionRequest: Decodable {
@@ -30,6 +32,8 @@ struct CompletionRequest: Decodable {
     let seed: UInt64?
     let stream: Bool?
     let user: String?
+    /// vLLM's extension: decode `max_tokens` tokens even past end-of-sequence (benchmarks).
+    let ignore_eos: Bool?
 }
 
 /// The gateway's HTTP routes: `/v1/chat/completions`, `/v1/completions`
@@ -67,7 +71,8 @@ struct OpenAIAPI: Sendable {
                 let turn = runner.tokenizer.encode(template.continuation(user: last.content))
                 let input = RoundRunner.Input(session: session, tenant: body.user ?? "default", fullPrompt: full, newTurn: turn,
                                               messageCount: body.messages.count, maxTokens: body.max_completion_tokens ?? body.max_tokens ?? 256,
-                                              sampling: SamplingParams(temperature: body.temperature ?? 0, topP: body.top_p ?? 1, seed: body.seed ?? 0))
+                                              sampling: SamplingParams(temperature: body.temperature ?? 0, topP: body.top_p ?? 1, seed: body.seed ?? 0),
+                                              ignoreEOS: body.ignore_eos ?? false)
                 return try await respond(input, chat: true, stream: body.stream ?? false)
             } catch let e as GatewayError {
                 return Self.error(e)
@@ -81,7 +86,8 @@ struct OpenAIAPI: Sendable {
                 let tokens = runner.tokenizer.encode(body.prompt)
                 let input = RoundRunner.Input(session: session, tenant: body.user ?? "default", fullPrompt: tokens, newTurn: tokens,
                                               messageCount: 0, maxTokens: body.max_tokens ?? 16,
-                                              sampling: SamplingParams(temperature: body.temperature ?? 0, topP: body.top_p ?? 1, seed: body.seed ?? 0))
+                                              sampling: SamplingParams(temperature: body.temperature ?? 0, topP: body.top_p ?? 1, seed: body.seed ?? 0),
+                                              ignoreEOS: body.ignore_eos ?? false)
                 return try await respond(input, chat: false, stream: body.stream ?? false)
             } catch let e as GatewayError {
                 return Self.error(e)

@@ -121,6 +121,15 @@ enum Table {
                    + (r?.reorderWindow.map { " window=\($0)" } ?? "") + (r?.conditionalThresholdTokens.map { " threshold=\($0) tokens" } ?? "")
                    + " onPrefillUnavailable=\(r?.onPrefillUnavailable?.rawValue ?? "aggregate")")
         out.append("Planner:            \(d.spec.planner?.mode.rawValue ?? "off") every \(d.spec.planner?.intervalSeconds ?? 30)s")
+        if let p = d.status?.planner {
+            func pct(_ x: Double?) -> String { x.map { "\(($0 * 1000).rounded() / 10)%" } ?? "-" }
+            out.append("  Last run:         \(p.lastUpdateTime) \(p.outcome)\(p.plan.map { " \($0)" } ?? "")")
+            out.append("  Attainment:       predicted \(pct(p.predictedRoundAttainment)) of rounds (\(pct(p.predictedSessionAttainment)) of sessions), observed \(pct(p.observedRoundAttainment)) of rounds")
+            if let w = p.workload {
+                out.append("  Workload:         \(String(format: "%.3g", w.sessionRate)) sessions/s × \(String(format: "%.2g", w.meanRounds)) rounds, prefill \(Int(w.meanInitialPrefillTokens)) then \(Int(w.meanIncrementalPrefillTokens)) tokens, decode \(Int(w.meanDecodeTokens)), local \(pct(w.localShare)) (from \(w.sources.joined(separator: ", ")))")
+            }
+            out.append("  Reason:           \(p.reason)")
+        }
         if let kv = d.spec.kvPool {
             out.append("KV pool:            \(kv.blockTokens ?? 16) tokens/block, \(kv.capacityPerAgent?.text ?? "-") per agent, TLS \(kv.tls?.mode.rawValue ?? "mutual"), tenant isolation \(kv.tenantIsolation ?? true), encryption \(kv.encryption?.rawValue ?? "-"), on transfer failure \(kv.onTransferFailure?.rawValue ?? "recompute")")
         }
