@@ -11,9 +11,9 @@ final class GatewayProcess: @unchecked Sendable {
     let portFile: URL
     let logURL: URL
 
-    init(controller: ControllerProcess, deployment: String, strategy: String, extra: [String] = []) throws {
-        portFile = controller.dataDir.appendingPathComponent("gateway.port")
-        logURL = controller.dataDir.appendingPathComponent("gateway.log")
+    init(controller: ControllerProcess, deployment: String, strategy: String, extra: [String] = [], file: String = "gateway") throws {
+        portFile = controller.dataDir.appendingPathComponent("\(file).port")
+        logURL = controller.dataDir.appendingPathComponent("\(file).log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         process.executableURL = Binaries.ampd
         process.arguments = ["gateway", "--config", controller.configPath, "--deployment", deployment, "--port", "0",
@@ -36,7 +36,10 @@ final class GatewayProcess: @unchecked Sendable {
 
 struct ChatAnswer: Decodable {
     struct Choice: Decodable { struct M: Decodable { let content: String }; let message: M; let finish_reason: String }
-    struct Ampd: Decodable { let placement: String; let kvOutcome: String; let kvBytesMoved: Int; let cachedTokens: Int; let round: Int; let reason: String }
+    struct Ampd: Decodable {
+        let placement: String; let kvOutcome: String; let kvBytesMoved: Int; let cachedTokens: Int; let round: Int; let reason: String
+        let history: String; let historyKVBytes: Int
+    }
     let choices: [Choice]
     let ampd: Ampd
 }
@@ -127,6 +130,46 @@ struct GatewayEndToEndTests {
 }
 
 extension GatewayEndToEndTests {
+    @Test("a remote incremental prefill reads the session's history KV from its decode instance and computes only the new turn: the same answer as a local prefill")
+    func lazyHistoryRead() async throws {
+        guard AgentInstancesTests.modelAvailable else { return }
+        let (ctl, agent) = try await startQuickstart()
+        defer { Task { await ctl.shutdown() } }
+        defer { _ = agent.stop() }
+        let remote = try GatewayProcess(controller: ctl, deployment: "smollm2", strategy: "prefill-pool", extra: ["--name", "gw-remote"], file: "gw-remote")
+        defer { _ = remote.stop() }
+        let local = try GatewayProcess(controller: ctl, deployment: "smollm2", strategy: "local", extra: ["--name", "gw-local"], file: "gw-local")
+        defer { _ = local.stop() }
+        let remotePort = try await eventually("remote gateway listening") { remote.port() }
+        let localPort = try await eventually("local gateway listening") { local.port() }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await http.shutdown() } }
+
+        let q1 = "Name three colours of the rainbow."
+        var answers: [String: (ChatAnswer, ChatAnswer)] = [:]
+        for (name, port) in [("remote", remotePort), ("local", localPort)] {
+            let base = "http://127.0.0.1:\(port)"
+            let (s1, b1) = try await post(http, "\(base)/v1/chat/completions",
+                #"{"messages":[{"role":"user","content":"\#(q1)"}],"max_tokens":10}"#, session: "lazy-\(name)")
+            #expect(s1 == 200, "\(b1)")
+            let a1 = try JSONDecoder().decode(ChatAnswer.self, from: Data(b1.utf8))
+            let content = try String(decoding: JSONEncoder().encode(a1.choices[0].message.content), as: UTF8.self)
+            let msgs = #"[{"role":"user","content":"\#(q1)"},{"role":"assistant","content":\#(content)},{"role":"user","content":"And two more?"}]"#
+            let (s2, b2) = try await post(http, "\(base)/v1/chat/completions", #"{"messages":\#(msgs),"max_tokens":10}"#, session: "lazy-\(name)")
+            #expect(s2 == 200, "\(b2)")
+            answers[name] = (a1, try JSONDecoder().decode(ChatAnswer.self, from: Data(b2.utf8)))
+        }
+        let (r1, r2) = try #require(answers["remote"]), (l1, l2) = try #require(answers["local"])
+        #expect(r1.choices[0].message.content == l1.choices[0].message.content)
+        // Round 2 on the prefill pool: the history's KV came from the decode instance (not recomputed) ...
+        #expect(r2.ampd.placement == "remote" && r2.ampd.history == "read")
+        #expect(r2.ampd.historyKVBytes > 100_000 && r2.ampd.kvBytesMoved > r2.ampd.historyKVBytes)
+        #expect(r2.ampd.cachedTokens > 40)
+        // ... and gave exactly the tokens the decode instance computes itself from the same history.
+        #expect(l2.ampd.placement == "local")
+        #expect(r2.choices[0].message.content == l2.choices[0].message.content, "\(remote.log())")
+    }
+
     @Test("a KV transfer that fails is never a silent wait: recompute (counted by kind) or fail, as the manifest says")
     func transferFailure() async throws {
         guard AgentInstancesTests.modelAvailable else { return }
