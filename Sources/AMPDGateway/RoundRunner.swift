@@ -137,11 +137,12 @@ struct RoundRunner: Sendable {
                 throw GatewayError("no running prefill instance and routing.onPrefillUnavailable is fail", status: 503)
             }
             reason = "no prefill instance: aggregate on the decode instance"
-        } else if existing == nil || strategy == .prefillPool {
+        } else if strategy == .prefillPool || (existing == nil && strategy == .local) {
+            // The dispatcher routes every prefill, the initial one too (the paper's Algorithm 1);
+            // the fixed strategies send round 1 to the prefill pool.
             let load = await observations.outstanding
             remote = prefills.min { (load[$0.name] ?? 0, $0.name) < (load[$1.name] ?? 0, $1.name) }
-            reason = existing == nil ? "round 1: prefill pool" : "strategy prefill-pool"
-            if existing == nil, strategy == .local { reason = "round 1: prefill pool (local applies from round 2)" }
+            reason = strategy == .local ? "round 1: prefill pool (local applies from round 2)" : "strategy prefill-pool"
         } else if strategy == .local {
             reason = "strategy local"
         } else {

@@ -242,3 +242,19 @@ struct DocumentTests {
         #expect(Quantity(parsing: s) == nil)
     }
 }
+
+@Suite struct ExampleManifestTests {
+    /// The example manifests the README points to are all admitted as they are.
+    @Test func everyExampleManifestIsValid() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Manifests")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
+        #expect(files.count >= 4)
+        for f in files {
+            let docs = try DocumentReader.read(try Data(contentsOf: dir.appendingPathComponent(f)))
+            for d in docs {
+                #expect(throws: Never.self, "\(f)") { _ = try ServingDeploymentAdmission.admit(d.value) }
+            }
+        }
+    }
+}
