@@ -146,7 +146,7 @@ let package = Package(
         .target(
             name: "AMPDGateway",
             dependencies: [
-                "AMPDAPI", "AMPDClient", "AMPDAgent", "AMPDEngine", "AMPDPolicy", "AMPDPKI", "AMPDObservability",
+                "AMPDAPI", "AMPDClient", "AMPDAgent", "AMPDEngine", "AMPDPolicy", "AMPDAutoscaling", "AMPDPKI", "AMPDObservability",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -4,7 +4,7 @@
 # engine, gateway with the AMPD dispatcher) driven by `ampd loadgen` with
 # multi-round sessions at several rates; each run prints what was measured and,
 # for the same sessions as served, what the planner's analytic model and the
-# simulator predicted (SmolLM2-135M on the fitted cpu-2core profile).
+# simulator predicted (SmolLM2-135M on the fitted cpu-1core profile: each instance runs one kernel thread).
 #   Benchmarks/live-validation.sh [RATES] [SECONDS] [debug|release]
 #   (default "0.02 0.05 0.1" sessions/s, 60 s each, release)
 set -euo pipefail

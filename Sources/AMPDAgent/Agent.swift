@@ -29,6 +29,8 @@ public struct AgentConfiguration: Sendable {
     public var kvPort = 0
     public var apiPort = 0
     public var kvCapacityBytes = 256 << 20
+    /// KV cache capacity of each engine instance, in tokens.
+    public var engineKVTokens = 8192
     public var heartbeat: Duration = .seconds(1)
     /// Renew the certificate once this share of its lifetime has passed.
     public var renewAt = 2.0 / 3.0
@@ -99,7 +101,7 @@ public struct Agent: Sendable {
 
         // The instance API: HTTPS requiring a client certificate from the cluster CA.
         let clientBox = NIOLockedValueBox(try KVPoolTLS.client(certificatePEM: first.certificatePEM, privateKeyPEM: first.keyPEM, caPEM: caPEM))
-        let instances = RoleInstances(logger: logger)
+        let instances = RoleInstances(logger: logger, kvCapacityTokens: config.engineKVTokens)
         var apiTLS = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(first.certificatePEM.utf8)).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(first.keyPEM.utf8), format: .pem)))
@@ -229,6 +231,7 @@ struct HeartbeatService: Service {
                 r.makeGauge(name: "ampd_agent_waiting_sequences").set(Double(engines.waiting))
                 r.makeGauge(name: "ampd_agent_engine_kv_blocks_used").set(Double(engines.kvUsed))
                 r.makeGauge(name: "ampd_agent_engine_kv_blocks_free").set(Double(engines.kvFree))
+                r.makeGauge(name: "ampd_agent_engine_evicted_idle_sequences").set(Double(engines.evictedIdle))
                 r.makeGauge(name: "ampd_agent_tokens_per_second").set(rate)
                 r.makeGauge(name: "ampd_agent_kv_pool_blocks").set(Double(s.blocks))
                 r.makeGauge(name: "ampd_agent_kv_pool_bytes").set(Double(s.bytes))

@@ -141,6 +141,9 @@ struct InstanceAPI {
             let start = ContinuousClock.now
             let export: [UInt8]
             do { export = try await engine.exportKV(seq) } catch {
+                if case .unknownSequence(let id)? = error as? EngineError {
+                    throw HTTPError(.gone, message: "sequence \(id) of \(name) is gone (dropped to make room, or released)")
+                }
                 throw HTTPError(.conflict, message: "cannot export sequence \(seq) of \(name): \(error)")
             }
             let encoded = ContinuousClock.now
@@ -176,7 +179,14 @@ struct InstanceAPI {
             logger.info("Imported KV", metadata: ["event": "ImportedKV", "bytes": "\(bytes.count)", "takeMs": "\((taken - start).milliseconds)",
                 "importMs": "\((ContinuousClock.now - taken).milliseconds)"])
         }
-        let stream = try await engine.generate(request)
+        let stream: AsyncThrowingStream<GenerationEvent, any Error>
+        do { stream = try await engine.generate(request) } catch {
+            // An idle session's KV dropped to make room: the caller recomputes from its tokens.
+            if case .unknownSequence(let id) = error {
+                throw HTTPError(.gone, message: "sequence \(id) is gone (dropped to make room, or released)")
+            }
+            throw error
+        }
         let push = call.pushKV
         let tls = clientTLS
         let logger = self.logger

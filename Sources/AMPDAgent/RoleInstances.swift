@@ -97,8 +97,8 @@ actor RoleInstances {
     }
 
     /// Live engine load, summed over instances; `tokens` counts every token computed so far.
-    func load() async -> (running: Int, waiting: Int, kvUsed: Int, kvFree: Int, tokens: Int) {
-        var out = (0, 0, 0, 0, 0)
+    func load() async -> (running: Int, waiting: Int, kvUsed: Int, kvFree: Int, tokens: Int, evictedIdle: Int) {
+        var out = (0, 0, 0, 0, 0, 0)
         for inst in instances.values {
             guard let s = await inst.engine?.stats() else { continue }
             out.0 += s.runningSequences
@@ -106,6 +106,7 @@ actor RoleInstances {
             out.2 += s.kvBlocksUsed
             out.3 += s.kvBlocksFree
             out.4 += s.prefillTokens + s.decodeTokens
+            out.5 += s.evictedIdleSequences
         }
         return out
     }

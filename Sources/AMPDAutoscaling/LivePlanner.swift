@@ -18,11 +18,23 @@ public enum LivePlanner {
         guard prefill.acceleratorKind == d.spec.decode.acceleratorKind else {
             throw .unsupported("the prefill pool uses \(prefill.acceleratorKind) and the decode pool \(d.spec.decode.acceleratorKind); the planner sizes pools of one accelerator kind")
         }
-        let cost = CostModel(model: try ProfileMatch.model(named: d.spec.model.name, in: catalog),
-                             hardware: try ProfileMatch.hardware(kind: prefill.acceleratorKind, in: catalog))
+        let cost = try costModel(d, catalog: catalog)
         let slo = LatencySLO(ttft: d.spec.slo.ttftMs / 1000, itl: d.spec.slo.tpotMs / 1000)
-        return Planner(cost: cost, slo: slo, devices: devices, attainmentTarget: d.spec.slo.attainmentTarget ?? 0.9,
+        // A CPU instance of N cores is one "device" of the cpu-<N>core profile.
+        let perDevice = prefill.acceleratorKind == "cpu" ? max(1, prefill.acceleratorsPerInstance) : 1
+        return Planner(cost: cost, slo: slo, devices: devices / perDevice, attainmentTarget: d.spec.slo.attainmentTarget ?? 0.9,
                        minimizeDevices: true, current: running(d), bounds: bounds(d))
+    }
+
+    /// The cost model of a deployment's instances: its model's profile on its accelerators
+    /// (for CPU pools, the profile of an instance's core count).
+    public static func costModel(_ d: ServingDeployment, catalog: ProfileCatalog = .builtin) throws(AutoscalingProblem) -> CostModel {
+        let pool = d.spec.prefill ?? d.spec.decode
+        if let p = d.spec.prefill, p.acceleratorKind == "cpu", p.acceleratorsPerInstance != d.spec.decode.acceleratorsPerInstance {
+            throw .unsupported("the prefill and decode pools give instances \(p.acceleratorsPerInstance) and \(d.spec.decode.acceleratorsPerInstance) cores; the planner models CPU pools with one core count")
+        }
+        return CostModel(model: try ProfileMatch.model(named: d.spec.model.name, in: catalog),
+                         hardware: try ProfileMatch.hardware(kind: pool.acceleratorKind, perInstance: pool.acceleratorsPerInstance, in: catalog))
     }
 
     /// What the deployment runs now (desired replicas, the manifest's TP degrees).

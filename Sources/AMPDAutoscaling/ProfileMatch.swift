@@ -15,12 +15,18 @@ public enum ProfileMatch {
         return best
     }
 
-    /// The hardware profile of an accelerator kind: `cpu` → `cpu-2core` (the profile fitted
-    /// to the native engine), `nvidia-h100` → `H100`, ...
-    public static func hardware(kind: String, in catalog: ProfileCatalog) throws(AutoscalingProblem) -> HardwareProfile {
+    /// The hardware profile of an accelerator kind: `nvidia-h100` → `H100`, ...; `cpu` with
+    /// `perInstance` cores per engine instance → `cpu-<N>core` (the profiles fitted to the
+    /// native engine running that many threads).
+    public static func hardware(kind: String, perInstance: Int = 1, in catalog: ProfileCatalog) throws(AutoscalingProblem) -> HardwareProfile {
         var key = normalized(kind)
         if key.hasPrefix("nvidia") { key.removeFirst("nvidia".count) }
-        if key == "cpu", let cpu = catalog.hardware.first(where: { normalized($0.name).hasPrefix("cpu") }) { return cpu }
+        if key == "cpu" {
+            guard let cpu = catalog.hardware.first(where: { normalized($0.name) == "cpu\(perInstance)core" }) else {
+                throw .noProfile("no CPU profile for \(perInstance) cores per instance (known: \(catalog.hardware.filter { $0.name.hasPrefix("cpu") }.map(\.name).joined(separator: ", ")))")
+            }
+            return cpu
+        }
         guard let h = catalog.hardware.first(where: { normalized($0.name) == key }) else {
             throw .noProfile("no hardware profile for accelerator \"\(kind)\" (known: \(catalog.hardware.map(\.name).joined(separator: ", ")))")
         }

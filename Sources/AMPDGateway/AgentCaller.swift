@@ -26,6 +26,7 @@ struct AgentCaller: Sendable {
         req.headers.add(name: "content-type", value: "application/json")
         req.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(call)))
         let response = try await http.execute(req, timeout: .seconds(300))
+        if response.status == .gone { throw SequenceGone(instance: instance.name) }
         guard response.status == .ok else {
             let body = try await response.body.collect(upTo: 1 << 16)
             throw GatewayError("instance \(instance.name) answered \(response.status.code): \(String(buffer: body))")
@@ -59,6 +60,7 @@ struct AgentCaller: Sendable {
         req.headers.add(name: "content-type", value: "application/json")
         req.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(push)))
         let response = try await http.execute(req, timeout: .seconds(60))
+        if response.status == .gone { throw SequenceGone(instance: instance.name) }
         let body = try await response.body.collect(upTo: 1 << 20)
         guard response.status == .ok else {
             throw GatewayError("instance \(instance.name) could not export sequence \(sequence): \(response.status.code) \(String(buffer: body))")
@@ -71,6 +73,13 @@ struct AgentCaller: Sendable {
         req.method = .POST
         _ = try? await http.execute(req, timeout: .seconds(10))
     }
+}
+
+/// The session's sequence is no longer on its decode instance (its idle KV was dropped to
+/// make room): the round recomputes the history from the tokens the gateway kept.
+struct SequenceGone: Error, CustomStringConvertible {
+    var instance: String
+    var description: String { "the session's sequence is gone from \(instance)" }
 }
 
 public struct GatewayError: Error, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import AMPDAPI
+import AMPDAutoscaling
 import AMPDClient
 import AMPDEngine
 import AMPDObservability
@@ -56,10 +57,13 @@ public struct Gateway: Sendable {
         let gguf = try GGUFFile(path: modelPath)
         let tokenizer = try BPETokenizer(gguf: gguf)
         let template = try? ChatTemplate(gguf: gguf)
-        let catalog = ProfileCatalog.builtin
-        // The CPU profile fitted to the native engine; other models fall back to SmolLM2's shape.
-        let profile = (try? catalog.model(d.spec.model.name.contains("SmolLM2") ? "SmolLM2-135M" : d.spec.model.name))
-        let cost = CostModel(model: try profile ?? catalog.model("SmolLM2-135M"), hardware: try catalog.hardware("cpu-2core"))
+        // The dispatcher's cost model: the deployment's model and accelerators, as the planner
+        // matches them; without a profile, SmolLM2 on one CPU core (what the native engine runs).
+        let cost: CostModel
+        do { cost = try LivePlanner.costModel(d) } catch {
+            logger.warning("No cost-model profile; the dispatcher assumes SmolLM2-135M on cpu-1core", metadata: ["event": "NoProfile", "error": "\(error)"])
+            cost = CostModel(model: try ProfileCatalog.builtin.model("SmolLM2-135M"), hardware: try ProfileCatalog.builtin.hardware("cpu-1core"))
+        }
         let sessions = Sessions()
         let runner = RoundRunner(caller: caller, topology: topology, sessions: sessions, observations: Observations(), tokenizer: tokenizer,
                                  strategy: config.strategy, cost: cost, logger: logger)

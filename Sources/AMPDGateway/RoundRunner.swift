@@ -35,8 +35,9 @@ public struct RoundRecord: Sendable, Codable {
     public var historyKVBytes: Int
     /// Seconds the history read took (part of the TTFT).
     public var historyReadSeconds: Double
-    /// How a remote incremental prefill got the session's history: `read` (its KV, from the
-    /// decode instance), `recomputed` (the read failed), or `none` (round 1, or local).
+    /// How an incremental prefill got the session's history: `read` (a remote prefill read its
+    /// KV from the decode instance), `recomputed` (the read failed, or the decode instance had
+    /// dropped the idle session's KV to make room), or `none` (round 1, or local with the KV there).
     public var history: String
     public var kvOutcome: String
     public var finishReason: String
@@ -273,7 +274,15 @@ struct RoundRunner: Sendable {
                 }
             }
         } else {
-            let d = try await drain(try await caller.generate(owner, call(newTokens, sequence: existing?.sequence, max: input.maxTokens)))
+            var d: GenerateLine?
+            do {
+                d = try await drain(try await caller.generate(owner, call(newTokens, sequence: existing?.sequence, max: input.maxTokens)))
+            } catch is SequenceGone {
+                // The owner dropped this idle session's KV to make room: recompute its history there.
+                historyMode = "recomputed"
+                logger.info("Session KV gone; recomputing", metadata: ["event": "SessionKVRecomputed", "session": "\(input.session)", "owner": "\(owner.name)"])
+                d = try await drain(try await caller.generate(owner, call(history + newTokens, max: input.maxTokens)))
+            }
             sequence = d?.done?.sequence
             cached = d?.done?.cachedTokens ?? 0
             if let f = firstAt { await observations.recordTTFT(owner.name, f.timeIntervalSince(start)) }

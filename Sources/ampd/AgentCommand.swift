@@ -49,6 +49,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "KV pool capacity in MiB.")
     var kvCapacityMib = 256
 
+    @Option(help: "KV cache capacity of each engine instance, in tokens (idle sessions' KV gives way when it is full).")
+    var engineKvTokens = 8192
+
     @Option(help: "Seconds between heartbeats.")
     var heartbeatSeconds = 1.0
 
@@ -71,7 +74,9 @@ struct AgentCommand: AsyncParsableCommand {
         guard let token = token ?? ProcessInfo.processInfo.environment["AMPD_NODE_TOKEN"] else {
             throw ValidationError("give --token or set AMPD_NODE_TOKEN (the controller's node token, in its tokens.csv)")
         }
-        guard heartbeatSeconds > 0, kvCapacityMib > 0, count > 0 else { throw ValidationError("--heartbeat-seconds, --kv-capacity-mib and --count must be positive") }
+        guard heartbeatSeconds > 0, kvCapacityMib > 0, count > 0, engineKvTokens > 0 else {
+            throw ValidationError("--heartbeat-seconds, --kv-capacity-mib, --engine-kv-tokens and --count must be positive")
+        }
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
         var c = AgentConfiguration(controller: server, caFile: caFile, token: token, name: name,
                                    dataDirectory: URL(fileURLWithPath: dataDir ?? "\(home)/.ampd/agent-\(name)"))
@@ -82,6 +87,7 @@ struct AgentCommand: AsyncParsableCommand {
         c.kvPort = kvPort
         c.apiPort = apiPort
         c.kvCapacityBytes = kvCapacityMib << 20
+        c.engineKVTokens = engineKvTokens
         c.heartbeat = .milliseconds(Int64(heartbeatSeconds * 1000))
         c.portFile = portFile.map { URL(fileURLWithPath: $0) }
         do {

@@ -50,7 +50,7 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Option(help: "Model profile of the prediction.")
     var model = "SmolLM2-135M"
     @Option(help: "Hardware profile of the prediction.")
-    var hardware = "cpu-2core"
+    var hardware = "cpu-1core"
 
     func validate() throws {
         for (name, v) in [("--rate", rate), ("--duration", duration), ("--initial", initial), ("--incremental", incremental), ("--decode", decode)] where !(v > 0) {

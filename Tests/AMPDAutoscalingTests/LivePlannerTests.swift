@@ -47,7 +47,9 @@ func report(rate: Double, window: Double = 60, rounds: Double = 3, initial: Doub
     }
 
     @Test func acceleratorKindsMatchHardwareProfiles() throws {
-        #expect(try ProfileMatch.hardware(kind: "cpu", in: catalog).name == "cpu-2core")
+        #expect(try ProfileMatch.hardware(kind: "cpu", in: catalog).name == "cpu-1core")
+        #expect(try ProfileMatch.hardware(kind: "cpu", perInstance: 2, in: catalog).name == "cpu-2core")
+        #expect(throws: AutoscalingProblem.self) { try ProfileMatch.hardware(kind: "cpu", perInstance: 16, in: catalog) }
         #expect(try ProfileMatch.hardware(kind: "nvidia-h20", in: catalog).name == "H20")
         #expect(try ProfileMatch.hardware(kind: "nvidia-h100", in: catalog).name == "H100")
         let e = #expect(throws: AutoscalingProblem.self) { try ProfileMatch.hardware(kind: "tpu-v5", in: catalog) }

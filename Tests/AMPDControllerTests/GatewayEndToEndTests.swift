@@ -248,6 +248,41 @@ extension GatewayEndToEndTests {
 }
 
 extension GatewayEndToEndTests {
+    @Test("a full decode instance drops idle sessions' KV (oldest first) instead of failing new rounds; a dropped session's next round recomputes its history")
+    func idleSessionKVGivesWay() async throws {
+        guard AgentInstancesTests.modelAvailable else { return }
+        // 256 tokens of KV per engine: one idle short session and two long new ones cannot all stay.
+        let (ctl, agent) = try await startQuickstart(agentArgs: ["--count", "2", "--engine-kv-tokens", "256"])
+        defer { Task { await ctl.shutdown() } }
+        defer { _ = agent.stop() }
+        let gw = try GatewayProcess(controller: ctl, deployment: "smollm2", strategy: "local")
+        defer { _ = gw.stop() }
+        let port = try await eventually("gateway listening") { gw.port() }
+        let base = "http://127.0.0.1:\(port)"
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await http.shutdown() } }
+
+        let q = "What is the capital of France?"
+        let (s1, b1) = try await post(http, "\(base)/v1/chat/completions", #"{"messages":[{"role":"user","content":"\#(q)"}],"max_tokens":8}"#, session: "old")
+        #expect(s1 == 200, "\(b1)")
+        let a1 = try JSONDecoder().decode(ChatAnswer.self, from: Data(b1.utf8))
+        let long = Array(repeating: "the quick brown fox jumps over the lazy dog", count: 11).joined(separator: " ")
+        for i in 0..<2 {
+            let (s, b) = try await post(http, "\(base)/v1/chat/completions", #"{"messages":[{"role":"user","content":"\#(long) \#(i)"}],"max_tokens":8}"#, session: "new-\(i)")
+            #expect(s == 200, "new session \(i): \(b)")
+        }
+        let metrics = try await agent.metrics(ctl)
+        #expect(!metrics.contains("ampd_agent_engine_evicted_idle_sequences 0"), "\(metrics)")
+        // The oldest session's KV was dropped: its next round recomputes the history and answers.
+        let content = try String(decoding: JSONEncoder().encode(a1.choices[0].message.content), as: UTF8.self)
+        let msgs = #"[{"role":"user","content":"\#(q)"},{"role":"assistant","content":\#(content)},{"role":"user","content":"And of Italy?"}]"#
+        let (s2, b2) = try await post(http, "\(base)/v1/chat/completions", #"{"messages":\#(msgs),"max_tokens":8}"#, session: "old")
+        #expect(s2 == 200, "\(b2)")
+        let a2 = try JSONDecoder().decode(ChatAnswer.self, from: Data(b2.utf8))
+        #expect(a2.ampd.placement == "local" && a2.ampd.history == "recomputed")
+        #expect(gw.log().contains("SessionKVRecomputed"))
+    }
+
     @Test("a client that goes away mid-stream frees the round's sequence and KV on the decode instance")
     func abandonedRoundFreesKV() async throws {
         guard AgentInstancesTests.modelAvailable else { return }

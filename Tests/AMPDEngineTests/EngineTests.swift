@@ -128,6 +128,30 @@ struct EngineTests {
         #expect(ok.count == 5)
     }
 
+    @Test("an idle session's kept KV gives way to a running request (least recently used first); a round on it then says it is gone")
+    func idleSessionsGiveWay() async throws {
+        var o = NativeEngineOptions()
+        o.kvCapacityTokens = 96   // 6 blocks of 16
+        o.blockTokens = 16
+        let engine = try TinyModel.engine(options: o)
+        // Two sessions kept between rounds: 2 blocks each (20 + 5 tokens), idle.
+        let (_, a) = try await run(engine, GenerationRequest(tokens: Array(prompt.prefix(20)), maxTokens: 5, stopTokens: [], keepAlive: true))
+        let (_, b) = try await run(engine, GenerationRequest(tokens: Array(prompt.suffix(20)), maxTokens: 5, stopTokens: [], keepAlive: true))
+        #expect(await engine.stats().liveSequences == 2)
+        // A new request needing 4 blocks: only the older session (a) has to go.
+        let fresh = (0..<60).map { Int32(($0 * 11 + 3) % 200) }
+        let (out, _) = try await run(engine, GenerationRequest(tokens: fresh, maxTokens: 2, stopTokens: []))
+        #expect(out.count == 2)
+        let stats = await engine.stats()
+        #expect(stats.evictedIdleSequences == 1 && stats.liveSequences == 1)
+        await #expect(throws: EngineError.unknownSequence(a.sequence)) {
+            try await engine.generate(GenerationRequest(sequence: a.sequence, tokens: [1], maxTokens: 1))
+        }
+        // The newer session is intact and continues.
+        let (more, _) = try await run(engine, GenerationRequest(sequence: b.sequence, tokens: [7], maxTokens: 2, stopTokens: []))
+        #expect(more.count == 2)
+    }
+
     @Test("bad requests are refused before any work")
     func badRequests() async throws {
         let engine = try TinyModel.engine()

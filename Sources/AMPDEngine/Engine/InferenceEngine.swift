@@ -72,6 +72,8 @@ public struct EngineStats: Sendable, Codable, Equatable {
     public var prefillTokens: Int
     public var decodeTokens: Int
     public var steps: Int
+    /// Idle sessions' sequences dropped to make room for running requests.
+    public var evictedIdleSequences: Int = 0
 }
 
 /// What a backend (native CPU today; CUDA and simulated next) offers the

@@ -28,7 +28,7 @@ public actor NativeEngine: InferenceEngine {
     var sequences: [SequenceID: Sequence] = [:]
     var nextID: SequenceID = 1
     var loopRunning = false
-    var counters = (prefill: 0, decode: 0, steps: 0)
+    var counters = (prefill: 0, decode: 0, steps: 0, evictedSequences: 0)
 
     struct Sequence {
         var tokens: [Int32]
@@ -38,6 +38,10 @@ public actor NativeEngine: InferenceEngine {
         var blockHashes: [UInt64] = []
         /// Set while a request is generating on this sequence.
         var active: Active?
+        /// When a kept-alive round finished: an idle session's KV, which the engine may
+        /// drop (oldest first) when a running request needs blocks. Nil while in use, and
+        /// for sequences waiting for their export or their first round after an import.
+        var idleSince: ContinuousClock.Instant? = nil
     }
 
     struct Active {
@@ -110,6 +114,7 @@ public actor NativeEngine: InferenceEngine {
             guard let s = sequences[existing] else { throw .unknownSequence(existing) }
             guard s.active == nil else { throw .sequenceBusy(existing) }
             seq = s
+            seq.idleSince = nil
             id = existing
             seq.tokens += request.tokens
             cached = seq.computed
@@ -165,7 +170,8 @@ public actor NativeEngine: InferenceEngine {
             runningSequences: running, waitingSequences: active - running, liveSequences: sequences.count,
             kvBlocksTotal: blocks.blockCount, kvBlocksUsed: blocks.usedBlocks, kvBlocksCached: blocks.cachedBlocks,
             kvBlocksFree: blocks.availableBlocks, prefixCacheHitBlocks: blocks.hits, evictedBlocks: blocks.evictions,
-            prefillTokens: counters.prefill, decodeTokens: counters.decode, steps: counters.steps)
+            prefillTokens: counters.prefill, decodeTokens: counters.decode, steps: counters.steps,
+            evictedIdleSequences: counters.evictedSequences)
     }
 
     /// Tokens of a live sequence (history including sampled, not yet computed tokens).
@@ -227,6 +233,7 @@ public actor NativeEngine: InferenceEngine {
         guard fullHashes.map({ String($0, radix: 16) }) == h.blockHashes else {
             throw .invalidKVExport("block hashes do not match the tokens")
         }
+        makeRoom(h.blockCount)
         try blocks.reserveCheck(h.blockCount)
         var table: [Int32] = []
         var offset = payload.lowerBound
@@ -322,8 +329,26 @@ public actor NativeEngine: InferenceEngine {
     func ensureBlocks(_ s: inout Sequence, upTo tokens: Int) throws(EngineError) {
         let needed = (tokens + options.blockTokens - 1) / options.blockTokens - s.blockTable.count
         guard needed > 0 else { return }
+        makeRoom(needed)
         try blocks.reserveCheck(needed)
         for _ in 0..<needed { s.blockTable.append(try blocks.allocate()) }
+    }
+
+    /// Drops idle sessions' sequences, least recently used first, until `needed` blocks are
+    /// free or evictable: a session's KV kept between rounds is a cache, not a reservation,
+    /// so running requests never fail while idle ones hold memory. Their full blocks stay
+    /// in the prefix cache (a returning session may still hit them); a round on a dropped
+    /// sequence gets `unknownSequence`, and its caller recomputes from the tokens it kept.
+    func makeRoom(_ needed: Int) {
+        guard needed > blocks.availableBlocks else { return }
+        let idle = sequences.filter { $0.value.active == nil && $0.value.idleSince != nil }
+            .sorted { ($0.value.idleSince!, $0.key) < ($1.value.idleSince!, $1.key) }
+        for (id, s) in idle {
+            if needed <= blocks.availableBlocks { break }
+            sequences[id] = nil
+            blocks.release(s.blockTable)
+            counters.evictedSequences += 1
+        }
     }
 
     /// Hashes and registers the blocks that became full, chaining from the last known hash.
@@ -370,6 +395,8 @@ public actor NativeEngine: InferenceEngine {
         if !(a.request.keepAlive || a.request.prefillOnly) || reason == .cancelled {
             let s = sequences.removeValue(forKey: id)!
             blocks.release(s.blockTable)
+        } else if !a.request.prefillOnly {
+            sequences[id]!.idleSince = ContinuousClock.now
         }
     }
 

@@ -111,6 +111,12 @@ public struct ProfileCatalog: Sendable, Codable, Equatable {
           # roofline says on this machine (prefill 333 → 277 tokens/s from 64 to 512 tokens).
           - {name: cpu-2core, peakTFLOPS: 0.086, memoryGBps: 20, memoryGiB: 24, intraNodeGBps: 10, interNodeGBps: 1,
              devicesPerNode: 1, computeEfficiency: 1.0, memoryEfficiency: 0.57, stepOverheadSeconds: 0.0008, transferLatencySeconds: 0.0002}
+          # One core of the same machine: an engine instance with `resources.count: 1` runs one
+          # kernel thread. `ampd engine-bench --threads 1`: about 179 prefill tokens/s (256-token
+          # prompt) and 95 decode tokens/s at 300 tokens of context (decode gains little from a
+          # second thread).
+          - {name: cpu-1core, peakTFLOPS: 0.0498, memoryGBps: 20, memoryGiB: 24, intraNodeGBps: 10, interNodeGBps: 1,
+             devicesPerNode: 1, computeEfficiency: 1.0, memoryEfficiency: 0.54, stepOverheadSeconds: 0.0008, transferLatencySeconds: 0.0002}
         models:
           # Qwen3-32B config.json: 64 layers, hidden 5120, 64 query heads, 8 KV heads, head_dim 128; 32.8B parameters.
           - {name: Qwen3-32B, activeParams: 32.8e9, totalParams: 32.8e9, layers: 64, hidden: 5120, heads: 64, kvHeads: 8,
