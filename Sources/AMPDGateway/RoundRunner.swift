@@ -51,33 +51,42 @@ public enum RoundEvent: Sendable {
     case done(RoundRecord)
 }
 
-/// Latency observations per instance, windowed, for the dispatcher's view.
+/// What the gateway observes of each instance, for the dispatcher's view: windowed TTFT
+/// and ITL, prefills outstanding on prefill instances, and the rounds in flight on each
+/// decode instance (its batch as the dispatcher predicts it: a local prefill stalls them).
 actor Observations {
     var ttft: [String: [(Date, Double)]] = [:]
     var itl: [String: [(Date, Double)]] = [:]
     var outstanding: [String: Int] = [:]
+    /// Per decode instance: rounds in flight, with their context and the tokens they may still decode.
+    var inFlight: [String: [UInt64: (context: Int, remaining: Int)]] = [:]
 
     func begin(_ i: String) { outstanding[i, default: 0] += 1 }
     func end(_ i: String) { outstanding[i, default: 1] -= 1 }
+    func beginRound(_ i: String, id: UInt64, context: Int, remaining: Int) { inFlight[i, default: [:]][id] = (context, remaining) }
+    func endRound(_ i: String, id: UInt64) { inFlight[i]?[id] = nil }
     func recordTTFT(_ i: String, _ v: Double) { ttft[i, default: []].append((Date(), v)) }
     func recordITL(_ i: String, _ v: Double) { itl[i, default: []].append((Date(), v)) }
 
-    func mean(_ m: [String: [(Date, Double)]], _ i: String) -> Double? {
+    func mean(_ m: inout [String: [(Date, Double)]], _ i: String) -> Double? {
         let cut = Date().addingTimeInterval(-10)
-        let xs = (m[i] ?? []).filter { $0.0 >= cut }.map(\.1)
+        m[i]?.removeAll { $0.0 < cut }
+        let xs = (m[i] ?? []).map(\.1)
         return xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count)
     }
 
-    func view(_ instances: [InstanceEndpoint], sessions: [String: Int], cost: CostModel, slo: LatencySLO) -> ClusterView {
+    func view(_ instances: [InstanceEndpoint], cost: CostModel, slo: LatencySLO) -> ClusterView {
         let ids = Dictionary(uniqueKeysWithValues: instances.enumerated().map { ($1.name, $0) })
         let workers = instances.map { inst -> WorkerView in
             let queued = outstanding[inst.name] ?? 0
             let typical = cost.prefillSeconds(history: 0, new: 256, tp: 1)
+            let rounds = Array((inFlight[inst.name] ?? [:]).values)
             return WorkerView(id: ids[inst.name]!, role: inst.role == .prefill ? .prefill : .decode, tp: 1, node: 0,
                               queue: (0..<queued).map { QueuedPrefill(id: UInt64($0), session: 0, history: 0, new: 256, enqueuedAt: 0, predictedSeconds: typical) },
-                              busyUntil: 0, windowedTTFT: mean(ttft, inst.name), windowedITL: mean(itl, inst.name),
-                              decodeBatch: sessions[inst.name] ?? 0, decodeContext: 512 * (sessions[inst.name] ?? 0),
-                              meanRemainingDecode: 64, linkFreeAt: 0)
+                              busyUntil: 0, windowedTTFT: mean(&ttft, inst.name), windowedITL: mean(&itl, inst.name),
+                              decodeBatch: rounds.count, decodeContext: rounds.reduce(0) { $0 + $1.context },
+                              meanRemainingDecode: rounds.isEmpty ? 64 : Double(rounds.reduce(0) { $0 + $1.remaining }) / Double(rounds.count),
+                              linkFreeAt: 0)
         }
         return ClusterView(now: 0, workers: workers, slo: slo)
     }
@@ -147,7 +156,7 @@ struct RoundRunner: Sendable {
         } else if strategy == .local {
             reason = "strategy local"
         } else {
-            let view = await observations.view(instances, sessions: owners, cost: cost, slo: slo)
+            let view = await observations.view(instances, cost: cost, slo: slo)
             var policy = AMPDRouting()
             let ownerID = instances.firstIndex { $0.name == owner.name }!
             let d = policy.route(PrefillJob(session: 0, owner: ownerID, history: history.count, new: newTokens.count), in: view,
@@ -158,13 +167,20 @@ struct RoundRunner: Sendable {
 
         let (stream, continuation) = AsyncThrowingStream<RoundEvent, any Error>.makeStream()
         let existingNow = existing
+        let observations = self.observations
+        let roundID = UInt64.random(in: 1...UInt64.max)
+        let context = history.count + newTokens.count
         let task = Task {
+            // The round counts in its decode instance's batch until it ends, as the dispatcher sees it.
+            await observations.beginRound(owner.name, id: roundID, context: context, remaining: input.maxTokens)
             do {
                 let record = try await execute(input, owner: owner, remote: remote, reason: reason, history: history,
                                                newTokens: newTokens, existing: existingNow, spec: spec) { continuation.yield(.token($0)) }
+                await observations.endRound(owner.name, id: roundID)
                 continuation.yield(.done(record))
                 continuation.finish()
             } catch {
+                await observations.endRound(owner.name, id: roundID)
                 continuation.finish(throwing: error)
             }
         }
