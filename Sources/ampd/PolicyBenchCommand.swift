@@ -54,6 +54,15 @@ struct PolicyBenchCommand: ParsableCommand {
                 evaluated = d.evaluatedPlans
             }
             print(pad("planner solve, \(devices) devices") + String(format: "%8.2f ms (median of 5; %d predictions)", times.sorted()[2], evaluated))
+            // Mixed TP degrees (up to two per pool): a larger space, searched pool by pool.
+            var mixed: [Double] = []
+            var mixedEvaluated = 0
+            for _ in 0..<(devices > 64 ? 1 : 3) {
+                let r = MixedPlanner(cost: cost, slo: slo, devices: devices).search(stats)
+                mixed.append(r.microseconds / 1000)
+                mixedEvaluated = r.evaluated
+            }
+            print(pad("mixed-TP planner solve, \(devices) devices") + String(format: "%8.2f ms (median of %d; %d pool predictions)", mixed.sorted()[mixed.count / 2], mixed.count, mixedEvaluated))
         }
         // Simulator: a 64-accelerator cluster (8 prefill + 8 decode instances at TP 4) for an hour of arrivals.
         let setup = ClusterSetup(name: "64xH20", cost: cost, prefillTP: Array(repeating: 4, count: 8), decodeTP: Array(repeating: 4, count: 8))

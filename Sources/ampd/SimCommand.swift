@@ -18,7 +18,7 @@ struct SimCommand: ParsableCommand {
     @Option(help: "YAML file with extra or replacement profiles (hardware:, models:).")
     var profiles: String?
 
-    @Option(help: "Prefill instances as TPxCOUNT, e.g. 4x1 (the paper's P<4,1>); omit to let the planner choose.")
+    @Option(help: "Prefill instances as TPxCOUNT, e.g. 4x1 (the paper's P<4,1>) or 2x1,4x1 (mixed); omit to let the planner choose.")
     var prefill: String?
 
     @Option(help: "Decode instances as TPxCOUNT, e.g. 4x1; omit to let the planner choose.")
@@ -26,6 +26,9 @@ struct SimCommand: ParsableCommand {
 
     @Option(help: "Devices the planner may use when --prefill/--decode are omitted.")
     var devices = 8
+
+    @Flag(help: "Let the planner mix two TP degrees per pool when it chooses the deployment.")
+    var mixedTp = false
 
     @Option(help: "Arrival rate the planner sizes for (default: the middle of --rates).")
     var planRate: Double?
@@ -115,6 +118,12 @@ struct SimCommand: ParsableCommand {
             prefillTP = Array(repeating: chosen.plan.prefillTP, count: chosen.plan.prefillReplicas)
             decodeTP = Array(repeating: chosen.plan.decodeTP, count: chosen.plan.decodeReplicas)
             planNote = "planner (sized for \(rate) sessions/s on \(devices) devices): \(decision.reason)"
+            if mixedTp, let best = MixedPlanner(cost: cost, slo: slo, devices: devices, attainmentTarget: 1.1).search(stats).ranked.first,
+               best.sessionAttainment > chosen.sessionAttainment + 0.002 {
+                prefillTP = best.plan.prefillTPs
+                decodeTP = best.plan.decodeTPs
+                planNote += String(format: "; mixed TP: %@ predicts %.1f%% of sessions", best.plan.description, best.sessionAttainment * 100)
+            }
         }
         let setup = ClusterSetup(name: "\(model) on \(hardware)", cost: cost, prefillTP: prefillTP, decodeTP: decodeTP)
         let policyList = ablation ? RoutingPolicies.ablationNames : policies.split(separator: ",").map(String.init)
@@ -137,12 +146,15 @@ struct SimCommand: ParsableCommand {
         }
     }
 
+    /// `TPxCOUNT[,TPxCOUNT...]`: each instance's TP degree (several groups mix degrees).
     static func instances(_ spec: String, _ flag: String) throws -> [Int] {
-        let parts = spec.lowercased().split(separator: "x")
-        guard parts.count == 2, let tp = Int(parts[0]), [1, 2, 4, 8].contains(tp), let n = Int(parts[1]), n >= 0 else {
-            throw ValidationError("\(flag) must be TPxCOUNT with TP 1, 2, 4 or 8 (e.g. 4x2); got \(spec)")
+        try spec.split(separator: ",").flatMap { group -> [Int] in
+            let parts = group.lowercased().split(separator: "x")
+            guard parts.count == 2, let tp = Int(parts[0]), [1, 2, 4, 8].contains(tp), let n = Int(parts[1]), n >= 0 else {
+                throw ValidationError("\(flag) must be TPxCOUNT[,TPxCOUNT] with TP 1, 2, 4 or 8 (e.g. 4x2 or 2x1,4x1); got \(spec)")
+            }
+            return Array(repeating: tp, count: n)
         }
-        return Array(repeating: tp, count: n)
     }
 }
 
@@ -161,6 +173,7 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Share of prefills run locally, as observed (default: the planner assumes the best split).") var localShare: Double?
     @Option(help: "TTFT SLO, seconds.") var ttft = 2.5
     @Option(help: "ITL SLO, seconds.") var itl = 0.1
+    @Flag(help: "Also search pools that mix two TP degrees (the paper's replicas-per-degree variables).") var mixedTp = false
 
     func run() throws {
         let catalog = ProfileCatalog.builtin
@@ -175,6 +188,13 @@ struct PlanCommand: ParsableCommand {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        print(String(decoding: try enc.encode(decision), as: UTF8.self))
+        guard mixedTp else {
+            print(String(decoding: try enc.encode(decision), as: UTF8.self))
+            return
+        }
+        let mixed = MixedPlanner(cost: cost, slo: LatencySLO(ttft: ttft, itl: itl), devices: devices).search(decision.inputs)
+        struct Both: Encodable { var homogeneous: PlannerDecision; var mixed: [ScoredMixedPlan]; var mixedEvaluated: Int; var mixedSolveMicroseconds: Double }
+        print(String(decoding: try enc.encode(Both(homogeneous: decision, mixed: mixed.ranked, mixedEvaluated: mixed.evaluated,
+                                                   mixedSolveMicroseconds: mixed.microseconds)), as: UTF8.self))
     }
 }

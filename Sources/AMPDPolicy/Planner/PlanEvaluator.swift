@@ -68,10 +68,20 @@ public struct PlanEvaluator: Sendable {
         public var p95: Double
     }
 
+    /// Remote prefills per second, over the whole prefill pool.
+    var remotePrefillRate: Double { workload.sessionRate * workload.meanRounds * (1 - localShare) }
+
     /// TTFT of the remote prefills on `replicas` replicas at `tp`, load split evenly.
     public func prefill(tp: Int, replicas: Int) -> PrefillPrediction {
-        let lambda = workload.sessionRate * workload.meanRounds * (1 - localShare) / Double(max(1, replicas))
-        let mix = prefillMix(tp: tp, remote: true)
+        prefillReplica(tp: tp, lambda: remotePrefillRate / Double(max(1, replicas)))
+    }
+
+    /// TTFT on one prefill replica at `tp` that receives `lambda` prefills per second.
+    public func prefillReplica(tp: Int, lambda: Double) -> PrefillPrediction {
+        prefillReplica(mix: prefillMix(tp: tp, remote: true), lambda: lambda)
+    }
+
+    func prefillReplica(mix: [(Double, Double, Double)], lambda: Double) -> PrefillPrediction {
         let es = mix.reduce(0) { $0 + $1.0 * $1.1 }
         let es2 = mix.reduce(0) { $0 + $1.0 * $1.1 * $1.1 }
         let ex = mix.reduce(0) { $0 + $1.0 * $1.2 }
@@ -100,8 +110,13 @@ public struct PlanEvaluator: Sendable {
 
     /// ITL on `replicas` decode replicas at `tp`.
     public func decode(tp: Int, replicas: Int) -> DecodePrediction {
+        decodeReplica(tp: tp, share: 1 / Double(max(1, replicas)))
+    }
+
+    /// ITL on one decode replica at `tp` that owns `share` of the sessions.
+    public func decodeReplica(tp: Int, share: Double) -> DecodePrediction {
         let w = workload
-        let r = Double(max(1, replicas))
+        let r = 1 / max(share, 1e-12)
         let roundsPerSecond = w.sessionRate * w.meanRounds / r
         let ctx = meanDecodeContext
         // Local prefills stall the batch: the fraction of time spent on them.
