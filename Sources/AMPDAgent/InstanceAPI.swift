@@ -44,14 +44,18 @@ public struct GenerateCall: Codable, Sendable {
     public var prefillOnly: Bool?
     public var keepAlive: Bool?
     public var pushKV: KVPush?
+    /// With `importKV` (a history read) and `pushKV`: push back only the blocks from the
+    /// imported history's end on; the receiver appends them to the sequence it holds.
+    public var pushIncremental: Bool?
+    /// KV to import first: into `sequence` when set (an incremental push), else as a new sequence.
     public var importKV: KVRef?
 
     public init(tokens: [Int32], sequence: UInt64? = nil, maxTokens: Int, temperature: Float? = nil, topK: Int? = nil, topP: Float? = nil,
                 seed: UInt64? = nil, stopTokens: [Int32]? = nil, prefillOnly: Bool? = nil, keepAlive: Bool? = nil,
-                pushKV: KVPush? = nil, importKV: KVRef? = nil) {
+                pushKV: KVPush? = nil, importKV: KVRef? = nil, pushIncremental: Bool? = nil) {
         self.tokens = tokens; self.sequence = sequence; self.maxTokens = maxTokens; self.temperature = temperature
         self.topK = topK; self.topP = topP; self.seed = seed; self.stopTokens = stopTokens; self.prefillOnly = prefillOnly
-        self.keepAlive = keepAlive; self.pushKV = pushKV; self.importKV = importKV
+        self.keepAlive = keepAlive; self.pushKV = pushKV; self.importKV = importKV; self.pushIncremental = pushIncremental
     }
 }
 
@@ -171,13 +175,23 @@ struct InstanceAPI {
             sampling: SamplingParams(temperature: call.temperature ?? 0, topK: call.topK ?? 0, topP: call.topP ?? 1, seed: call.seed ?? 0),
             stopTokens: call.stopTokens.map(Set.init), keepAlive: call.keepAlive ?? false || call.pushKV != nil,
             prefillOnly: call.prefillOnly ?? false)
+        var pushFrom = 0
         if let ref = call.importKV {
             let start = ContinuousClock.now
             let bytes = try await KVTransfer.take(ref, from: store)
             let taken = ContinuousClock.now
-            request.sequence = try await engine.importKV(bytes)
+            do {
+                let imported = try await engine.importKV(bytes, into: call.sequence)
+                request.sequence = imported
+                if call.pushIncremental == true { pushFrom = try await engine.computedTokens(of: imported) }
+            } catch {
+                if case .unknownSequence(let id) = error {
+                    throw HTTPError(.gone, message: "sequence \(id) is gone (dropped to make room, or released)")
+                }
+                throw error
+            }
             logger.info("Imported KV", metadata: ["event": "ImportedKV", "bytes": "\(bytes.count)", "takeMs": "\((taken - start).milliseconds)",
-                "importMs": "\((ContinuousClock.now - taken).milliseconds)"])
+                "importMs": "\((ContinuousClock.now - taken).milliseconds)", "into": "\(call.sequence.map(String.init) ?? "new")"])
         }
         let stream: AsyncThrowingStream<GenerationEvent, any Error>
         do { stream = try await engine.generate(request) } catch {
@@ -188,6 +202,7 @@ struct InstanceAPI {
             throw error
         }
         let push = call.pushKV
+        let from = pushFrom
         let tls = clientTLS
         let logger = self.logger
         var headers = HTTPFields()
@@ -210,11 +225,11 @@ struct InstanceAPI {
                 var pushed: KVRef?
                 if let push, let s = summary {
                     let start = ContinuousClock.now
-                    let export = try await engine.exportKV(s.sequence)
+                    let export = try await engine.exportKV(s.sequence, fromToken: from)
                     let encoded = ContinuousClock.now
                     pushed = try await KVTransfer.push(export, to: push, tls: tls())
                     await engine.release(s.sequence)
-                    logger.info("Pushed KV", metadata: ["event": "PushedKV", "bytes": "\(export.count)", "to": "\(push.host):\(push.port)",
+                    logger.info("Pushed KV", metadata: ["event": "PushedKV", "bytes": "\(export.count)", "to": "\(push.host):\(push.port)", "fromToken": "\(from)",
                         "exportMs": "\((encoded - start).milliseconds)", "pushMs": "\((ContinuousClock.now - encoded).milliseconds)"])
                 }
                 try await writer.write(try line(GenerateLine(done: summary, pushed: pushed)))

@@ -219,9 +219,11 @@ struct RoundRunner: Sendable {
             return done
         }
         let sampling = input.sampling
-        func call(_ tokens: [Int32], sequence: UInt64? = nil, max: Int, prefillOnly: Bool = false, push: KVPush? = nil, importKV: KVRef? = nil) -> GenerateCall {
+        func call(_ tokens: [Int32], sequence: UInt64? = nil, max: Int, prefillOnly: Bool = false, push: KVPush? = nil, importKV: KVRef? = nil,
+                  incremental: Bool = false) -> GenerateCall {
             GenerateCall(tokens: tokens, sequence: sequence, maxTokens: max, temperature: sampling.temperature, topK: sampling.topK,
-                         topP: sampling.topP, seed: sampling.seed, stopTokens: input.ignoreEOS ? [] : nil, prefillOnly: prefillOnly, keepAlive: true, pushKV: push, importKV: importKV)
+                         topP: sampling.topP, seed: sampling.seed, stopTokens: input.ignoreEOS ? [] : nil, prefillOnly: prefillOnly, keepAlive: true,
+                         pushKV: push, importKV: importKV, pushIncremental: incremental ? true : nil)
         }
 
         if let remote {
@@ -251,7 +253,9 @@ struct RoundRunner: Sendable {
             var transferError: (any Error)?
             do {
                 let tokens = historyRef == nil ? history + newTokens : newTokens
-                pre = try await drain(try await caller.generate(remote, call(tokens, max: 1, prefillOnly: true, push: push, importKV: historyRef)))
+                // With the history read, only the new blocks come back, appended to the owner's sequence.
+                pre = try await drain(try await caller.generate(remote, call(tokens, max: 1, prefillOnly: true, push: push, importKV: historyRef,
+                                                                             incremental: historyRef != nil)))
             } catch {
                 await observations.end(remote.name)
                 // After the first token the prefill has run: what failed is the push of its KV.
@@ -261,14 +265,17 @@ struct RoundRunner: Sendable {
             if transferError == nil { await observations.end(remote.name) }
             if let f = firstAt { await observations.recordTTFT(remote.name, f.timeIntervalSince(start)) }
             cached = pre?.done?.cachedTokens ?? 0
-            if let existing { await caller.release(owner, sequence: existing.sequence) }
+            // The owner's sequence stays only to take the incremental KV; otherwise it is replaced.
+            let appendTo = historyRef != nil ? existing?.sequence : nil
+            if let existing, appendTo == nil { await caller.release(owner, sequence: existing.sequence) }
             if finish == "stop" || input.maxTokens <= 1 {
                 kvOutcome = "skipped"
+                if let appendTo { await caller.release(owner, sequence: appendTo) }
             } else {
                 if transferError == nil, let ref = pre?.pushed {
                     kvBytes = historyBytes + ref.bytes
                     do {
-                        let d = try await drain(try await caller.generate(owner, call([], max: input.maxTokens - 1, importKV: ref)))
+                        let d = try await drain(try await caller.generate(owner, call([], sequence: appendTo, max: input.maxTokens - 1, importKV: ref)))
                         sequence = d?.done?.sequence
                         finish = d?.done?.reason == .stop ? "stop" : "length"
                         kvOutcome = "transferred"
@@ -285,6 +292,7 @@ struct RoundRunner: Sendable {
                     guard action == .recompute else { throw GatewayError("KV transfer from \(remote.name) to \(owner.name) failed: \(error)") }
                     // Expired (lease ran out before the import) is counted apart from transport failures.
                     kvOutcome = "\(error)".contains("no longer") ? "recomputed-expired" : "recomputed-transport"
+                    if let appendTo { await caller.release(owner, sequence: appendTo) }
                     let d = try await drain(try await caller.generate(owner, call(history + newTokens + generated, max: input.maxTokens - generated.count)))
                     sequence = d?.done?.sequence
                 }

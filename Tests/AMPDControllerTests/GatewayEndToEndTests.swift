@@ -168,6 +168,10 @@ extension GatewayEndToEndTests {
         #expect(r2.ampd.placement == "remote" && r2.ampd.history == "read")
         #expect(r2.ampd.historyKVBytes > 100_000 && r2.ampd.kvBytesMoved > r2.ampd.historyKVBytes)
         #expect(r2.ampd.cachedTokens > 40)
+        // Only the blocks from the history's end came back, appended to the decode instance's sequence.
+        let pushedBack = agent.log().split(separator: "\n").filter { $0.contains("\"PushedKV\"") && !$0.contains("\"fromToken\":\"0\"") }
+        #expect(pushedBack.count == 1, "\(agent.log())")
+        #expect(agent.log().contains("\"ImportedKV\"") && !agent.log().split(separator: "\n").filter { $0.contains("\"ImportedKV\"") && !$0.contains("\"into\":\"new\"") }.isEmpty)
         // ... and gave exactly the tokens the decode instance computes itself from the same history.
         #expect(l2.ampd.placement == "local")
         #expect(r2.choices[0].message.content == l2.choices[0].message.content, "\(remote.log())")
@@ -271,8 +275,11 @@ extension GatewayEndToEndTests {
             let (s, b) = try await post(http, "\(base)/v1/chat/completions", #"{"messages":[{"role":"user","content":"\#(long) \#(i)"}],"max_tokens":8}"#, session: "new-\(i)")
             #expect(s == 200, "new session \(i): \(b)")
         }
-        let metrics = try await agent.metrics(ctl)
-        #expect(!metrics.contains("ampd_agent_engine_evicted_idle_sequences 0"), "\(metrics)")
+        // The agent's gauges refresh with its heartbeat.
+        _ = try await eventually("an idle session dropped") { () -> Bool? in
+            let m = try await agent.metrics(ctl)
+            return m.contains("ampd_agent_engine_evicted_idle_sequences") && !m.contains("ampd_agent_engine_evicted_idle_sequences 0") ? true : nil
+        }
         // The oldest session's KV was dropped: its next round recomputes the history and answers.
         let content = try String(decoding: JSONEncoder().encode(a1.choices[0].message.content), as: UTF8.self)
         let msgs = #"[{"role":"user","content":"\#(q)"},{"role":"assistant","content":\#(content)},{"role":"user","content":"And of Italy?"}]"#

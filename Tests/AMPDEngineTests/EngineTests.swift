@@ -152,6 +152,35 @@ struct EngineTests {
         #expect(more.count == 2)
     }
 
+    @Test("a remote incremental prefill: history in, only the new blocks back, appended to the owner's sequence; the same tokens as one engine")
+    func incrementalExport() async throws {
+        let owner = try TinyModel.engine(), worker = try TinyModel.engine(), reference = try TinyModel.engine()
+        let first = Array(prompt.prefix(37)), next: [Int32] = (0..<21).map { Int32(($0 * 13 + 5) % 250) }
+        // Round 1 on the owner (and on the reference), kept for the next round.
+        let (_, a) = try await run(owner, GenerationRequest(tokens: first, maxTokens: 6, stopTokens: [], keepAlive: true))
+        let (_, r) = try await run(reference, GenerationRequest(tokens: first, maxTokens: 6, stopTokens: [], keepAlive: true))
+        // Round 2 prefilled on the worker from the owner's history KV (the lazy read) ...
+        let history = try await owner.exportKV(a.sequence)
+        let imported = try await worker.importKV(history)
+        let computedBefore = try await worker.tokens(of: imported).count - 1
+        let (firstToken, w) = try await run(worker, GenerationRequest(sequence: imported, tokens: next, maxTokens: 1, stopTokens: [], prefillOnly: true))
+        // ... and only the blocks from the one holding the owner's last computed token come back.
+        let back = try await worker.exportKV(w.sequence, fromToken: computedBefore)
+        let whole = try await worker.exportKV(w.sequence)
+        // 63 tokens computed in 16-token blocks, the owner's 42 (blocks 0-1 full, 2 partial): blocks 2 and 3 return.
+        let (h, _) = try KVExportFormat.decode(back)
+        #expect(h.startToken == 32 && h.blockCount == 2)
+        #expect(back.count < whole.count)
+        #expect(try await owner.importKV(back, into: a.sequence) == a.sequence)
+        let (rest, _) = try await run(owner, GenerationRequest(sequence: a.sequence, tokens: [], maxTokens: 5, stopTokens: []))
+        let (want, _) = try await run(reference, GenerationRequest(sequence: r.sequence, tokens: next, maxTokens: 6, stopTokens: []))
+        #expect(firstToken + rest == want)
+        // It extends only the history it was computed on.
+        let (_, other) = try await run(owner, GenerationRequest(tokens: Array(prompt.suffix(37)), maxTokens: 2, stopTokens: [], keepAlive: true))
+        await #expect(throws: EngineError.self) { try await owner.importKV(back, into: other.sequence) }
+        await #expect(throws: EngineError.self) { try await owner.importKV(back) }
+    }
+
     @Test("bad requests are refused before any work")
     func badRequests() async throws {
         let engine = try TinyModel.engine()

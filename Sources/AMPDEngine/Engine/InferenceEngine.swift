@@ -86,6 +86,10 @@ public protocol InferenceEngine: Actor {
     func exportKV(_ sequence: SequenceID) throws(EngineError) -> [UInt8]
     /// Recreates an exported sequence here; decoding continues exactly as it would have there.
     func importKV(_ bytes: [UInt8]) throws(EngineError) -> SequenceID
+    /// Exports only the blocks from the one holding token `start` on (an incremental export).
+    func exportKV(_ sequence: SequenceID, fromToken start: Int) throws(EngineError) -> [UInt8]
+    /// Imports an incremental export onto the live sequence it extends (or a whole one as new).
+    func importKV(_ bytes: [UInt8], into sequence: SequenceID?) throws(EngineError) -> SequenceID
     /// Drops a live sequence; its full blocks stay in the prefix cache until evicted.
     func release(_ sequence: SequenceID)
     func stats() -> EngineStats

@@ -174,6 +174,12 @@ public actor NativeEngine: InferenceEngine {
             evictedIdleSequences: counters.evictedSequences)
     }
 
+    /// How many leading tokens of a live sequence have KV.
+    public func computedTokens(of sequence: SequenceID) throws(EngineError) -> Int {
+        guard let s = sequences[sequence] else { throw .unknownSequence(sequence) }
+        return s.computed
+    }
+
     /// Tokens of a live sequence (history including sampled, not yet computed tokens).
     public func tokens(of sequence: SequenceID) throws(EngineError) -> [Int32] {
         guard let s = sequences[sequence] else { throw .unknownSequence(sequence) }
@@ -183,18 +189,27 @@ public actor NativeEngine: InferenceEngine {
     // MARK: export / import
 
     public func exportKV(_ sequence: SequenceID) throws(EngineError) -> [UInt8] {
+        try exportKV(sequence, fromToken: 0)
+    }
+
+    /// Exports the blocks from the one holding token `start` on (the whole sequence for 0);
+    /// the receiver must already hold the earlier ones (`importKV(_:into:)`).
+    public func exportKV(_ sequence: SequenceID, fromToken start: Int) throws(EngineError) -> [UInt8] {
         guard let s = sequences[sequence] else { throw .unknownSequence(sequence) }
         guard s.active == nil else { throw .sequenceBusy(sequence) }
         let c = model.config
-        let usedBlocks = (s.computed + options.blockTokens - 1) / options.blockTokens
+        let B = options.blockTokens
+        let usedBlocks = (s.computed + B - 1) / B
+        let firstBlock = min(max(0, start) / B, max(0, usedBlocks - 1))
         let fullHashes = s.blockHashes
         let header = KVExportHeader(
             modelFingerprint: fingerprint, architecture: c.architecture, layers: c.layers, kvHeads: c.kvHeads,
-            headDim: c.headDim, dtype: "f16", blockTokens: options.blockTokens, tokens: s.tokens,
-            computedTokens: s.computed, blockHashes: fullHashes.map { String($0, radix: 16) }, blockCount: usedBlocks)
+            headDim: c.headDim, dtype: "f16", blockTokens: B, tokens: s.tokens,
+            computedTokens: s.computed, blockHashes: fullHashes.map { String($0, radix: 16) }, blockCount: usedBlocks - firstBlock,
+            startToken: firstBlock > 0 ? firstBlock * B : nil)
         do {
             return try KVExportFormat.encode(header: header) { out in
-                for b in s.blockTable.prefix(usedBlocks) {
+                for b in s.blockTable[firstBlock..<usedBlocks] {
                     for l in 0..<c.layers {
                         out.append(contentsOf: storage.blockBytes(layer: l, block: Int(b), values: false))
                         out.append(contentsOf: storage.blockBytes(layer: l, block: Int(b), values: true))
@@ -207,7 +222,32 @@ public actor NativeEngine: InferenceEngine {
     }
 
     public func importKV(_ bytes: [UInt8]) throws(EngineError) -> SequenceID {
+        try importKV(bytes, into: nil)
+    }
+
+    /// Imports an export as a new sequence, or, for an incremental export, onto the live idle
+    /// sequence `into`, whose tokens must begin with the export's tokens up to its start and
+    /// whose KV must cover them: its blocks from the start on are replaced by the export's.
+    public func importKV(_ bytes: [UInt8], into target: SequenceID?) throws(EngineError) -> SequenceID {
         let (h, payload) = try KVExportFormat.decode(bytes)
+        let start = h.startToken ?? 0
+        var base: Sequence?
+        var done = false
+        defer {
+            // A failed import leaves the target as it was: idle, so evictable again.
+            if !done, let target, base != nil, sequences[target] != nil { sequences[target]!.idleSince = .now }
+        }
+        if start > 0 {
+            guard let target else { throw .invalidKVExport("an incremental export (from token \(start)) needs the sequence it extends") }
+            guard let t = sequences[target] else { throw .unknownSequence(target) }
+            guard t.active == nil else { throw .sequenceBusy(target) }
+            guard start % options.blockTokens == 0, t.computed >= start, h.tokens.count >= start,
+                  Array(t.tokens.prefix(start)) == Array(h.tokens.prefix(start)) else {
+                throw .invalidKVExport("the export extends a different history: its first \(start) tokens are not sequence \(target)'s computed ones")
+            }
+            base = t
+            sequences[target]!.idleSince = nil   // in use now: not a candidate for makeRoom
+        }
         let c = model.config
         guard h.modelFingerprint == fingerprint else {
             throw .invalidKVExport("model fingerprint \(h.modelFingerprint) differs from this engine's \(fingerprint)")
@@ -220,7 +260,7 @@ public actor NativeEngine: InferenceEngine {
             throw .invalidKVExport("block size \(h.blockTokens) tokens; this engine uses \(options.blockTokens)")
         }
         guard h.computedTokens >= 1, h.computedTokens <= h.tokens.count, h.tokens.count < c.contextLength,
-              h.blockCount == (h.computedTokens + h.blockTokens - 1) / h.blockTokens else {
+              h.blockCount == (h.computedTokens + h.blockTokens - 1) / h.blockTokens - start / h.blockTokens else {
             throw .invalidKVExport("inconsistent counts: \(h.tokens.count) tokens, \(h.computedTokens) computed, \(h.blockCount) blocks")
         }
         let vocab = Int32(c.vocabSize)
@@ -235,6 +275,7 @@ public actor NativeEngine: InferenceEngine {
         }
         makeRoom(h.blockCount)
         try blocks.reserveCheck(h.blockCount)
+        let firstBlock = start / h.blockTokens
         var table: [Int32] = []
         var offset = payload.lowerBound
         for i in 0..<h.blockCount {
@@ -248,7 +289,19 @@ public actor NativeEngine: InferenceEngine {
                     offset += perLayer
                 }
             }
-            if i < fullHashes.count { blocks.register(b, hash: fullHashes[i]) }
+            if firstBlock + i < fullHashes.count { blocks.register(b, hash: fullHashes[firstBlock + i]) }
+        }
+        if let target, var t = base {
+            // Keep the blocks before the start; the export's replace the rest.
+            blocks.release(Array(t.blockTable[firstBlock...]))
+            t.blockTable = Array(t.blockTable.prefix(firstBlock)) + table
+            t.tokens = h.tokens
+            t.computed = h.computedTokens
+            t.blockHashes = fullHashes
+            t.idleSince = nil
+            sequences[target] = t
+            done = true
+            return target
         }
         let id = nextID
         nextID += 1

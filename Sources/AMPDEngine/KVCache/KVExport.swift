@@ -24,7 +24,12 @@ public struct KVExportHeader: Codable, Sendable, Equatable {
     public var computedTokens: Int
     /// Chained prefix hash of each full block (hex), for cache registration.
     public var blockHashes: [String]
+    /// Blocks in the payload: from block `startToken / blockTokens` to the last computed one.
     public var blockCount: Int
+    /// An incremental export starts here (a multiple of the block size): the payload holds
+    /// only the blocks from this token on, for a receiver that has the earlier ones (the
+    /// session's decode instance, after a remote incremental prefill). Nil or 0: everything.
+    public var startToken: Int?
 }
 
 public enum KVExportFormat {
