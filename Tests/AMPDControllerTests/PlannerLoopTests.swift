@@ -43,7 +43,9 @@ import Testing
         let bootstrap = try ctl.client(role: "node")
         defer { Task { try? await bootstrap.shutdown() } }
         let node = FakeAgentHeartbeat(client: bootstrap, name: "node-a")
-        try await node.register(count: 8)
+        // Room for the auto deployment at its largest (4 + 4) and for what suggest would run beside it:
+        // the planner only counts accelerators other deployments do not hold.
+        try await node.register(count: 16)
         let auto = Self.manifest(name: "auto", mode: "auto", prefill: "autoscale: {min: 1, max: 4}", decode: "autoscale: {min: 1, max: 4}")
         let suggest = Self.manifest(name: "suggest", mode: "suggest", prefill: "replicas: 1", decode: "replicas: 1")
         #expect(try ctl.cli(["apply", "-f", "-"], stdin: auto).0 == 0)
@@ -99,6 +101,8 @@ import Testing
         // suggest: the plan is recorded and shown; the fixed pools do not change.
         let suggested = try await eventually("suggested", timeout: .seconds(40)) { () -> Decision? in
             try await node.converge()
+            let _: WorkloadStatus = try await ctl.client.send(.PUT, ControllerClient.deploymentPath("default", "suggest") + "/workload",
+                                                              body: try JSONCoding.encoder.encode(Self.heavy()))
             return try await ctl.client.decisions(deployment: "default/suggest").items
                 .first { $0.event == DecisionEvent.plannerDecision && $0.reason == "PlanSuggested" }
         }
