@@ -154,7 +154,13 @@ struct PlannerLoop: Service {
         case "waiting": "NoWorkloadReport"
         default: "PlanInfeasible"
         }
-        let verb = status.mode == .suggest && status.outcome == "changed" ? "suggests" : status.outcome
+        let verb = switch status.outcome {
+        case "changed": status.mode == .suggest ? "suggests" : "adopted"
+        case "pending": "holds"
+        case "kept": "keeps"
+        case "waiting": "waits"
+        default: "cannot plan"
+        }
         do {
             try await decisions.record([Decision(ts: status.lastUpdateTime, deployment: key, event: DecisionEvent.plannerDecision,
                 reason: reason, actor: "planner", message: "Planner \(verb)\(status.plan.map { " \($0)" } ?? ""): \(status.reason)", fields: fields)])
