@@ -58,10 +58,14 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Write {\"kvPort\": N, \"apiPort\": M, \"serial\": S} here once listening.")
     var portFile: String?
 
+    @Flag(help: "Shut down when the parent process goes away (set by `ampd up` and test harnesses).")
+    var exitWithParent = false
+
     @Option(help: "Log level.")
     var logLevel = "info"
 
     func run() async throws {
+        if exitWithParent { ParentWatch.start() }
         LogSetup.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "agent")
         var server = controller, caFile = ca

@@ -29,7 +29,7 @@ struct ControllerBenchCommand: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(at: dataDir) }
         let controller = Process()
         controller.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
-        controller.arguments = ["controller", "--data-dir", dataDir.path, "--port", "0",
+        controller.arguments = ["controller", "--exit-with-parent", "--data-dir", dataDir.path, "--port", "0",
                                 "--node-grace-seconds", "30", "--log-level", "warning"]
         controller.standardOutput = FileHandle.nullDevice
         controller.standardError = FileHandle.nullDevice

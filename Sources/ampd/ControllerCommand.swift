@@ -36,6 +36,9 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Lifetime of agent and gateway certificates, in hours.")
     var agentCertHours: Double = 24
 
+    @Flag(help: "Shut down when the parent process goes away (set by `ampd up` and test harnesses).")
+    var exitWithParent = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -47,6 +50,7 @@ struct ControllerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if exitWithParent { ParentWatch.start() }
         LogSetup.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "controller")
         var config = ControllerConfiguration(dataDirectory: URL(fileURLWithPath: dataDir))

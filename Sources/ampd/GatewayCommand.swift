@@ -39,10 +39,14 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Write the bound port here once listening.")
     var portFile: String?
 
+    @Flag(help: "Shut down when the parent process goes away (set by `ampd up` and test harnesses).")
+    var exitWithParent = false
+
     @Option(help: "Log level.")
     var logLevel = "info"
 
     func run() async throws {
+        if exitWithParent { ParentWatch.start() }
         LogSetup.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "gateway")
         guard let path = config ?? ProcessInfo.processInfo.environment["AMPD_CONFIG"] else { throw ValidationError("give --config or set AMPD_CONFIG") }

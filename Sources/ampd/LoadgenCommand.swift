@@ -108,11 +108,11 @@ struct LoadgenCommand: AsyncParsableCommand {
         }
         guard !served.isEmpty else { return "prediction: no round finished" }
         let summary = LoadSummary(live, ttft: slo.ttft, tpot: slo.itl, wallSeconds: 0)
-        let liveLater = live.filter { $0.ok && $0.round > 1 }
         // Analytic: the planner's evaluator for this deployment (homogeneous pools), at the observed split.
         let stats = WorkloadStats.observed(served, rate: rate)
-        let allRounds = Double(served.reduce(0) { $0 + $1.prefills.count })
-        let localShareAll = Double(liveLater.filter { $0.placement == "local" }.count) / max(1, allRounds)
+        // Every prefill, the first one included, may run locally (the dispatcher routes them all).
+        let liveOK = live.filter(\.ok)
+        let localShareAll = Double(liveOK.filter { $0.placement == "local" }.count) / Double(max(1, liveOK.count))
         let plan = DeploymentPlan(prefillTP: prefill.first ?? 1, prefillReplicas: prefill.count, decodeTP: decode.first ?? 1, decodeReplicas: decode.count)
         let analytic = PlanEvaluator(cost: cost, slo: slo, workload: stats, localShare: localShareAll).score(plan)
         // Simulated: the discrete-event simulator with the same routing code as the gateway.

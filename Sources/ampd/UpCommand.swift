@@ -27,10 +27,14 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "Working directory (data, logs); default a fresh temporary one.")
     var dir: String?
 
+    @Flag(help: "Shut down when the parent process goes away (set by `ampd up` and test harnesses).")
+    var exitWithParent = false
+
     @Option(help: "Where round 2+ prefills run: dispatcher, prefill-pool, local.")
     var strategy = "dispatcher"
 
     func run() async throws {
+        if exitWithParent { ParentWatch.start() }
         let me = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath().path
         let root = URL(fileURLWithPath: dir ?? (NSTemporaryDirectory() + "ampd-up-\(ProcessInfo.processInfo.processIdentifier)"))
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
@@ -41,7 +45,7 @@ struct UpCommand: AsyncParsableCommand {
         func spawn(_ label: String, _ args: [String]) throws -> Process {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: me)
-            p.arguments = args
+            p.arguments = args + ["--exit-with-parent"]   // none outlives `ampd up`, even if it is killed
             let log = root.appendingPathComponent("\(label).log")
             FileManager.default.createFile(atPath: log.path, contents: nil)
             let h = try FileHandle(forWritingTo: log)

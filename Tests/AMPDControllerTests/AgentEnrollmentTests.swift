@@ -19,7 +19,7 @@ final class AgentProcess: @unchecked Sendable {
         logURL = dataDir.appendingPathComponent("agent.log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         process.executableURL = Binaries.ampd
-        process.arguments = ["agent", "--config", controller.configPath, "--token", try controller.token("node"), "--name", name,
+        process.arguments = ["agent", "--exit-with-parent", "--config", controller.configPath, "--token", try controller.token("node"), "--name", name,
                              "--data-dir", dataDir.path, "--port-file", portFile.path, "--heartbeat-seconds", "0.3"] + extra
         let log = try FileHandle(forWritingTo: logURL)
         process.standardOutput = log

@@ -230,3 +230,27 @@ struct ControllerIntegrationTests {
 func attempt<T: Sendable>(_ body: @Sendable () async throws -> T) async -> Result<T, any Error> {
     do { return .success(try await body()) } catch { return .failure(error) }
 }
+
+@Suite struct ExitWithParentTests {
+    /// A controller started with --exit-with-parent by a parent that is then killed outright
+    /// (no chance to stop its children) notices, and shuts down by itself.
+    @Test func orphanedProcessShutsDown() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-orphan-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let pidFile = dir.appendingPathComponent("pid")
+        let parent = Process()
+        parent.executableURL = URL(fileURLWithPath: "/bin/sh")
+        parent.arguments = ["-c", "\"$0\" controller --exit-with-parent --data-dir \"$1\" --port 0 > \"$1/log\" 2>&1 & echo $! > \"$2\"; wait",
+                            Binaries.ampd.path, dir.path, pidFile.path]
+        try parent.run()
+        let pid = try await eventually("controller started") { () -> Int32? in
+            guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("client.json").path) else { return nil }
+            return (try? String(contentsOf: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        kill(parent.processIdentifier, SIGKILL)
+        parent.waitUntilExit()
+        _ = try await eventually("orphaned controller exits", timeout: .seconds(15)) { kill(pid, 0) != 0 ? true : nil }
+        let log = (try? String(contentsOf: dir.appendingPathComponent("log"), encoding: .utf8)) ?? ""
+        #expect(log.contains("\"event\":\"Stopped\""), "\(log)")
+    }
+}

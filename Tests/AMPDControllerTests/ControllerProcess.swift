@@ -42,7 +42,7 @@ final class ControllerProcess: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: configPath)
         let p = Process()
         p.executableURL = Binaries.ampd
-        p.arguments = ["controller", "--data-dir", dataDir.path, "--port", "0", "--resync-seconds", "2"] + extraArgs
+        p.arguments = ["controller", "--data-dir", dataDir.path, "--port", "0", "--resync-seconds", "2", "--exit-with-parent"] + extraArgs
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         log.seekToEndOfFile()

@@ -16,7 +16,7 @@ final class GatewayProcess: @unchecked Sendable {
         logURL = controller.dataDir.appendingPathComponent("\(file).log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         process.executableURL = Binaries.ampd
-        process.arguments = ["gateway", "--config", controller.configPath, "--deployment", deployment, "--port", "0",
+        process.arguments = ["gateway", "--exit-with-parent", "--config", controller.configPath, "--deployment", deployment, "--port", "0",
                              "--port-file", portFile.path, "--strategy", strategy] + extra
         let log = try FileHandle(forWritingTo: logURL)
         process.standardOutput = log

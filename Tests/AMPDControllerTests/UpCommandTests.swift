@@ -12,7 +12,7 @@ struct UpCommandTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let p = Process()
         p.executableURL = Binaries.ampd
-        p.arguments = ["up", "--port", "0", "--dir", dir.path, "-f", quickstart]
+        p.arguments = ["up", "--exit-with-parent", "--port", "0", "--dir", dir.path, "-f", quickstart]
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out
