@@ -203,9 +203,15 @@ struct RoundRunner: Sendable {
         var historyMode = "none"
         var historyReadSeconds = 0.0
         let stops = input.ignoreEOS ? [] : tokenizer.stopIDs
+        // Runs once, at the first token: a local prefill leaves the owner's prefill queue then.
+        var onFirstToken: (@Sendable () -> Void)?
         func take(_ t: Int32) {
             let now = Date()
-            if firstAt == nil { firstAt = now }
+            if firstAt == nil {
+                firstAt = now
+                onFirstToken?()
+                onFirstToken = nil
+            }
             lastAt = now
             if stops.contains(t) { finish = "stop" } else { generated.append(t); emit(t) }
         }
@@ -298,14 +304,28 @@ struct RoundRunner: Sendable {
                 }
             }
         } else {
+            // A local prefill queues on the session's decode instance until its first token:
+            // the dispatcher sees it there (the owner's queue) for the rounds that follow.
+            let observations = self.observations, ownerName = owner.name
+            await observations.begin(ownerName)
+            onFirstToken = { Task { await observations.end(ownerName) } }
             var d: GenerateLine?
             do {
-                d = try await drain(try await caller.generate(owner, call(newTokens, sequence: existing?.sequence, max: input.maxTokens)))
-            } catch is SequenceGone {
-                // The owner dropped this idle session's KV to make room: recompute its history there.
-                historyMode = "recomputed"
-                logger.info("Session KV gone; recomputing", metadata: ["event": "SessionKVRecomputed", "session": "\(input.session)", "owner": "\(owner.name)"])
-                d = try await drain(try await caller.generate(owner, call(history + newTokens, max: input.maxTokens)))
+                do {
+                    d = try await drain(try await caller.generate(owner, call(newTokens, sequence: existing?.sequence, max: input.maxTokens)))
+                } catch is SequenceGone {
+                    // The owner dropped this idle session's KV to make room: recompute its history there.
+                    historyMode = "recomputed"
+                    logger.info("Session KV gone; recomputing", metadata: ["event": "SessionKVRecomputed", "session": "\(input.session)", "owner": "\(owner.name)"])
+                    d = try await drain(try await caller.generate(owner, call(history + newTokens, max: input.maxTokens)))
+                }
+            } catch {
+                if onFirstToken != nil { await observations.end(ownerName) }
+                throw error
+            }
+            if onFirstToken != nil {
+                onFirstToken = nil
+                await observations.end(ownerName)
             }
             sequence = d?.done?.sequence
             cached = d?.done?.cachedTokens ?? 0
