@@ -63,8 +63,9 @@ struct PlannerLoop: Service {
             } catch {
                 logger.error("Planner loop failed", metadata: ["event": "PlannerFailed", "error": "\(error)"])
             }
-            try? await Task.sleep(for: tick)
+            try? await cancelWhenGracefulShutdown { [tick] in try await Task.sleep(for: tick) }
         }
+        logger.info("Planner loop stopped", metadata: ["event": "PlannerLoopStopped"])
     }
 
     /// One planner run for one deployment.

@@ -126,8 +126,9 @@ struct WorkloadReporter: Service {
 
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: interval)
-            guard !Task.isCancelled, let d = await topology.current().1 else { continue }
+            // The wait ends early on SIGTERM, so that the gateway stops at once.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            guard !Task.isCancelled, !Task.isShuttingDownGracefully, let d = await topology.current().1 else { continue }
             let report = await records.report(source: source, ttft: d.spec.slo.ttftMs / 1000, tpot: d.spec.slo.tpotMs / 1000)
             do {
                 let path = ControllerClient.deploymentPath(d.metadata.namespaceOrDefault, d.metadata.name) + "/workload"
