@@ -65,6 +65,8 @@ actor Observations {
     func end(_ i: String) { outstanding[i, default: 1] -= 1 }
     func beginRound(_ i: String, id: UInt64, context: Int, remaining: Int) { inFlight[i, default: [:]][id] = (context, remaining) }
     func endRound(_ i: String, id: UInt64) { inFlight[i]?[id] = nil }
+    /// Context tokens of the rounds in flight, per decode instance.
+    func inFlightTokens() -> [String: Int] { inFlight.mapValues { $0.values.reduce(0) { $0 + $1.context } } }
     func recordTTFT(_ i: String, _ v: Double) { ttft[i, default: []].append((Date(), v)) }
     func recordITL(_ i: String, _ v: Double) { itl[i, default: []].append((Date(), v)) }
 
@@ -133,8 +135,13 @@ struct RoundRunner: Sendable {
             _ = await sessions.remove(input.session)
             existing = nil
         }
-        let owners = await sessions.owners()
-        let owner = existing?.owner ?? decodes.min { (owners[$0.name] ?? 0, $0.name) < (owners[$1.name] ?? 0, $1.name) }!
+        // A new session is bound to the decode instance holding the least KV (the paper binds by
+        // memory use): its sessions' tokens, plus the context of its rounds in flight (so a busy
+        // instance weighs more).
+        let held = await sessions.heldTokens()
+        let inFlight = await observations.inFlightTokens()
+        func load(_ i: InstanceEndpoint) -> Int { (held[i.name] ?? 0) + (inFlight[i.name] ?? 0) }
+        let owner = existing?.owner ?? decodes.min { (load($0), $0.name) < (load($1), $1.name) }!
         let history = existing?.history ?? []
         let newTokens = existing == nil ? fullPrompt : input.newTurn
         let slo = LatencySLO(ttft: Double(spec?.spec.slo.ttftMs ?? 2000) / 1000, itl: Double(spec?.spec.slo.tpotMs ?? 100) / 1000)

@@ -73,9 +73,10 @@ actor Sessions {
         return Array(old.values)
     }
     func remove(_ id: String) -> Session? { sessions.removeValue(forKey: id) }
-    func owners() -> [String: Int] {
+    /// Tokens of KV each decode instance holds for this gateway's sessions.
+    func heldTokens() -> [String: Int] {
         var c: [String: Int] = [:]
-        for s in sessions.values { c[s.owner.name, default: 0] += 1 }
+        for s in sessions.values { c[s.owner.name, default: 0] += s.history.count }
         return c
     }
 }
