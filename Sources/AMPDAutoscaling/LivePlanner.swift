@@ -20,10 +20,15 @@ public enum LivePlanner {
         }
         let cost = try costModel(d, catalog: catalog)
         let slo = LatencySLO(ttft: d.spec.slo.ttftMs / 1000, itl: d.spec.slo.tpotMs / 1000)
-        // A CPU instance of N cores is one "device" of the cpu-<N>core profile.
-        let perDevice = prefill.acceleratorKind == "cpu" ? max(1, prefill.acceleratorsPerInstance) : 1
-        return Planner(cost: cost, slo: slo, devices: devices / perDevice, attainmentTarget: d.spec.slo.attainmentTarget ?? 0.9,
+        return Planner(cost: cost, slo: slo, devices: plannerDevices(d, available: devices), attainmentTarget: d.spec.slo.attainmentTarget ?? 0.9,
                        minimizeDevices: true, current: running(d), bounds: bounds(d))
+    }
+
+    /// The planner's device budget for `available` accelerators: a CPU instance of N cores is
+    /// one "device" of the cpu-<N>core profile; a GPU is a device.
+    public static func plannerDevices(_ d: ServingDeployment, available: Int) -> Int {
+        let pool = d.spec.prefill ?? d.spec.decode
+        return pool.acceleratorKind == "cpu" ? available / max(1, pool.acceleratorsPerInstance) : available
     }
 
     /// The cost model of a deployment's instances: its model's profile on its accelerators

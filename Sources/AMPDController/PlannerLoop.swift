@@ -81,23 +81,22 @@ struct PlannerLoop: Service {
         }
         let summary = WorkloadSummary(fresh)
         let devices = await available(for: d, all: all)
+        // The planner is made once per generation (a new spec resets the state) and keeps
+        // its hysteresis; each run updates its budget and what is running.
         var planner: Planner
-        do {
-            let made = try LivePlanner.make(d, devices: devices)
-            if var p = st.planner {
-                p.devices = devices
-                let running = LivePlanner.running(d)
-                if running != st.lastRunning { p.observeRunning(running) }
-                planner = p
-            } else {
-                planner = made
+        let running = LivePlanner.running(d)
+        if var p = st.planner {
+            p.devices = LivePlanner.plannerDevices(d, available: devices)
+            if running != st.lastRunning { p.observeRunning(running) }
+            planner = p
+        } else {
+            do { planner = try LivePlanner.make(d, devices: devices) } catch {
+                await conclude(d, state: &st, status: PlannerStatus(mode: mode, lastUpdateTime: now, outcome: "infeasible",
+                    reason: "\(error)", workload: summary), decision: nil, applied: nil)
+                return
             }
-            st.lastRunning = LivePlanner.running(d)
-        } catch {
-            await conclude(d, state: &st, status: PlannerStatus(mode: mode, lastUpdateTime: now, outcome: "infeasible",
-                reason: "\(error)", workload: summary), decision: nil, applied: nil)
-            return
         }
+        st.lastRunning = running
         let decision = planner.plan(LivePlanner.workload(summary, routing: d.spec.routing?.policy ?? .ampd))
         st.planner = planner
         metrics.registry.makeDurationHistogram(name: "ampd_planner_solve_seconds", labels: [], buckets: MetricsRegistry.latencyBuckets)

@@ -129,6 +129,17 @@ func report(rate: Double, window: Double = 60, rounds: Double = 3, initial: Doub
         #expect(throws: AutoscalingProblem.self) { try LivePlanner.make(unknown, devices: 8) }
     }
 
+    @Test func cpuInstancesOfSeveralCoresAreOneDeviceEach() throws {
+        var d = try deployment(mode: "auto")
+        d.spec.prefill?.resources = ResourceSpec(accelerator: "cpu", count: 2)
+        d.spec.decode.resources = ResourceSpec(accelerator: "cpu", count: 2)
+        #expect(LivePlanner.plannerDevices(d, available: 8) == 4)
+        #expect(try LivePlanner.make(d, devices: 8).devices == 4)
+        #expect(try LivePlanner.make(d, devices: 8).cost.hardware.name == "cpu-2core")
+        let gpu = try deployment(mode: "auto", model: "Llama-3.1-8B", accelerator: "nvidia-h100")
+        #expect(LivePlanner.plannerDevices(gpu, available: 8) == 8)
+    }
+
     @Test func nonAdaptivePoliciesUseTheObservedSplit() {
         let s = WorkloadSummary([report(rate: 0.2)])
         #expect(LivePlanner.workload(s, routing: .conditionalPD).localShare == 0.3)
