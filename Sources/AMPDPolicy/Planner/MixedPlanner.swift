@@ -161,22 +161,22 @@ public struct MixedPlanner: Sendable {
             let eval = PlanEvaluator(cost: cost, slo: slo, workload: workload, localShare: share)
             let mixes = Dictionary(uniqueKeysWithValues: ds.map { ($0, eval.prefillMix(tp: $0, remote: true)) })
             let localOK = Dictionary(uniqueKeysWithValues: ds.map { ($0, eval.localTTFTAttainment(tp: $0)) })
-            // Best prefill pool on at most d devices (fewest devices on ties).
-            var bestAt = [(Double, [TPGroup])?](repeating: nil, count: budget + 1)
+            // Best prefill pool on at most d devices (fewest devices on ties), with its prediction.
+            var bestAt = [(PlanEvaluator.PrefillPrediction, [TPGroup])?](repeating: nil, count: budget + 1)
             for shape in poolShapes {
                 let d = shape.reduce(0) { $0 + $1.devices }
-                let a = eval.prefillPool(shape, mixes: mixes).attainment
-                if bestAt[d].map({ a > $0.0 + 1e-12 }) ?? true { bestAt[d] = (a, shape) }
+                let p = eval.prefillPool(shape, mixes: mixes)
+                if bestAt[d].map({ p.attainment > $0.0.attainment + 1e-12 }) ?? true { bestAt[d] = (p, shape) }
             }
             evaluated += poolShapes.count
             var bestUpTo = bestAt
             for d in 1...budget where bestUpTo[d - 1] != nil {
-                if bestUpTo[d].map({ bestUpTo[d - 1]!.0 >= $0.0 - 1e-12 }) ?? true { bestUpTo[d] = bestUpTo[d - 1] }
+                if bestUpTo[d].map({ bestUpTo[d - 1]!.0.attainment >= $0.0.attainment - 1e-12 }) ?? true { bestUpTo[d] = bestUpTo[d - 1] }
             }
             var decodeCache: [Int: PlanEvaluator.DecodePrediction] = [:]
             for shape in poolShapes {
                 let dd = shape.reduce(0) { $0 + $1.devices }
-                guard dd <= budget, devices - dd >= minDeg, let (pa, prefillShape) = bestUpTo[devices - dd] else { continue }
+                guard dd <= budget, devices - dd >= minDeg, let (p, prefillShape) = bestUpTo[devices - dd] else { continue }
                 var dA = 0.0, itl = 0.0, lok = 0.0
                 for g in shape {
                     let key = g.tp * 100_000 + dd
@@ -188,8 +188,7 @@ public struct MixedPlanner: Sendable {
                     lok += w * localOK[g.tp]!
                 }
                 evaluated += 1
-                let round = ((1 - share) * pa + share * (share > 0 ? lok : 1)) * dA
-                let p = eval.prefillPool(prefillShape, mixes: mixes)
+                let round = ((1 - share) * p.attainment + share * (share > 0 ? lok : 1)) * dA
                 candidates.append(ScoredMixedPlan(plan: MixedPlan(prefill: prefillShape, decode: shape),
                                                   sessionAttainment: pow(round, workload.meanRounds), roundAttainment: round,
                                                   meanTTFT: p.meanTTFT, meanITL: itl, prefillUtilization: p.utilization, localShare: share))
