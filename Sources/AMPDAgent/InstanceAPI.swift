@@ -145,10 +145,7 @@ struct InstanceAPI {
             let start = ContinuousClock.now
             let export: [UInt8]
             do { export = try await engine.exportKV(seq) } catch {
-                if case .unknownSequence(let id)? = error as? EngineError {
-                    throw HTTPError(.gone, message: "sequence \(id) of \(name) is gone (dropped to make room, or released)")
-                }
-                throw HTTPError(.conflict, message: "cannot export sequence \(seq) of \(name): \(error)")
+                throw Self.gone(error) ?? HTTPError(.conflict, message: "cannot export sequence \(seq) of \(name): \(error)")
             }
             let encoded = ContinuousClock.now
             let ref = try await KVTransfer.push(export, to: push, tls: clientTLS())
@@ -169,6 +166,13 @@ struct InstanceAPI {
         return r
     }
 
+    /// 410 Gone for a sequence the engine no longer has (an idle session's KV dropped to make
+    /// room, or released): the gateway then recomputes the session's history from its tokens.
+    static func gone(_ error: any Error) -> HTTPError? {
+        guard case .unknownSequence(let id)? = error as? EngineError else { return nil }
+        return HTTPError(.gone, message: "sequence \(id) is gone (dropped to make room, or released)")
+    }
+
     func generate(_ engine: NativeEngine, _ call: GenerateCall) async throws -> Response {
         var request = GenerationRequest(
             sequence: call.sequence, tokens: call.tokens, maxTokens: call.maxTokens,
@@ -185,21 +189,14 @@ struct InstanceAPI {
                 request.sequence = imported
                 if call.pushIncremental == true { pushFrom = try await engine.computedTokens(of: imported) }
             } catch {
-                if case .unknownSequence(let id) = error {
-                    throw HTTPError(.gone, message: "sequence \(id) is gone (dropped to make room, or released)")
-                }
-                throw error
+                throw Self.gone(error) ?? error
             }
             logger.info("Imported KV", metadata: ["event": "ImportedKV", "bytes": "\(bytes.count)", "takeMs": "\((taken - start).milliseconds)",
                 "importMs": "\((ContinuousClock.now - taken).milliseconds)", "into": "\(call.sequence.map(String.init) ?? "new")"])
         }
         let stream: AsyncThrowingStream<GenerationEvent, any Error>
         do { stream = try await engine.generate(request) } catch {
-            // An idle session's KV dropped to make room: the caller recomputes from its tokens.
-            if case .unknownSequence(let id) = error {
-                throw HTTPError(.gone, message: "sequence \(id) is gone (dropped to make room, or released)")
-            }
-            throw error
+            throw Self.gone(error) ?? error
         }
         let push = call.pushKV
         let from = pushFrom
