@@ -1,3 +1,4 @@
+import AMPDGateway
 import AMPDPolicy
 import AMPDSim
 import ArgumentParser
@@ -156,16 +157,16 @@ struct LoadgenCommand: AsyncParsableCommand {
                 let data = Data(buffer: try await res.body.collect(upTo: 1 << 24))
                 round.status = Int(res.status.code)
                 round.seconds = (ContinuousClock.now - sent).seconds
-                if res.status == .ok, let json = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-                   let a = json["ampd"] as? [String: Any], let choices = json["choices"] as? [[String: Any]],
-                   let content = (choices.first?["message"] as? [String: Any])?["content"] as? String {
+                if res.status == .ok, let answer = try? JSONDecoder().decode(ChatAnswer.self, from: data),
+                   let content = answer.choices.first?.message.content {
+                    let a = answer.ampd
                     round.ok = true
-                    round.placement = a["placement"] as? String
-                    round.promptTokens = a["promptTokens"] as? Int
-                    round.completionTokens = a["completionTokens"] as? Int
-                    round.ttftSeconds = a["ttftSeconds"] as? Double
-                    round.tpotSeconds = a["tpotSeconds"] as? Double
-                    round.kvBytesMoved = a["kvBytesMoved"] as? Int
+                    round.placement = a.placement
+                    round.promptTokens = a.promptTokens
+                    round.completionTokens = a.completionTokens
+                    round.ttftSeconds = a.ttftSeconds
+                    round.tpotSeconds = a.tpotSeconds
+                    round.kvBytesMoved = a.kvBytesMoved
                     messages.append(["role": "assistant", "content": content])
                 } else {
                     round.error = String(decoding: data.prefix(300), as: UTF8.self)
@@ -191,6 +192,17 @@ struct LoadgenCommand: AsyncParsableCommand {
                           "word", "business", "issue", "side", "kind", "head", "house", "service", "friend", "father", "power"]
         return (0..<max(1, words)).map { _ in vocabulary[Int(rng.next() % UInt64(vocabulary.count))] }.joined(separator: " ")
     }
+}
+
+/// The parts of a chat completion the load generator reads: the answer, and the gateway's
+/// record of the round (`ampd`).
+struct ChatAnswer: Decodable {
+    struct Choice: Decodable {
+        struct Message: Decodable { let content: String }
+        let message: Message
+    }
+    let choices: [Choice]
+    let ampd: RoundRecord
 }
 
 /// One round as the load generator saw it (latencies as the gateway measured them).
