@@ -58,16 +58,10 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Write {\"kvPort\": N, \"apiPort\": M, \"serial\": S} here once listening.")
     var portFile: String?
 
-    @Flag(help: "Shut down when the parent process goes away (set by `ampd up` and test harnesses).")
-    var exitWithParent = false
-
-    @Option(help: "Log level.")
-    var logLevel = "info"
+    @OptionGroup var process: ServiceProcessOptions
 
     func run() async throws {
-        if exitWithParent { ParentWatch.start() }
-        LogSetup.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
-        let logger = Logger(label: "agent")
+        let logger = process.begin(label: "agent")
         var server = controller, caFile = ca
         if let config {
             let c = try ClientConfiguration.load(URL(fileURLWithPath: config))

@@ -36,23 +36,17 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Lifetime of agent and gateway certificates, in hours.")
     var agentCertHours: Double = 24
 
-    @Flag(help: "Shut down when the parent process goes away (set by `ampd up` and test harnesses).")
-    var exitWithParent = false
-
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @OptionGroup var process: ServiceProcessOptions
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535; got \(port)") }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel)") }
+        guard Logger.Level(rawValue: process.logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(process.logLevel)") }
         guard agentCertHours > 0 else { throw ValidationError("--agent-cert-hours must be positive; got \(agentCertHours)") }
         guard nodeGraceSeconds > 0, resyncSeconds > 0 else { throw ValidationError("--node-grace-seconds and --resync-seconds must be positive") }
     }
 
     func run() async throws {
-        if exitWithParent { ParentWatch.start() }
-        LogSetup.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
-        let logger = Logger(label: "controller")
+        let logger = process.begin(label: "controller")
         var config = ControllerConfiguration(dataDirectory: URL(fileURLWithPath: dataDir))
         config.host = host
         config.port = port

@@ -39,16 +39,10 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Write the bound port here once listening.")
     var portFile: String?
 
-    @Flag(help: "Shut down when the parent process goes away (set by `ampd up` and test harnesses).")
-    var exitWithParent = false
-
-    @Option(help: "Log level.")
-    var logLevel = "info"
+    @OptionGroup var process: ServiceProcessOptions
 
     func run() async throws {
-        if exitWithParent { ParentWatch.start() }
-        LogSetup.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
-        let logger = Logger(label: "gateway")
+        let logger = process.begin(label: "gateway")
         guard let path = config ?? ProcessInfo.processInfo.environment["AMPD_CONFIG"] else { throw ValidationError("give --config or set AMPD_CONFIG") }
         guard let s = PrefillPlacementStrategy(rawValue: strategy) else {
             throw ValidationError("--strategy must be one of \(PrefillPlacementStrategy.allCases.map(\.rawValue).joined(separator: ", ")); got \(strategy)")

@@ -1,3 +1,7 @@
+import AMPDObservability
+import ArgumentParser
+import Logging
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -19,5 +23,22 @@ enum ParentWatch {
                 }
             }
         }
+    }
+}
+
+/// The options every long-running process (controller, agent, gateway) shares, and what they
+/// set up before it runs: JSON logs at a level, and `--exit-with-parent`.
+struct ServiceProcessOptions: ParsableArguments {
+    @Flag(help: "Shut down when the parent process goes away (set by `ampd up` and test harnesses).")
+    var exitWithParent = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    /// Starts the parent watch if asked, bootstraps the JSON log handler, returns the logger.
+    func begin(label: String) -> Logger {
+        if exitWithParent { ParentWatch.start() }
+        LogSetup.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
+        return Logger(label: label)
     }
 }
