@@ -100,10 +100,11 @@ let package = Package(
             name: "AMPDEngine",
             swiftSettings: strict + kernelFlags),
         // Pure policy: cost model and profiles, per-prefill routing (ampd,
-        // ampd-paper, baselines), Algorithm 2 reordering. No I/O.
+        // ampd-paper, baselines), Algorithm 2 reordering, the round engine the
+        // gateway and the simulator both drive, the planner. No I/O.
         .target(
             name: "AMPDPolicy",
-            dependencies: [.product(name: "Yams", package: "Yams")],
+            dependencies: ["AMPDAPI", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict + [.unsafeFlags(["-O"])]),
         // Pure: a live deployment + observed workload → the planner's inputs, and its
         // decision → replica counts (the controller's planner loop runs it).

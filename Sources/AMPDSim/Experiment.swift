@@ -7,11 +7,11 @@ public struct Experiment: Sendable {
     public var workload: WorkloadSpec
     public var slo: LatencySLO
     public var rates: [Double]
-    public var policies: [String]
+    public var policies: [RoutingConfiguration]
     public var duration: Double
     public var seed: UInt64
 
-    public init(setup: ClusterSetup, workload: WorkloadSpec, slo: LatencySLO, rates: [Double], policies: [String], duration: Double, seed: UInt64) {
+    public init(setup: ClusterSetup, workload: WorkloadSpec, slo: LatencySLO, rates: [Double], policies: [RoutingConfiguration], duration: Double, seed: UInt64) {
         self.setup = setup
         self.workload = workload
         self.slo = slo
@@ -23,13 +23,12 @@ public struct Experiment: Sendable {
 
     /// Runs every policy at every rate; `sessions` overrides the synthetic
     /// generator (trace replay), given the rate.
-    public func run(sessions: ((Double) throws -> [SessionPlan])? = nil,
-                    makePolicy: (String) throws -> any RoutingPolicy) throws -> [SimulationResult] {
+    public func run(sessions: ((Double) throws -> [SessionPlan])? = nil) throws -> [SimulationResult] {
         var out: [SimulationResult] = []
         for rate in rates {
             let plans = try sessions?(rate) ?? WorkloadGenerator.sessions(workload, rate: rate, duration: duration, seed: seed)
-            for name in policies {
-                let sim = Simulator(setup: setup, policy: try makePolicy(name), options: Simulator.Options(slo: slo))
+            for routing in policies {
+                let sim = Simulator(setup: setup, routing: routing, options: Simulator.Options(slo: slo))
                 out.append(sim.run(plans, workload: workload.name, rate: rate))
             }
         }

@@ -63,18 +63,19 @@ public struct SimulationResult: Sendable {
 }
 
 /// Discrete-event simulator of a PD-disaggregated (or co-located) cluster
-/// serving multi-round sessions. Deterministic for a seed. The routing policy
-/// and the reordering are the very `AMPDPolicy` values the gateway uses.
+/// serving multi-round sessions. Deterministic for a seed. Binding, routing,
+/// queues and Algorithm 2 are the `RoundEngine` the live gateway drives too:
+/// the simulator only executes its actions with a clock, compute times from
+/// the cost model and KV links.
 ///
-/// Model: every session is bound at arrival to the decode instance holding
-/// the least KV; each round's prefill is routed by the policy. A remote
-/// prefill reads the history KV over the owner's link when dequeued (the
-/// worker waits for it), computes, and sends the new KV back over its own
-/// link; the first token is out when the prefill ends. A local prefill has
-/// priority on its decode instance and stalls the running batch. Decode runs
-/// continuous batching: one step per iteration for all running sequences.
-/// Co-located instances run chunked prefill: each iteration carries the
-/// decode batch plus up to `chunkTokens` prompt tokens.
+/// Model: each round's prefill starts when the engine says so. A remote
+/// prefill reads the history KV over the owner's link first (the worker waits
+/// for it), computes, and sends the new KV back over its own link; the first
+/// token is out when the prefill ends. A local prefill has priority on its
+/// decode instance at the next step boundary and stalls the running batch.
+/// Decode runs continuous batching: one step per iteration for all running
+/// sequences. Co-located instances run chunked prefill: each iteration carries
+/// the decode batch plus up to `chunkTokens` prompt tokens.
 public final class Simulator {
     public struct Options: Sendable {
         public var slo: LatencySLO
@@ -87,7 +88,7 @@ public final class Simulator {
     enum Event {
         case roundStart(Int)
         case prefillDone(worker: Int, task: Int)
-        case kvArrived(session: Int)
+        case kvArrived(task: Int)
         case stepDone(worker: Int)
     }
 
@@ -97,6 +98,7 @@ public final class Simulator {
         let new: Int
         let enqueuedAt: Double
         let local: Bool
+        var startedAt = 0.0
         var done = 0
     }
 
@@ -105,25 +107,25 @@ public final class Simulator {
         let role: WorkerRole
         let tp: Int
         let node: Int
-        var queue: [QueuedPrefill] = []
         var busyUntil: Double = 0
         var busy = false
         var linkFreeAt: Double = 0
         var running: [Int] = []
-        var heldTokens = 0
-        var ttftWindow = Window()
-        var itlWindow = Window()
+        /// Prefills the engine started here, waiting for the current step to end (decode
+        /// instances) or for the next chunked iteration (co-located).
+        var prefills: [Int] = []
         /// Colocated iteration in flight: the tasks it advances and by how much.
         var chunk: [(task: Int, tokens: Int)] = []
     }
 
     struct Session {
         let plan: SessionPlan
+        let key: String
         var round = 0
+        var task = 0
         var owner = 0
         var history = 0
         var remaining = 0
-        var roundEnqueued = 0.0
         var firstTokenAt = 0.0
         var lastTokenAt = 0.0
         var roundTTFT = 0.0
@@ -131,50 +133,25 @@ public final class Simulator {
         var finished = false
     }
 
-    /// Mean of the samples of the last `span` seconds, with a running sum.
-    struct Window {
-        var samples: [(Double, Double)] = []
-        var head = 0
-        var sum = 0.0
-        mutating func add(_ t: Double, _ v: Double) {
-            samples.append((t, v))
-            sum += v
-        }
-        mutating func mean(now: Double, span: Double) -> Double? {
-            while head < samples.count && samples[head].0 < now - span {
-                sum -= samples[head].1
-                head += 1
-            }
-            if head > 4096 {
-                samples.removeFirst(head)
-                head = 0
-                sum = samples.reduce(0) { $0 + $1.1 }
-            }
-            let n = samples.count - head
-            guard n > 0 else { return nil }
-            return sum / Double(n)
-        }
-    }
-
     let setup: ClusterSetup
     let options: Options
-    var policy: any RoutingPolicy
-    let predictions: Predictions
+    let routing: RoutingConfiguration
+    var engine: RoundEngine
     var now = 0.0
     var heap = EventHeap<Event>()
     var workers: [Worker] = []
+    var index: [String: Int] = [:]
     var sessions: [Session] = []
     var tasks: [Task] = []
     var result: SimulationResult
     let colocated: Bool
 
-    public init(setup: ClusterSetup, policy: any RoutingPolicy, options: Options) {
-        colocated = policy.name == "colocated"
+    public init(setup: ClusterSetup, routing: RoutingConfiguration, options: Options) {
+        colocated = routing.policy == .colocated
         self.setup = colocated ? setup.colocated : setup
         self.options = options
-        self.policy = policy
-        predictions = Predictions(cost: setup.cost)
-        result = SimulationResult(policy: policy.name, workload: "", setup: setup.name, rate: 0, sessions: 0, sessionsFinished: 0,
+        self.routing = routing
+        result = SimulationResult(policy: routing.label, workload: "", setup: setup.name, rate: 0, sessions: 0, sessionsFinished: 0,
                                   sessionsAttained: 0, rounds: 0, roundsAttained: 0, ttft: [], itl: [], localPrefills: 0,
                                   remotePrefills: 0, kvBytesMoved: 0, simulatedSeconds: 0, events: 0)
         var device = 0
@@ -187,6 +164,17 @@ public final class Simulator {
             workers.append(Worker(id: workers.count, role: .decode, tp: tp, node: device / perNode))
             device += tp
         }
+        // Names sort in worker order, so the engine's worker ids are these indices.
+        let infos = workers.map { InstanceInfo(name: Self.name($0.id), role: $0.role, tp: $0.tp, node: $0.node) }
+        for (i, info) in infos.enumerated() { index[info.name] = i }
+        var engineOptions = RoundEngine.Options()
+        engineOptions.window = options.window
+        engine = RoundEngine(routing: routing, slo: options.slo, cost: setup.cost, instances: infos, options: engineOptions)
+    }
+
+    static func name(_ i: Int) -> String {
+        let digits = String(i)
+        return "w" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
     }
 
     /// Runs the sessions to completion (or until the drain limit) and reports.
@@ -194,7 +182,7 @@ public final class Simulator {
         result.workload = workload
         result.rate = rate
         result.sessions = plans.count
-        sessions = plans.map { Session(plan: $0) }
+        sessions = plans.enumerated().map { Session(plan: $1, key: "s\($0)") }
         for i in sessions.indices { heap.push(plans[i].arrival, .roundStart(i)) }
         let limit = (plans.last?.arrival ?? 0) + options.drainSeconds
         while let (t, e) = heap.pop() {
@@ -214,80 +202,73 @@ public final class Simulator {
             workers[w].busy = false
             completePrefill(w, task)
             kick(w)
-        case .kvArrived(let s):
+        case .kvArrived(let task):
+            let s = tasks[task].session
+            execute(engine.handle(.transferDone(RoundID(task)), now: now))
             join(s)
             kick(sessions[s].owner)
         case .stepDone(let w): stepDone(w)
         }
     }
 
-    // MARK: rounds
-
-    var decodeWorkers: [Int] { workers.indices.filter { workers[$0].role == .decode } }
-
-    func startRound(_ s: Int) {
-        if sessions[s].round == 0 {
-            // Bind to the decode instance holding the least KV (the paper binds by memory).
-            let owner = decodeWorkers.min { workers[$0].heldTokens < workers[$1].heldTokens }!
-            sessions[s].owner = owner
+    /// Performs what the round engine asks.
+    func execute(_ actions: [RoundAction]) {
+        for a in actions {
+            switch a {
+            case .bind(let session, let owner, _):
+                sessions[Int(session.dropFirst())!].owner = index[owner]!
+            case .startPrefill(let d):
+                let id = Int(d.round)
+                let w = index[d.instance]!
+                tasks[id] = Task(session: tasks[id].session, history: d.history, new: d.new, enqueuedAt: tasks[id].enqueuedAt, local: d.local)
+                if d.local { result.localPrefills += 1 } else { result.remotePrefills += 1 }
+                workers[w].prefills.append(id)
+                kick(w)
+            case .moveKV(let round, let from, _):
+                // The new KV goes back over the prefill worker's link.
+                let id = Int(round)
+                let task = tasks[id]
+                let w = index[from]!
+                let owner = sessions[task.session].owner
+                let send = setup.cost.kvTransferSeconds(tokens: task.new, crossNode: workers[owner].node != workers[w].node, tp: workers[w].tp)
+                let begin = max(now, workers[w].linkFreeAt)
+                workers[w].linkFreeAt = begin + send
+                result.kvBytesMoved += setup.cost.kvBytes(tokens: task.new)
+                heap.push(begin + send, .kvArrived(task: id))
+            case .recompute, .fail, .release:
+                // Transfers never fail in the simulator, and its KV has no memory to release.
+                break
+            }
         }
-        let sess = sessions[s]
-        let new = sess.plan.prefills[sess.round]
-        sessions[s].roundEnqueued = now
-        workers[sess.owner].heldTokens += new + sess.plan.decodes[sess.round]
-        let job = PrefillJob(session: UInt64(s), owner: sess.owner, history: sess.history, new: new)
-        let decision = policy.route(job, in: view(), predictions: predictions)
-        let target = decision.target.worker
-        let local = decision.target.isLocal
-        if local { result.localPrefills += 1 } else { result.remotePrefills += 1 }
-        let id = tasks.count
-        tasks.append(Task(session: s, history: sess.history, new: new, enqueuedAt: now, local: local))
-        let predicted = setup.cost.prefillSeconds(history: sess.history, new: new, tp: workers[target].tp)
-        workers[target].queue.append(QueuedPrefill(id: UInt64(id), session: UInt64(s), history: sess.history, new: new,
-                                                   enqueuedAt: now, predictedSeconds: predicted))
-        kick(target)
     }
 
-    func view() -> ClusterView {
-        var views: [WorkerView] = []
-        views.reserveCapacity(workers.count)
-        for i in workers.indices {
-            // Windows are pruned in place so each sample is dropped once.
-            let ttft = workers[i].ttftWindow.mean(now: now, span: options.window)
-            let itl = workers[i].itlWindow.mean(now: now, span: options.window)
-            let w = workers[i]
-            var context = 0, remaining = 0
-            for s in w.running {
-                context += sessions[s].history
-                remaining += sessions[s].remaining
-            }
-            views.append(WorkerView(id: w.id, role: w.role, tp: w.tp, node: w.node, queue: w.queue, busyUntil: w.busy ? w.busyUntil : now,
-                                    windowedTTFT: ttft, windowedITL: itl, decodeBatch: w.running.count, decodeContext: context,
-                                    meanRemainingDecode: w.running.isEmpty ? 0 : Double(remaining) / Double(w.running.count),
-                                    linkFreeAt: w.linkFreeAt))
-        }
-        return ClusterView(now: now, workers: views, slo: options.slo)
+    // MARK: rounds
+
+    func startRound(_ s: Int) {
+        let sess = sessions[s]
+        let new = sess.plan.prefills[sess.round]
+        let id = tasks.count
+        tasks.append(Task(session: s, history: sess.history, new: new, enqueuedAt: now, local: false))
+        sessions[s].task = id
+        execute(engine.handle(.roundArrived(RoundArrival(round: RoundID(id), session: sess.key, history: sess.history, new: new,
+                                                         maxTokens: sess.plan.decodes[sess.round])), now: now))
     }
 
     // MARK: workers
 
     func kick(_ w: Int) {
         guard !workers[w].busy else { return }
-        if workers[w].role == .prefill {
-            startPrefill(w)
-        } else if colocated {
+        if colocated {
             startColocatedIteration(w)
-        } else if !workers[w].queue.isEmpty {
-            startPrefill(w)
+        } else if !workers[w].prefills.isEmpty {
+            startPrefill(w, workers[w].prefills.removeFirst())
         } else if !workers[w].running.isEmpty {
             startDecodeStep(w)
         }
     }
 
-    func startPrefill(_ w: Int) {
-        guard let i = Reordering.next(&workers[w].queue, now: now, ttftSLO: options.slo.ttft, window: policy.reorderWindow) else { return }
-        let q = workers[w].queue.remove(at: i)
-        let task = tasks[Int(q.id)]
+    func startPrefill(_ w: Int, _ id: Int) {
+        let task = tasks[id]
         var start = now
         if !task.local && task.history > 0 {
             // Lazy read of the history KV from the owner, queued on the owner's link.
@@ -298,10 +279,11 @@ public final class Simulator {
             start = begin + read
             result.kvBytesMoved += setup.cost.kvBytes(tokens: task.history)
         }
+        tasks[id].startedAt = start
         let end = start + setup.cost.prefillSeconds(history: task.history, new: task.new, tp: workers[w].tp)
         workers[w].busy = true
         workers[w].busyUntil = end
-        heap.push(end, .prefillDone(worker: w, task: Int(q.id)))
+        heap.push(end, .prefillDone(worker: w, task: id))
     }
 
     /// A prefill finished on worker `w`: the first token is out; its KV joins
@@ -310,23 +292,13 @@ public final class Simulator {
     func completePrefill(_ w: Int, _ id: Int) {
         let task = tasks[id]
         let s = task.session
-        let ttft = now - task.enqueuedAt
-        workers[w].ttftWindow.add(now, ttft)
-        sessions[s].roundTTFT = ttft
+        sessions[s].roundTTFT = now - task.enqueuedAt
         sessions[s].firstTokenAt = now
         sessions[s].lastTokenAt = now
-        sessions[s].history += task.new
+        sessions[s].history = task.history + task.new
         sessions[s].remaining = sessions[s].plan.decodes[sessions[s].round] - 1
-        if task.local {
-            join(s)
-        } else {
-            let owner = sessions[s].owner
-            let send = setup.cost.kvTransferSeconds(tokens: task.new, crossNode: workers[owner].node != workers[w].node, tp: workers[w].tp)
-            let begin = max(now, workers[w].linkFreeAt)
-            workers[w].linkFreeAt = begin + send
-            result.kvBytesMoved += setup.cost.kvBytes(tokens: task.new)
-            heap.push(begin + send, .kvArrived(session: s))
-        }
+        execute(engine.handle(.prefillDone(RoundID(id), computeSeconds: now - task.startedAt), now: now))
+        if task.local { join(s) }
     }
 
     /// The session's KV is on its owner: decode joins at the next step.
@@ -348,14 +320,15 @@ public final class Simulator {
     }
 
     func startColocatedIteration(_ w: Int) {
-        guard !workers[w].queue.isEmpty || !workers[w].running.isEmpty else { return }
+        guard !workers[w].prefills.isEmpty || !workers[w].running.isEmpty else { return }
         var budget = options.chunkTokens
         var chunk: [(task: Int, tokens: Int)] = []
         var shapes: [(history: Int, new: Int)] = []
-        for q in workers[w].queue where budget > 0 {
-            let t = tasks[Int(q.id)]
+        for id in workers[w].prefills where budget > 0 {
+            let t = tasks[id]
+            if t.done == 0 { tasks[id].startedAt = now }
             let n = min(budget, t.new - t.done)
-            chunk.append((Int(q.id), n))
+            chunk.append((id, n))
             shapes.append((t.history + t.done, n))
             budget -= n
         }
@@ -372,8 +345,6 @@ public final class Simulator {
         // Every running sequence got one token.
         var still: [Int] = []
         for s in workers[w].running {
-            let gap = now - sessions[s].lastTokenAt
-            workers[w].itlWindow.add(now, gap)
             sessions[s].lastTokenAt = now
             sessions[s].history += 1
             sessions[s].remaining -= 1
@@ -386,7 +357,7 @@ public final class Simulator {
             for (id, n) in chunk {
                 tasks[id].done += n
                 if tasks[id].done >= tasks[id].new {
-                    workers[w].queue.removeAll { $0.id == UInt64(id) }
+                    workers[w].prefills.removeAll { $0 == id }
                     completePrefill(w, id)
                 }
             }
@@ -399,6 +370,7 @@ public final class Simulator {
         let tokens = sess.plan.decodes[sess.round]
         let itl = tokens > 1 ? (sess.lastTokenAt - sess.firstTokenAt) / Double(tokens - 1) : 0
         let attained = sess.roundTTFT <= options.slo.ttft && itl <= options.slo.itl
+        execute(engine.handle(.decodeDone(RoundID(sess.task), generated: tokens, itl: tokens > 1 ? itl : nil), now: now))
         result.rounds += 1
         if attained { result.roundsAttained += 1 }
         result.ttft.append(sess.roundTTFT)
@@ -411,8 +383,7 @@ public final class Simulator {
             sessions[s].finished = true
             result.sessionsFinished += 1
             if sessions[s].allAttained { result.sessionsAttained += 1 }
-            let held = sess.plan.prefills.reduce(0, +) + sess.plan.decodes.reduce(0, +)
-            workers[sess.owner].heldTokens -= held
+            execute(engine.handle(.sessionEnded(sess.key), now: now))
         }
     }
 }

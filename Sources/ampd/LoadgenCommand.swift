@@ -118,7 +118,7 @@ struct LoadgenCommand: AsyncParsableCommand {
         let analytic = PlanEvaluator(cost: cost, slo: slo, workload: stats, localShare: localShareAll).score(plan)
         // Simulated: the discrete-event simulator with the same routing code as the gateway.
         let sim = Simulator(setup: ClusterSetup(name: "\(model) on \(hardware)", cost: cost, prefillTP: prefill, decodeTP: decode),
-                            policy: try RoutingPolicies.make(predictPolicy, seed: seed), options: Simulator.Options(slo: slo))
+                            routing: try RoutingConfiguration(label: predictPolicy, seed: seed), options: Simulator.Options(slo: slo))
         let simulated = sim.run(served, workload: "loadgen", rate: rate)
         func pct(_ x: Double) -> String { String(format: "%.1f%%", x * 100) }
         func ms(_ x: Double) -> String { x.isFinite ? String(format: "%.0f", x * 1000) : "inf" }

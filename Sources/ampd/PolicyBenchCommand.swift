@@ -26,8 +26,9 @@ struct PolicyBenchCommand: ParsableCommand {
                            busyUntil: 10.1, windowedTTFT: 0.8, windowedITL: 0.06, decodeBatch: 24, decodeContext: 60_000, meanRemainingDecode: 30, linkFreeAt: 10.05)
             }, slo: slo)
             let p = Predictions(cost: cost)
-            for name in ["ampd", "ampd-paper"] {
-                var policy = try RoutingPolicies.make(name)
+            for routing in [RoutingConfiguration(policy: .ampd), RoutingConfiguration(policy: .ampdPaper)] {
+                let name = routing.label
+                var policy = routing.makeRouter()
                 let n = 20_000
                 let start = DispatchTime.now().uptimeNanoseconds
                 var sink = 0
@@ -68,7 +69,7 @@ struct PolicyBenchCommand: ParsableCommand {
         let setup = ClusterSetup(name: "64xH20", cost: cost, prefillTP: Array(repeating: 4, count: 8), decodeTP: Array(repeating: 4, count: 8))
         let plans = WorkloadGenerator.sessions(WorkloadSpec.presets["toolbench"]!, rate: 8, duration: simSeconds, seed: 1)
         let start = Date()
-        let result = Simulator(setup: setup, policy: AMPDRouting(), options: Simulator.Options(slo: slo)).run(plans, workload: "toolbench", rate: 8)
+        let result = Simulator(setup: setup, routing: RoutingConfiguration(policy: .ampd), options: Simulator.Options(slo: slo)).run(plans, workload: "toolbench", rate: 8)
         let wall = Date().timeIntervalSince(start)
         print(pad("simulator, 64 H20, \(Int(simSeconds)) s, ampd") + String(format: "%8.2f s wall (%d sessions, %d events, %.0f× real time)",
                                                                         wall, plans.count, result.events, result.simulatedSeconds / wall))

@@ -46,7 +46,7 @@ struct SimCommand: ParsableCommand {
     var rates = "0.5,1,2,3"
 
     @Option(help: "Comma-separated policies (default: all).")
-    var policies = RoutingPolicies.names.joined(separator: ",")
+    var policies = RoutingConfiguration.policies.map(\.label).joined(separator: ",")
 
     @Option(help: "TTFT SLO per round, seconds.")
     var ttft = 2.5
@@ -126,11 +126,13 @@ struct SimCommand: ParsableCommand {
             }
         }
         let setup = ClusterSetup(name: "\(model) on \(hardware)", cost: cost, prefillTP: prefillTP, decodeTP: decodeTP)
-        let policyList = ablation ? RoutingPolicies.ablationNames : policies.split(separator: ",").map(String.init)
+        let routings = try ablation ? RoutingConfiguration.ablation.map { try RoutingConfiguration(label: $0.label, seed: seed) }
+            : policies.split(separator: ",").map { try RoutingConfiguration(label: String($0), seed: seed) }
+        let policyList = routings.map(\.label)
         let experiment = Experiment(setup: setup, workload: spec, slo: slo, rates: rateList,
-                                    policies: policyList, duration: duration, seed: seed)
+                                    policies: routings, duration: duration, seed: seed)
         let start = Date()
-        let results = try experiment.run(sessions: source) { try RoutingPolicies.make($0, seed: seed) }
+        let results = try experiment.run(sessions: source)
         let elapsed = Date().timeIntervalSince(start)
         let title = "\(model), \(setup.notation) on \(setup.devices)×\(hardware), \(workloadName), SLO TTFT \(ttft)s ITL \(itl * 1000)ms"
         let table = (planNote.isEmpty ? "" : planNote + "\n\n") + Report.markdown(title: title, results: results, policies: policyList)

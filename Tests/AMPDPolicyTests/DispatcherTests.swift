@@ -89,7 +89,7 @@ struct DispatcherTests {
     }
 
     @Test("baselines: static-pd always remote, colocated always local, conditional by threshold")
-    func baselines() {
+    func baselines() throws {
         let short = PrefillJob(session: 1, owner: 2, history: 1000, new: 100)
         let long = PrefillJob(session: 1, owner: 2, history: 1000, new: 5000)
         var s = StaticPDRouting(), c = ColocatedRouting(), cond = ConditionalPDRouting(threshold: 512)
@@ -97,8 +97,11 @@ struct DispatcherTests {
         #expect(c.route(long, in: view(), predictions: p).target.isLocal)
         #expect(cond.route(short, in: view(), predictions: p).target.isLocal)
         #expect(!cond.route(long, in: view(), predictions: p).target.isLocal)
-        #expect(throws: PolicyError.self) { try RoutingPolicies.make("round-robin") }
-        for name in RoutingPolicies.names { #expect(throws: Never.self) { _ = try RoutingPolicies.make(name) } }
+        #expect(throws: PolicyError.self) { try RoutingConfiguration(label: "round-robin") }
+        // Every label parses back to the configuration it names (the ablation's variants too).
+        for r in RoutingConfiguration.policies + RoutingConfiguration.ablation { #expect(try RoutingConfiguration(label: r.label) == r) }
+        #expect(RoutingConfiguration.ablation.map(\.label) == ["static-pd", "static-pd+reorder", "ampd-paper-routing-only", "ampd-paper",
+                                                             "ampd-routing-only", "ampd"])
     }
 
     @Test("Algorithm 2 reorders to meet more deadlines, FIFO on ties, and caps postponement")

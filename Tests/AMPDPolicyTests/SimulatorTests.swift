@@ -11,7 +11,7 @@ struct SimulatorTests {
 
     func simulate(_ policy: String, rate: Double = 0.5, seed: UInt64 = 9) throws -> SimulationResult {
         let plans = WorkloadGenerator.sessions(WorkloadSpec.presets["toolbench"]!, rate: rate, duration: 120, seed: seed)
-        return Simulator(setup: setup, policy: try RoutingPolicies.make(policy), options: options).run(plans, workload: "toolbench", rate: rate)
+        return Simulator(setup: setup, routing: try RoutingConfiguration(label: policy), options: options).run(plans, workload: "toolbench", rate: rate)
     }
 
     @Test("deterministic for a seed")
@@ -22,7 +22,7 @@ struct SimulatorTests {
         #expect(a.ttft != c.ttft)
     }
 
-    @Test("conservation: every session finishes; rounds add up; prefills are counted once", arguments: RoutingPolicies.names)
+    @Test("conservation: every session finishes; rounds add up; prefills are counted once", arguments: RoutingConfiguration.policies.map(\.label))
     func conservation(policy: String) throws {
         let plans = WorkloadGenerator.sessions(WorkloadSpec.presets["toolbench"]!, rate: 0.5, duration: 120, seed: 9)
         let r = try simulate(policy)

@@ -64,10 +64,14 @@ public struct WorkerView: Sendable, Equatable {
     public var meanRemainingDecode: Double
     /// When this worker's KV link is free (transfers queue on it).
     public var linkFreeAt: Double
+    /// Observed ÷ profile-predicted prefill compute time on this worker (1 until learned).
+    public var prefillScale: Double
+    /// Observed ÷ profile-predicted decode step time on this worker (1 until learned).
+    public var decodeScale: Double
 
     public init(id: Int, role: WorkerRole, tp: Int, node: Int = 0, queue: [QueuedPrefill] = [], busyUntil: Double = 0,
                 windowedTTFT: Double? = nil, windowedITL: Double? = nil, decodeBatch: Int = 0, decodeContext: Int = 0,
-                meanRemainingDecode: Double = 0, linkFreeAt: Double = 0) {
+                meanRemainingDecode: Double = 0, linkFreeAt: Double = 0, prefillScale: Double = 1, decodeScale: Double = 1) {
         self.id = id
         self.role = role
         self.tp = tp
@@ -81,6 +85,8 @@ public struct WorkerView: Sendable, Equatable {
         self.decodeContext = decodeContext
         self.meanRemainingDecode = meanRemainingDecode
         self.linkFreeAt = linkFreeAt
+        self.prefillScale = prefillScale
+        self.decodeScale = decodeScale
     }
 
     /// Seconds until a task enqueued now would start: the running work plus the queue.

@@ -1,33 +1,9 @@
 /// Decides, for every prefill, where it runs. Implementations are values
 /// with their own state (a seeded generator); `route` is cheap enough to call
-/// per request (see `Benchmarks/policy.sh`).
-public protocol RoutingPolicy: Sendable {
-    var name: String { get }
-    /// Whether prefill queues are reordered with Algorithm 2 (window) or run FIFO.
-    var reorderWindow: Int { get }
+/// per request (see `Benchmarks/policy.sh`). Made from a typed
+/// `RoutingConfiguration` (`makeRouter()`), never from a name.
+public protocol PrefillRouter: Sendable {
     mutating func route(_ job: PrefillJob, in view: ClusterView, predictions: Predictions) -> DispatchDecision
-}
-
-/// The policies by manifest name (`spec.routing.policy`).
-public enum RoutingPolicies {
-    public static let names = ["ampd", "ampd-paper", "conditional-pd", "static-pd", "colocated"]
-    /// Ablation variants: routing without reordering, reordering without routing.
-    public static let ablationNames = ["static-pd", "static-pd+reorder", "ampd-paper-routing-only", "ampd-paper", "ampd-routing-only", "ampd"]
-
-    public static func make(_ name: String, alpha: Double = 0.9, beta: Double = 0.85, window: Int = 3,
-                            conditionalThreshold: Int = 512, seed: UInt64 = 1) throws(PolicyError) -> any RoutingPolicy {
-        switch name {
-        case "ampd": return AMPDRouting(reorderWindow: window)
-        case "ampd-paper": return AMPDPaperRouting(alpha: alpha, beta: beta, reorderWindow: window, seed: seed)
-        case "conditional-pd": return ConditionalPDRouting(threshold: conditionalThreshold)
-        case "static-pd": return StaticPDRouting()
-        case "static-pd+reorder": return StaticPDRouting(reorderWindow: window, name: name)
-        case "ampd-paper-routing-only": return AMPDPaperRouting(alpha: alpha, beta: beta, reorderWindow: 1, seed: seed, name: name)
-        case "ampd-routing-only": return AMPDRouting(reorderWindow: 1, name: name)
-        case "colocated": return ColocatedRouting()
-        default: throw .invalidInput("routing policy '\(name)' (known: \(Set(names + ablationNames).sorted().joined(separator: ", ")))")
-        }
-    }
 }
 
 func format(_ s: Double) -> String {
@@ -36,13 +12,9 @@ func format(_ s: Double) -> String {
 
 /// `static-pd`: every prefill, incremental included, on the prefill pool
 /// (Dynamo's always-disaggregated mode), to the worker predicted to finish it first.
-public struct StaticPDRouting: RoutingPolicy {
-    public let name: String
-    public let reorderWindow: Int
-    public init(reorderWindow: Int = 1, name: String = "static-pd") {
-        self.reorderWindow = reorderWindow
-        self.name = name
-    }
+public struct StaticPDRouting: PrefillRouter {
+    let name = "static-pd"
+    public init() {}
 
     public mutating func route(_ job: PrefillJob, in view: ClusterView, predictions p: Predictions) -> DispatchDecision {
         guard let owner = view.worker(job.owner) else { return fallbackLocal(job, name) }
@@ -58,9 +30,8 @@ public struct StaticPDRouting: RoutingPolicy {
 /// `conditional-pd`: local when the uncached part is shorter than `threshold`
 /// tokens (Dynamo / llm-d conditional disaggregation), or when every prefill
 /// queue is longer than `maxQueue`; otherwise the earliest-finishing prefill worker.
-public struct ConditionalPDRouting: RoutingPolicy {
-    public let name = "conditional-pd"
-    public let reorderWindow = 1
+public struct ConditionalPDRouting: PrefillRouter {
+    let name = "conditional-pd"
     public var threshold: Int
     public var maxQueue: Int
 
@@ -86,9 +57,8 @@ public struct ConditionalPDRouting: RoutingPolicy {
 
 /// `colocated`: no disaggregation; every prefill runs on the session's
 /// instance with chunked-prefill continuous batching (vLLM).
-public struct ColocatedRouting: RoutingPolicy {
-    public let name = "colocated"
-    public let reorderWindow = 1
+public struct ColocatedRouting: PrefillRouter {
+    let name = "colocated"
     public init() {}
 
     public mutating func route(_ job: PrefillJob, in view: ClusterView, predictions p: Predictions) -> DispatchDecision {
@@ -106,18 +76,15 @@ func fallbackLocal(_ job: PrefillJob, _ policy: String) -> DispatchDecision {
 /// random order: the first whose windowed TTFT ≤ α·SLO wins; else local if
 /// the owner's windowed ITL ≤ β·SLO; else the cheapest by the paper's cost
 /// (which ignores the decode stall and link queueing).
-public struct AMPDPaperRouting: RoutingPolicy {
-    public let name: String
+public struct AMPDPaperRouting: PrefillRouter {
+    let name = "ampd-paper"
     public var alpha: Double
     public var beta: Double
-    public var reorderWindow: Int
     var rng: SplitMix
 
-    public init(alpha: Double = 0.9, beta: Double = 0.85, reorderWindow: Int = 3, seed: UInt64 = 1, name: String = "ampd-paper") {
-        self.name = name
+    public init(alpha: Double = 0.9, beta: Double = 0.85, seed: UInt64 = 1) {
         self.alpha = alpha
         self.beta = beta
-        self.reorderWindow = reorderWindow
         rng = SplitMix(seed: seed)
     }
 
@@ -137,7 +104,7 @@ public struct AMPDPaperRouting: RoutingPolicy {
         }
         // t_local = T_pre + Σ queue(owner); the paper's local cost has no stall term.
         var paperLocal = local
-        paperLocal.ttft = p.cost.prefillSeconds(history: job.history, new: job.new, tp: owner.tp) + owner.queuedSeconds
+        paperLocal.ttft = p.prefillSeconds(job, on: owner) + owner.queuedSeconds
         let options = [paperLocal] + workers.map { p.remotePaper(job, owner: owner, worker: $0, now: view.now) }
         let best = options.min { $0.ttft < $1.ttft }!
         return DispatchDecision(policy: name, target: best.target, reason: "all loaded: cheapest by Algorithm 1 cost \(format(best.ttft))", options: options)
@@ -149,25 +116,34 @@ public struct AMPDPaperRouting: RoutingPolicy {
 /// on the owner's whole decode batch, the queue on the owner's KV link, the
 /// lazy history read overlapping the worker's queue — and ranked by:
 /// 1. expected SLO violations it causes: this prefill's TTFT, plus, for a
-///    local prefill, the running sequences it pushes over the ITL SLO (a soft
-///    step from 90% to 110% of each SLO, so near-misses count partly);
+///    local prefill, the running sequences it pushes over the ITL SLO. Each
+///    is a soft step that starts at α (TTFT) or β (ITL) times the SLO and
+///    is complete at (2 − α) or (2 − β) times it, so near-misses count partly;
+///    α, β ≥ 1 make it a hard step at α·SLO or β·SLO. The manifest's
+///    `routing.alpha` and `routing.beta` (defaults 0.9 and 0.85) set them,
+///    as they set the paper's eligibility thresholds for `ampd-paper`;
 /// 2. then the SLO budget it consumes: TTFT / TTFT_slo for this prefill plus,
 ///    for a local prefill, each stalled sequence's added mean ITL / ITL_slo;
 /// 3. then the fewest KV bytes moved.
 /// Ranking every prefill worker balances load among the eligible ones; the
 /// budget term sends a prefill away from a busy decode batch unless the
 /// prefill pool's queue costs more.
-public struct AMPDRouting: RoutingPolicy {
-    public let name: String
-    public var reorderWindow: Int
+public struct AMPDRouting: PrefillRouter {
+    let name = "ampd"
+    public var alpha: Double
+    public var beta: Double
 
-    public init(reorderWindow: Int = 3, name: String = "ampd") {
-        self.name = name
-        self.reorderWindow = reorderWindow
+    public init(alpha: Double = 0.9, beta: Double = 0.85) {
+        self.alpha = alpha
+        self.beta = beta
     }
 
-    /// 0 below 90% of the objective, 1 above 110%, linear between.
-    static func violation(_ ratio: Double) -> Double { min(1, max(0, (ratio - 0.9) / 0.2)) }
+    /// 0 below `start` times the objective, 1 from `2 − start` on (a hard step at `start` when start ≥ 1), linear between.
+    static func violation(_ ratio: Double, start: Double) -> Double {
+        let end = 2 - start
+        guard end > start else { return ratio > start ? 1 : 0 }
+        return min(1, max(0, (ratio - start) / (end - start)))
+    }
 
     public struct Rank: Comparable, Sendable {
         public var violations: Double
@@ -182,12 +158,12 @@ public struct AMPDRouting: RoutingPolicy {
     }
 
     public func rank(_ o: DispatchDecision.Option, owner: WorkerView, slo: LatencySLO) -> Rank {
-        var v = Self.violation(o.ttft / slo.ttft)
+        var v = Self.violation(o.ttft / slo.ttft, start: alpha)
         var budget = o.ttft / slo.ttft
         if o.target.isLocal, owner.decodeBatch > 0 {
             let before = owner.windowedITL ?? 0
             let added = max(0, o.ownerITL - before)
-            v += Double(owner.decodeBatch) * max(0, Self.violation(o.ownerITL / slo.itl) - Self.violation(before / slo.itl))
+            v += Double(owner.decodeBatch) * max(0, Self.violation(o.ownerITL / slo.itl, start: beta) - Self.violation(before / slo.itl, start: beta))
             budget += Double(owner.decodeBatch) * added / slo.itl
         }
         return Rank(violations: v, budget: budget, kvBytes: o.kvBytes)
