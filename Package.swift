@@ -143,11 +143,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
-        // The gateway: OpenAI API, sessions, rounds across prefill and decode instances.
+        // The gateway: OpenAI API, sessions, rounds across prefill and decode instances
+        // (the round engine executed against agents through the typed instance contract).
         .target(
             name: "AMPDGateway",
             dependencies: [
-                "AMPDAPI", "AMPDClient", "AMPDAgent", "AMPDEngine", "AMPDPolicy", "AMPDAutoscaling", "AMPDPKI", "AMPDObservability",
+                "AMPDAPI", "AMPDClient", "AMPDEngine", "AMPDPolicy", "AMPDAutoscaling", "AMPDPKI", "AMPDObservability",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

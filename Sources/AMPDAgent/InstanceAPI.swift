@@ -9,68 +9,6 @@ import Logging
 import NIOCore
 import NIOSSL
 
-/// Where a sequence's KV goes after a prefill: another agent's KV pool.
-public struct KVPush: Codable, Sendable {
-    public var host: String
-    public var port: Int
-    public var tenant: String
-    public var key: UInt64
-    public init(host: String, port: Int, tenant: String, key: UInt64) {
-        self.host = host; self.port = port; self.tenant = tenant; self.key = key
-    }
-}
-
-/// KV waiting in this agent's pool, to import before generating.
-public struct KVRef: Codable, Sendable {
-    public var tenant: String
-    public var key: UInt64
-    public var chunks: Int
-    public var bytes: Int
-    public init(tenant: String, key: UInt64, chunks: Int, bytes: Int) {
-        self.tenant = tenant; self.key = key; self.chunks = chunks; self.bytes = bytes
-    }
-}
-
-/// `POST /v1/instances/{instance}/generate` on an agent.
-public struct GenerateCall: Codable, Sendable {
-    public var tokens: [Int32]
-    public var sequence: UInt64?
-    public var maxTokens: Int
-    public var temperature: Float?
-    public var topK: Int?
-    public var topP: Float?
-    public var seed: UInt64?
-    public var stopTokens: [Int32]?
-    public var prefillOnly: Bool?
-    public var keepAlive: Bool?
-    public var pushKV: KVPush?
-    /// With `importKV` (a history read) and `pushKV`: push back only the blocks from the
-    /// imported history's end on; the receiver appends them to the sequence it holds.
-    public var pushIncremental: Bool?
-    /// KV to import first: into `sequence` when set (an incremental push), else as a new sequence.
-    public var importKV: KVRef?
-
-    public init(tokens: [Int32], sequence: UInt64? = nil, maxTokens: Int, temperature: Float? = nil, topK: Int? = nil, topP: Float? = nil,
-                seed: UInt64? = nil, stopTokens: [Int32]? = nil, prefillOnly: Bool? = nil, keepAlive: Bool? = nil,
-                pushKV: KVPush? = nil, importKV: KVRef? = nil, pushIncremental: Bool? = nil) {
-        self.tokens = tokens; self.sequence = sequence; self.maxTokens = maxTokens; self.temperature = temperature
-        self.topK = topK; self.topP = topP; self.seed = seed; self.stopTokens = stopTokens; self.prefillOnly = prefillOnly
-        self.keepAlive = keepAlive; self.pushKV = pushKV; self.importKV = importKV; self.pushIncremental = pushIncremental
-    }
-}
-
-/// One line of the NDJSON answer.
-public struct GenerateLine: Codable, Sendable {
-    public var token: Int32?
-    public var done: GenerationSummary?
-    /// Set when the KV was pushed to another pool (prefill side).
-    public var pushed: KVRef?
-    public var error: String?
-    public init(token: Int32? = nil, done: GenerationSummary? = nil, pushed: KVRef? = nil, error: String? = nil) {
-        self.token = token; self.done = done; self.pushed = pushed; self.error = error
-    }
-}
-
 /// Moves a sequence's KV export between agents as pool blocks: chunks of the
 /// export, keyed by a hash chain from `key`, each checksummed; leased until imported.
 enum KVTransfer {
@@ -90,18 +28,26 @@ enum KVTransfer {
         }
     }
 
-    static func push(_ export: [UInt8], to target: KVPush, tls: NIOSSLContext) async throws -> KVRef {
+    static func push(_ export: [UInt8], to target: KVDestination, tls: NIOSSLContext) async throws(InstanceError) -> KVRef {
         let blocks = Self.blocks(export, key: target.key)
-        _ = try await KVPoolConnection.with(host: target.host, port: target.port, tls: tls) { conn in
-            try await conn.send(.put(tenant: target.tenant, leaseSeconds: 120, blocks: blocks))
+        let response: KVPoolResponse
+        do {
+            response = try await KVPoolConnection.with(host: target.host, port: target.port, tls: tls) { conn in
+                try await conn.send(.put(tenant: target.tenant, leaseSeconds: 120, blocks: blocks))
+            }
+        } catch {
+            throw InstanceError(.transferFailed, "pushing \(export.count) bytes of KV to \(target.host):\(target.port) failed: \(error)")
+        }
+        if case .error(let code, let message) = response {
+            throw InstanceError(.transferFailed, "the KV pool at \(target.host):\(target.port) refused \(export.count) bytes: \(code) \(message)")
         }
         return KVRef(tenant: target.tenant, key: target.key, chunks: blocks.count, bytes: export.count)
     }
 
-    static func take(_ ref: KVRef, from store: KVPoolStore) async throws -> [UInt8] {
+    static func take(_ ref: KVRef, from store: KVPoolStore) async throws(InstanceError) -> [UInt8] {
         let hashes = (0..<ref.chunks).map { chunkKey(ref.key, $0) }
         guard case .blocks(let blocks) = await store.handle(.get(tenant: ref.tenant, hashes: hashes)), blocks.count == ref.chunks else {
-            throw AgentError("KV for key \(String(ref.key, radix: 16)) is not (or no longer) in this agent's pool: expired or never arrived")
+            throw InstanceError(.kvNotInPool, "KV for key \(String(ref.key, radix: 16)) is not (or no longer) in this agent's pool: expired or never arrived")
         }
         _ = await store.handle(.delete(tenant: ref.tenant, hashes: hashes))
         return blocks.flatMap(\.data)
@@ -109,7 +55,8 @@ enum KVTransfer {
 }
 
 /// The agent's instance API over mutual TLS: gateways (and peers) with a
-/// certificate from the cluster CA drive its engines.
+/// certificate from the cluster CA drive its engines. The contract (requests,
+/// stream lines, typed errors) is `AMPDAPI`'s `InstancePaths` and friends.
 struct InstanceAPI {
     let instances: RoleInstances
     let store: KVPoolStore
@@ -125,119 +72,199 @@ struct InstanceAPI {
             h[.contentType] = "text/plain; version=0.0.4"
             return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
         }
-        r.post("/v1/instances/:instance/generate") { req, ctx -> Response in
-            let name = try ctx.parameters.require("instance")
-            guard let engine = await instances.engine(name) else {
-                throw HTTPError(.notFound, message: "no running instance \(name) on this agent")
+        r.post("/v1/instances/:instance/prefill") { req, ctx -> Response in
+            await Self.answer {
+                let (engine, body) = try await engineAndBody(req, ctx, PrefillRequest.self)
+                return try await prefill(engine, body)
             }
-            let call = try await req.decode(as: GenerateCall.self, context: ctx)
-            return try await generate(engine, call)
         }
-        // The lazy history read of a remote incremental prefill: the session's decode
-        // instance exports its live sequence's KV into the prefill agent's pool, where the
-        // prefill instance imports it and computes only the new tokens. The sequence stays.
-        r.post("/v1/instances/:instance/export/:sequence") { req, ctx -> Response in
-            let name = try ctx.parameters.require("instance")
-            guard let engine = await instances.engine(name), let seq = UInt64(try ctx.parameters.require("sequence")) else {
-                throw HTTPError(.notFound, message: "no such instance or sequence")
+        r.post("/v1/instances/:instance/generate") { req, ctx -> Response in
+            await Self.answer {
+                let (engine, body) = try await engineAndBody(req, ctx, GenerateRequest.self)
+                return try await generate(engine, body)
             }
-            let push = try await req.decode(as: KVPush.self, context: ctx)
-            let start = ContinuousClock.now
-            let export: [UInt8]
-            do { export = try await engine.exportKV(seq) } catch {
-                throw Self.gone(error) ?? HTTPError(.conflict, message: "cannot export sequence \(seq) of \(name): \(error)")
+        }
+        // The lazy history read of a remote incremental prefill (and a session's hand-off): the
+        // session's decode instance exports its live sequence's KV into another agent's pool.
+        // The sequence stays.
+        r.post("/v1/instances/:instance/export") { req, ctx -> Response in
+            await Self.answer {
+                let (engine, body) = try await engineAndBody(req, ctx, ExportRequest.self)
+                let start = ContinuousClock.now
+                let export = try await Self.engineCall { try await engine.exportKV(body.sequence) }
+                let encoded = ContinuousClock.now
+                let ref = try await KVTransfer.push(export, to: body.destination, tls: clientTLS())
+                logger.info("Exported KV", metadata: ["event": "ExportedKV", "bytes": "\(export.count)", "to": "\(body.destination.host):\(body.destination.port)",
+                    "exportMs": "\((encoded - start).milliseconds)", "pushMs": "\((ContinuousClock.now - encoded).milliseconds)"])
+                return try Self.json(ref)
             }
-            let encoded = ContinuousClock.now
-            let ref = try await KVTransfer.push(export, to: push, tls: clientTLS())
-            logger.info("Exported history KV", metadata: ["event": "ExportedKV", "bytes": "\(export.count)", "to": "\(push.host):\(push.port)",
-                "exportMs": "\((encoded - start).milliseconds)", "pushMs": "\((ContinuousClock.now - encoded).milliseconds)"])
-            var h = HTTPFields()
-            h[.contentType] = "application/json"
-            return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(data: try JSONEncoder().encode(ref))))
+        }
+        r.post("/v1/instances/:instance/import") { req, ctx -> Response in
+            await Self.answer {
+                let (engine, body) = try await engineAndBody(req, ctx, ImportRequest.self)
+                let sequence = try await importKV(engine, body.kv, into: body.into)
+                let tokens = try await Self.engineCall { try await engine.computedTokens(of: sequence) }
+                return try Self.json(ImportResult(sequence: sequence, tokens: tokens))
+            }
         }
         r.post("/v1/instances/:instance/release/:sequence") { _, ctx -> Response in
-            let name = try ctx.parameters.require("instance")
-            guard let engine = await instances.engine(name), let seq = UInt64(try ctx.parameters.require("sequence")) else {
-                throw HTTPError(.notFound, message: "no such instance or sequence")
+            await Self.answer {
+                let name = try ctx.parameters.require("instance")
+                guard let engine = await instances.engine(name) else { throw InstanceError(.noSuchInstance, "no running instance \(name) on this agent") }
+                guard let seq = UInt64(try ctx.parameters.require("sequence")) else { throw InstanceError(.invalidRequest, "sequence: not a number") }
+                await engine.release(seq)
+                return Response(status: .noContent)
             }
-            await engine.release(seq)
-            return Response(status: .noContent)
         }
         return r
     }
 
-    /// 410 Gone for a sequence the engine no longer has (an idle session's KV dropped to make
-    /// room, or released): the gateway then recomputes the session's history from its tokens.
-    static func gone(_ error: any Error) -> HTTPError? {
-        guard case .unknownSequence(let id)? = error as? EngineError else { return nil }
-        return HTTPError(.gone, message: "sequence \(id) is gone (dropped to make room, or released)")
+    /// The named running instance and the request body, or the typed error naming what is wrong.
+    func engineAndBody<T: Decodable>(_ req: Request, _ ctx: BasicRequestContext, _ type: T.Type) async throws -> (NativeEngine, T) {
+        let name = try ctx.parameters.require("instance")
+        guard let engine = await instances.engine(name) else { throw InstanceError(.noSuchInstance, "no running instance \(name) on this agent") }
+        do {
+            return (engine, try await req.decode(as: T.self, context: ctx))
+        } catch {
+            throw InstanceError(.invalidRequest, "request body: \(error)")
+        }
     }
 
-    func generate(_ engine: NativeEngine, _ call: GenerateCall) async throws -> Response {
-        var request = GenerationRequest(
-            sequence: call.sequence, tokens: call.tokens, maxTokens: call.maxTokens,
-            sampling: SamplingParams(temperature: call.temperature ?? 0, topK: call.topK ?? 0, topP: call.topP ?? 1, seed: call.seed ?? 0),
-            stopTokens: call.stopTokens.map(Set.init), keepAlive: call.keepAlive ?? false || call.pushKV != nil,
-            prefillOnly: call.prefillOnly ?? false)
-        var pushFrom = 0
-        if let ref = call.importKV {
-            let start = ContinuousClock.now
-            let bytes = try await KVTransfer.take(ref, from: store)
-            let taken = ContinuousClock.now
-            do {
-                let imported = try await engine.importKV(bytes, into: call.sequence)
-                request.sequence = imported
-                if call.pushIncremental == true { pushFrom = try await engine.computedTokens(of: imported) }
-            } catch {
-                throw Self.gone(error) ?? error
-            }
-            logger.info("Imported KV", metadata: ["event": "ImportedKV", "bytes": "\(bytes.count)", "takeMs": "\((taken - start).milliseconds)",
-                "importMs": "\((ContinuousClock.now - taken).milliseconds)", "into": "\(call.sequence.map(String.init) ?? "new")"])
+    /// Runs a handler; any failure answers its status with an `InstanceError` body.
+    static func answer(_ body: () async throws -> Response) async -> Response {
+        do { return try await body() } catch {
+            let e = error as? InstanceError ?? InstanceError(.internalError, "\(error)")
+            var h = HTTPFields()
+            h[.contentType] = "application/json"
+            let data = (try? JSONEncoder().encode(e)) ?? Data()
+            return Response(status: HTTPResponse.Status(code: e.code.status), headers: h, body: .init(byteBuffer: ByteBuffer(data: data)))
         }
+    }
+
+    static func json(_ value: some Encodable) throws -> Response {
+        var h = HTTPFields()
+        h[.contentType] = "application/json"
+        return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(data: try JSONEncoder().encode(value))))
+    }
+
+    /// The engine's error as the contract's typed error.
+    static func instanceError(_ error: any Error) -> InstanceError {
+        if let e = error as? InstanceError { return e }
+        guard let e = error as? EngineError else { return InstanceError(.internalError, "\(error)") }
+        switch e {
+        case .unknownSequence(let id): return InstanceError(.sequenceGone, "sequence \(id) is gone (dropped to make room, or released)")
+        case .sequenceBusy: return InstanceError(.sequenceBusy, e.description)
+        case .invalidKVExport: return InstanceError(.kvRejected, e.description)
+        case .contextTooLong: return InstanceError(.contextTooLong, e.description)
+        case .invalidRequest, .tokenizer: return InstanceError(.invalidRequest, e.description)
+        case .kvCapacityExhausted: return InstanceError(.capacityExhausted, e.description)
+        case .invalidModel, .unsupportedModel, .modelNotFound, .shutDown: return InstanceError(.internalError, e.description)
+        }
+    }
+
+    static func engineCall<T>(_ body: () async throws -> T) async throws(InstanceError) -> T {
+        do { return try await body() } catch { throw instanceError(error) }
+    }
+
+    func importKV(_ engine: NativeEngine, _ ref: KVRef, into sequence: UInt64?) async throws(InstanceError) -> UInt64 {
+        let start = ContinuousClock.now
+        let bytes = try await KVTransfer.take(ref, from: store)
+        let taken = ContinuousClock.now
+        let imported = try await Self.engineCall { try await engine.importKV(bytes, into: sequence) }
+        logger.info("Imported KV", metadata: ["event": "ImportedKV", "bytes": "\(bytes.count)", "takeMs": "\((taken - start).milliseconds)",
+            "importMs": "\((ContinuousClock.now - taken).milliseconds)", "into": "\(sequence.map(String.init) ?? "new")"])
+        return imported
+    }
+
+    func prefill(_ engine: NativeEngine, _ call: PrefillRequest) async throws -> Response {
+        var sequence: UInt64?
+        var pushFrom = 0
+        if let history = call.history {
+            let s = try await importKV(engine, history, into: nil)
+            sequence = s
+            pushFrom = try await Self.engineCall { try await engine.computedTokens(of: s) }
+        }
+        let request = GenerationRequest(sequence: sequence, tokens: call.tokens, maxTokens: 1, sampling: Self.sampling(call.sampling),
+                                        stopTokens: call.stopTokens.map(Set.init), keepAlive: true, prefillOnly: true)
         let stream: AsyncThrowingStream<GenerationEvent, any Error>
         do { stream = try await engine.generate(request) } catch {
-            throw Self.gone(error) ?? error
+            if let sequence { await engine.release(sequence) }
+            throw Self.instanceError(error)
         }
-        let push = call.pushKV
+        let destination = call.destination
         let from = pushFrom
         let tls = clientTLS
         let logger = self.logger
+        return Self.stream(stream, engine: engine) { summary in
+            let start = ContinuousClock.now
+            defer { Task { await engine.release(summary.sequence) } }
+            let export = try await Self.engineCall { try await engine.exportKV(summary.sequence, fromToken: from) }
+            let encoded = ContinuousClock.now
+            let pushed = try await KVTransfer.push(export, to: destination, tls: tls())
+            logger.info("Pushed KV", metadata: ["event": "PushedKV", "bytes": "\(export.count)", "to": "\(destination.host):\(destination.port)", "fromToken": "\(from)",
+                "exportMs": "\((encoded - start).milliseconds)", "pushMs": "\((ContinuousClock.now - encoded).milliseconds)"])
+            return pushed
+        }
+    }
+
+    func generate(_ engine: NativeEngine, _ call: GenerateRequest) async throws -> Response {
+        var sequence = call.sequence
+        if let kv = call.kv { sequence = try await importKV(engine, kv, into: call.sequence) }
+        let request = GenerationRequest(sequence: sequence, tokens: call.tokens, maxTokens: call.maxTokens, sampling: Self.sampling(call.sampling),
+                                        stopTokens: call.stopTokens.map(Set.init), keepAlive: true)
+        let stream: AsyncThrowingStream<GenerationEvent, any Error>
+        do { stream = try await engine.generate(request) } catch {
+            // A sequence imported for this request is dropped with it.
+            if call.kv != nil, call.sequence == nil, let sequence { await engine.release(sequence) }
+            throw Self.instanceError(error)
+        }
+        return Self.stream(stream, engine: engine, after: nil)
+    }
+
+    static func sampling(_ s: SamplingOptions) -> SamplingParams {
+        SamplingParams(temperature: s.temperature, topK: s.topK, topP: s.topP, seed: s.seed)
+    }
+
+    /// Streams tokens as NDJSON lines, then the result (after `after` ran, for a prefill's
+    /// push), or the typed error as the last line.
+    static func stream(_ events: AsyncThrowingStream<GenerationEvent, any Error>, engine: NativeEngine,
+                       after: (@Sendable (GenerationSummary) async throws -> KVRef)?) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/x-ndjson"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             let enc = JSONEncoder()
-            func line(_ l: GenerateLine) throws -> ByteBuffer {
+            func line(_ l: InstanceStreamLine) throws -> ByteBuffer {
                 var b = ByteBuffer(data: try enc.encode(l))
                 b.writeString("\n")
                 return b
             }
             do {
                 var summary: GenerationSummary?
-                for try await event in stream {
+                for try await event in events {
                     switch event {
-                    case .token(let t): try await writer.write(try line(GenerateLine(token: t)))
+                    case .token(let t): try await writer.write(try line(InstanceStreamLine(token: t)))
                     case .finished(let s): summary = s
                     }
                 }
-                var pushed: KVRef?
-                if let push, let s = summary {
-                    let start = ContinuousClock.now
-                    let export = try await engine.exportKV(s.sequence, fromToken: from)
-                    let encoded = ContinuousClock.now
-                    pushed = try await KVTransfer.push(export, to: push, tls: tls())
-                    await engine.release(s.sequence)
-                    logger.info("Pushed KV", metadata: ["event": "PushedKV", "bytes": "\(export.count)", "to": "\(push.host):\(push.port)", "fromToken": "\(from)",
-                        "exportMs": "\((encoded - start).milliseconds)", "pushMs": "\((ContinuousClock.now - encoded).milliseconds)"])
+                guard let s = summary else { throw InstanceError(.internalError, "the generation ended without a result") }
+                let pushed = try await after?(s)
+                let finish: GenerationFinish = switch s.reason {
+                case .stop: .stop
+                case .length: .length
+                case .prefilled: .prefilled
+                case .cancelled: .cancelled
                 }
-                try await writer.write(try line(GenerateLine(done: summary, pushed: pushed)))
+                try await writer.write(try line(InstanceStreamLine(
+                    done: GenerationResult(sequence: s.sequence, finish: finish, promptTokens: s.promptTokens, cachedTokens: s.cachedTokens,
+                                           generatedTokens: s.generatedTokens),
+                    pushed: pushed)))
             } catch {
-                try await writer.write(try line(GenerateLine(error: "\(error)")))
+                try await writer.write(try line(InstanceStreamLine(error: instanceError(error))))
             }
             try await writer.finish(nil)
         })
     }
 }
-
 extension Duration {
     /// Whole milliseconds, for logs.
     var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }

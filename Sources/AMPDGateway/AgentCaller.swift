@@ -1,10 +1,31 @@
-import AMPDAgent
+import AMPDAPI
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOHTTP1
 import NIOSSL
 
-/// Calls agents' instance APIs over mutual TLS (the gateway's certificate).
+/// A failed call to an instance: the agent's typed error, or no answer at all.
+enum InstanceCallError: Error, CustomStringConvertible {
+    /// The agent answered with this error (status and code).
+    case refused(instance: String, InstanceError)
+    /// The agent could not be reached, or the connection broke.
+    case unreachable(instance: String, String)
+
+    var code: InstanceErrorCode? {
+        if case .refused(_, let e) = self { e.code } else { nil }
+    }
+
+    var description: String {
+        switch self {
+        case .refused(let i, let e): "instance \(i): \(e)"
+        case .unreachable(let i, let why): "instance \(i) unreachable: \(why)"
+        }
+    }
+}
+
+/// Calls agents' instance APIs over mutual TLS (the gateway's certificate), with the
+/// typed contract of `AMPDAPI` (`InstancePaths`, one request type per operation).
 struct AgentCaller: Sendable {
     let http: HTTPClient
 
@@ -19,19 +40,56 @@ struct AgentCaller: Sendable {
         return AgentCaller(http: HTTPClient(eventLoopGroupProvider: .singleton, configuration: config))
     }
 
-    /// Streams the NDJSON lines of a generate call.
-    func generate(_ instance: InstanceEndpoint, _ call: GenerateCall) async throws -> AsyncThrowingStream<GenerateLine, any Error> {
-        var req = HTTPClientRequest(url: "https://\(instance.host):\(instance.apiPort)/v1/instances/\(instance.name)/generate")
+    func url(_ instance: InstanceEndpoint, _ path: String) -> String { "https://\(instance.host):\(instance.apiPort)\(path)" }
+
+    /// Posts `body`; a non-2xx answer throws the agent's typed error.
+    func post(_ instance: InstanceEndpoint, _ path: String, _ body: some Encodable, timeout: TimeAmount) async throws -> HTTPClientResponse {
+        var req = HTTPClientRequest(url: url(instance, path))
         req.method = .POST
         req.headers.add(name: "content-type", value: "application/json")
-        req.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(call)))
-        let response = try await http.execute(req, timeout: .seconds(300))
-        if response.status == .gone { throw SequenceGone(instance: instance.name) }
-        guard response.status == .ok else {
-            let body = try await response.body.collect(upTo: 1 << 16)
-            throw GatewayError("instance \(instance.name) answered \(response.status.code): \(String(buffer: body))")
+        req.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
+        let response: HTTPClientResponse
+        do { response = try await http.execute(req, timeout: timeout) } catch {
+            throw InstanceCallError.unreachable(instance: instance.name, "\(error)")
         }
-        let (stream, continuation) = AsyncThrowingStream<GenerateLine, any Error>.makeStream()
+        guard (200..<300).contains(response.status.code) else {
+            let bytes = (try? await response.body.collect(upTo: 1 << 16)) ?? ByteBuffer()
+            let e = (try? JSONDecoder().decode(InstanceError.self, from: Data(buffer: bytes)))
+                ?? InstanceError(.internalError, "HTTP \(response.status.code): \(String(buffer: bytes))")
+            throw InstanceCallError.refused(instance: instance.name, e)
+        }
+        return response
+    }
+
+    func prefill(_ instance: InstanceEndpoint, _ request: PrefillRequest) async throws -> AsyncThrowingStream<InstanceStreamLine, any Error> {
+        lines(instance, try await post(instance, InstancePaths.prefill(instance.name), request, timeout: .seconds(300)))
+    }
+
+    /// Generates on `instance`; the call returns once the instance accepted it (any KV import done).
+    func generate(_ instance: InstanceEndpoint, _ request: GenerateRequest) async throws -> AsyncThrowingStream<InstanceStreamLine, any Error> {
+        lines(instance, try await post(instance, InstancePaths.generate(instance.name), request, timeout: .seconds(300)))
+    }
+
+    /// Has `instance` export a live sequence's KV into another agent's pool (the lazy history read).
+    func export(_ instance: InstanceEndpoint, _ request: ExportRequest) async throws -> KVRef {
+        let response = try await post(instance, InstancePaths.export(instance.name), request, timeout: .seconds(60))
+        return try JSONDecoder().decode(KVRef.self, from: Data(buffer: try await response.body.collect(upTo: 1 << 20)))
+    }
+
+    func importKV(_ instance: InstanceEndpoint, _ request: ImportRequest) async throws -> ImportResult {
+        let response = try await post(instance, InstancePaths.importKV(instance.name), request, timeout: .seconds(60))
+        return try JSONDecoder().decode(ImportResult.self, from: Data(buffer: try await response.body.collect(upTo: 1 << 20)))
+    }
+
+    func release(_ instance: InstanceEndpoint, sequence: UInt64) async {
+        var req = HTTPClientRequest(url: url(instance, InstancePaths.release(instance.name, sequence)))
+        req.method = .POST
+        _ = try? await http.execute(req, timeout: .seconds(10))
+    }
+
+    /// The NDJSON lines of a stream; a line carrying an error ends it with that error.
+    func lines(_ instance: InstanceEndpoint, _ response: HTTPClientResponse) -> AsyncThrowingStream<InstanceStreamLine, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<InstanceStreamLine, any Error>.makeStream()
         let task = Task {
             do {
                 var pending: [UInt8] = []
@@ -41,45 +99,22 @@ struct AgentCaller: Sendable {
                     while let nl = pending.firstIndex(of: UInt8(ascii: "\n")) {
                         let line = Array(pending[..<nl])
                         pending.removeSubrange(...nl)
-                        if !line.isEmpty { continuation.yield(try decoder.decode(GenerateLine.self, from: Data(line))) }
+                        guard !line.isEmpty else { continue }
+                        let l = try decoder.decode(InstanceStreamLine.self, from: Data(line))
+                        if let e = l.error { throw InstanceCallError.refused(instance: instance.name, e) }
+                        continuation.yield(l)
                     }
                 }
                 continuation.finish()
+            } catch let e as InstanceCallError {
+                continuation.finish(throwing: e)
             } catch {
-                continuation.finish(throwing: error)
+                continuation.finish(throwing: InstanceCallError.unreachable(instance: instance.name, "\(error)"))
             }
         }
         continuation.onTermination = { _ in task.cancel() }
         return stream
     }
-
-    /// Has `instance` export a live sequence's KV into another agent's pool (the lazy history read).
-    func export(_ instance: InstanceEndpoint, sequence: UInt64, to push: KVPush) async throws -> KVRef {
-        var req = HTTPClientRequest(url: "https://\(instance.host):\(instance.apiPort)/v1/instances/\(instance.name)/export/\(sequence)")
-        req.method = .POST
-        req.headers.add(name: "content-type", value: "application/json")
-        req.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(push)))
-        let response = try await http.execute(req, timeout: .seconds(60))
-        if response.status == .gone { throw SequenceGone(instance: instance.name) }
-        let body = try await response.body.collect(upTo: 1 << 20)
-        guard response.status == .ok else {
-            throw GatewayError("instance \(instance.name) could not export sequence \(sequence): \(response.status.code) \(String(buffer: body))")
-        }
-        return try JSONDecoder().decode(KVRef.self, from: Data(buffer: body))
-    }
-
-    func release(_ instance: InstanceEndpoint, sequence: UInt64) async {
-        var req = HTTPClientRequest(url: "https://\(instance.host):\(instance.apiPort)/v1/instances/\(instance.name)/release/\(sequence)")
-        req.method = .POST
-        _ = try? await http.execute(req, timeout: .seconds(10))
-    }
-}
-
-/// The session's sequence is no longer on its decode instance (its idle KV was dropped to
-/// make room): the round recomputes the history from the tokens the gateway kept.
-struct SequenceGone: Error, CustomStringConvertible {
-    var instance: String
-    var description: String { "the session's sequence is gone from \(instance)" }
 }
 
 public struct GatewayError: Error, CustomStringConvertible {

@@ -17,7 +17,6 @@ public struct GatewayConfiguration: Sendable {
     public var namespace = APIGroup.defaultNamespace
     public var host = "127.0.0.1"
     public var port = 8000
-    public var strategy: PrefillPlacementStrategy = .dispatcher
     public var name = "gateway"
     public var portFile: URL?
     /// A session idle this long is dropped and its KV released on its decode instance.
@@ -33,7 +32,9 @@ public struct GatewayConfiguration: Sendable {
 
 /// `ampd gateway`: OpenAI-compatible entry point with sessions. Gets its own
 /// short-lived certificate from the controller's CA (CSR), follows the
-/// deployment's running instances, and runs each round through `RoundRunner`.
+/// deployment's running instances and its manifest's routing (a change applies to
+/// the next round), and runs each round through `RoundRunner`, as the deployment's
+/// round engine (`AMPDPolicy.RoundEngine`) directs.
 public struct Gateway: Sendable {
     let config: GatewayConfiguration
     let logger: Logger
@@ -64,9 +65,9 @@ public struct Gateway: Sendable {
             logger.warning("No cost-model profile; the dispatcher assumes SmolLM2-135M on cpu-1core", metadata: ["event": "NoProfile", "error": "\(error)"])
             cost = CostModel(model: try ProfileCatalog.builtin.model("SmolLM2-135M"), hardware: try ProfileCatalog.builtin.hardware("cpu-1core"))
         }
-        let sessions = Sessions()
-        let runner = RoundRunner(caller: caller, topology: topology, sessions: sessions, observations: Observations(), tokenizer: tokenizer,
-                                 strategy: config.strategy, cost: cost, logger: logger)
+        let driver = RoundDriver(engine: RoundEngine(routing: RoutingConfiguration(d.spec), slo: Self.slo(d), cost: cost), caller: caller, logger: logger)
+        await TopologyRefresher.follow(topology, driver: driver)
+        let runner = RoundRunner(caller: caller, driver: driver, tokenizer: tokenizer, logger: logger)
         let records = RoundLog()
         let api = OpenAIAPI(runner: runner, template: template, modelName: d.spec.model.name, metrics: MetricsRegistry(), records: records, logger: logger)
         let portFile = config.portFile
@@ -81,8 +82,7 @@ public struct Gateway: Sendable {
             },
             logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: app), .init(service: TopologyRefresher(topology: topology, sessions: sessions, caller: caller,
-                                                                               sessionTTL: config.sessionTTL, logger: logger)),
+            services: [.init(service: app), .init(service: TopologyRefresher(topology: topology, driver: driver, sessionTTL: config.sessionTTL, logger: logger)),
                        .init(service: WorkloadReporter(client: client, topology: topology, records: records, source: config.name,
                                                        interval: config.reportInterval, logger: logger))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -91,24 +91,37 @@ public struct Gateway: Sendable {
         try? await client.shutdown()
         logger.info("Gateway stopped", metadata: ["event": "Stopped"])
     }
+
+    static func slo(_ d: ServingDeployment) -> LatencySLO {
+        LatencySLO(ttft: d.spec.slo.ttftMs / 1000, itl: d.spec.slo.tpotMs / 1000)
+    }
 }
 
-/// Follows the deployment's instances and expires idle sessions (releasing their KV).
+/// Follows the deployment's instances and manifest (routing, SLO) into the round engine,
+/// and expires idle sessions (releasing their KV).
 struct TopologyRefresher: Service {
     let topology: Topology
-    let sessions: Sessions
-    let caller: AgentCaller
+    let driver: RoundDriver
     let sessionTTL: TimeInterval
     let logger: Logger
+
+    /// Hands the topology's current instances and the deployment's routing to the driver.
+    static func follow(_ topology: Topology, driver: RoundDriver) async {
+        let (instances, spec) = await topology.current()
+        guard let spec else { return }
+        await driver.configure(RoutingConfiguration(spec.spec), Gateway.slo(spec))
+        await driver.setInstances(instances, tensor: [.prefill: spec.spec.prefill?.tensor ?? 1, .decode: spec.spec.decode.tensor])
+    }
+
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do { try await topology.refresh() } catch {
+            do {
+                try await topology.refresh()
+                await Self.follow(topology, driver: driver)
+            } catch {
                 logger.warning("Topology refresh failed", metadata: ["event": "TopologyRefreshFailed", "error": "\(error)"])
             }
-            for s in await sessions.expire(idleLongerThan: sessionTTL) {
-                await caller.release(s.owner, sequence: s.sequence)
-                logger.info("Session expired", metadata: ["event": "SessionExpired", "decodeInstance": "\(s.owner.name)", "tokens": "\(s.history.count)"])
-            }
+            _ = await driver.expire(idleLongerThan: sessionTTL)
             try? await Task.sleep(for: .milliseconds(500))
         }
     }

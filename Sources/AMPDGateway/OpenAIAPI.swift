@@ -1,6 +1,7 @@
 import AMPDAPI
 import AMPDEngine
 import AMPDObservability
+import AMPDPolicy
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -38,7 +39,8 @@ struct CompletionRequest: Decodable {
 
 /// The gateway's HTTP routes: `/v1/chat/completions`, `/v1/completions`
 /// (both with `stream: true` as server-sent events), `/v1/models`,
-/// `/v1/rounds` (the last rounds' records), `/metrics`, `/healthz`.
+/// `/v1/rounds` (the last rounds' records), `/v1/routing` (the routing in force and
+/// each instance as the round engine sees it), `/metrics`, `/healthz`.
 struct OpenAIAPI: Sendable {
     let runner: RoundRunner
     let template: ChatTemplate?
@@ -59,6 +61,11 @@ struct OpenAIAPI: Sendable {
             Self.json(["object": AnyEncodable("list"), "data": AnyEncodable([["id": modelName, "object": "model", "owned_by": "ampd"]])])
         }
         r.get("/v1/rounds") { _, _ in Self.json(await records.all()) }
+        r.get("/v1/routing") { _, _ in
+            let driver = runner.driver
+            return Self.json(RoutingStatus(routing: await driver.routing, ttftSeconds: await driver.slo.ttft, tpotSeconds: await driver.slo.itl,
+                                           instances: await driver.state()))
+        }
         r.post("/v1/chat/completions") { req, ctx in
             do {
                 let body = try await req.decode(as: ChatRequest.self, context: ctx)
@@ -70,8 +77,8 @@ struct OpenAIAPI: Sendable {
                 let full = runner.tokenizer.encode(template.render(body.messages.map { ChatMessage(role: $0.role, content: $0.content) }))
                 let turn = runner.tokenizer.encode(template.continuation(user: last.content))
                 let input = RoundRunner.Input(session: session, tenant: body.user ?? "default", fullPrompt: full, newTurn: turn,
-                                              messageCount: body.messages.count, maxTokens: body.max_completion_tokens ?? body.max_tokens ?? 256,
-                                              sampling: SamplingParams(temperature: body.temperature ?? 0, topP: body.top_p ?? 1, seed: body.seed ?? 0),
+                                              maxTokens: body.max_completion_tokens ?? body.max_tokens ?? 256,
+                                              sampling: SamplingOptions(temperature: body.temperature ?? 0, topP: body.top_p ?? 1, seed: body.seed ?? 0),
                                               ignoreEOS: body.ignore_eos ?? false)
                 return try await respond(input, chat: true, stream: body.stream ?? false)
             } catch let e as GatewayError {
@@ -85,8 +92,8 @@ struct OpenAIAPI: Sendable {
                 // With a session, `prompt` is the text appended to it; without, the whole prompt.
                 let tokens = runner.tokenizer.encode(body.prompt)
                 let input = RoundRunner.Input(session: session, tenant: body.user ?? "default", fullPrompt: tokens, newTurn: tokens,
-                                              messageCount: 0, maxTokens: body.max_tokens ?? 16,
-                                              sampling: SamplingParams(temperature: body.temperature ?? 0, topP: body.top_p ?? 1, seed: body.seed ?? 0),
+                                              maxTokens: body.max_tokens ?? 16,
+                                              sampling: SamplingOptions(temperature: body.temperature ?? 0, topP: body.top_p ?? 1, seed: body.seed ?? 0),
                                               ignoreEOS: body.ignore_eos ?? false)
                 return try await respond(input, chat: false, stream: body.stream ?? false)
             } catch let e as GatewayError {
@@ -195,7 +202,15 @@ struct OpenAIAPI: Sendable {
     }
 }
 
-/// The last rounds, for `/v1/rounds`.
+/// The routing a gateway runs (`GET /v1/routing`): the deployment's configuration as
+/// the gateway applies it, and each instance as its round engine sees it.
+struct RoutingStatus: Encodable, Sendable {
+    var routing: RoutingConfiguration
+    var ttftSeconds: Double
+    var tpotSeconds: Double
+    var instances: [RoundEngine.InstanceState]
+}
+
 /// The last rounds' records (for `/v1/rounds`) and the workload window the planner's
 /// reports are made from.
 actor RoundLog {

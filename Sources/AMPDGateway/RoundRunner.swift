@@ -1,110 +1,24 @@
-import AMPDAgent
 import AMPDAPI
 import AMPDEngine
 import AMPDPolicy
 import Foundation
 import Logging
 
-/// Where a round's prefill runs: the seam the AMPD dispatcher plugs into.
-public enum PrefillPlacementStrategy: String, Sendable, CaseIterable {
-    /// Always the prefill pool (static PD).
-    case prefillPool = "prefill-pool"
-    /// Always on the session's decode instance after round 1.
-    case local
-    /// The AMPD dispatcher (`AMPDPolicy.AMPDRouting`) over what the gateway observes.
-    case dispatcher
-}
-
-/// What one round did, as logged and exposed.
-public struct RoundRecord: Sendable, Codable {
-    public var session: String
-    public var round: Int
-    /// `remote` (prefill instance, KV moved) or `local` (on the decode instance).
-    public var placement: String
-    public var prefillInstance: String
-    public var decodeInstance: String
-    public var reason: String
-    public var promptTokens: Int
-    public var cachedTokens: Int
-    public var completionTokens: Int
-    public var ttftSeconds: Double
-    public var tpotSeconds: Double
-    /// All KV bytes moved for the round: the history read plus the KV sent to the decode instance.
-    public var kvBytesMoved: Int
-    /// Bytes of the lazy history read (decode instance → prefill instance) of a remote incremental prefill.
-    public var historyKVBytes: Int
-    /// Seconds the history read took (part of the TTFT).
-    public var historyReadSeconds: Double
-    /// How an incremental prefill got the session's history: `read` (a remote prefill read its
-    /// KV from the decode instance), `recomputed` (the read failed, or the decode instance had
-    /// dropped the idle session's KV to make room), or `none` (round 1, or local with the KV there).
-    public var history: String
-    public var kvOutcome: String
-    public var finishReason: String
-    /// When the round arrived and finished (Unix seconds).
-    public var startedAt: Double
-    public var endedAt: Double
-}
-
-public enum RoundEvent: Sendable {
+public enum RoundStreamEvent: Sendable {
     case token(Int32)
     case done(RoundRecord)
 }
 
-/// What the gateway observes of each instance, for the dispatcher's view: windowed TTFT
-/// and ITL, prefills outstanding on prefill instances, and the rounds in flight on each
-/// decode instance (its batch as the dispatcher predicts it: a local prefill stalls them).
-actor Observations {
-    var ttft: [String: [(Date, Double)]] = [:]
-    var itl: [String: [(Date, Double)]] = [:]
-    var outstanding: [String: Int] = [:]
-    /// Per decode instance: rounds in flight, with their context and the tokens they may still decode.
-    var inFlight: [String: [UInt64: (context: Int, remaining: Int)]] = [:]
-
-    func begin(_ i: String) { outstanding[i, default: 0] += 1 }
-    func end(_ i: String) { outstanding[i, default: 1] -= 1 }
-    func beginRound(_ i: String, id: UInt64, context: Int, remaining: Int) { inFlight[i, default: [:]][id] = (context, remaining) }
-    func endRound(_ i: String, id: UInt64) { inFlight[i]?[id] = nil }
-    /// Context tokens of the rounds in flight, per decode instance.
-    func inFlightTokens() -> [String: Int] { inFlight.mapValues { $0.values.reduce(0) { $0 + $1.context } } }
-    func recordTTFT(_ i: String, _ v: Double) { ttft[i, default: []].append((Date(), v)) }
-    func recordITL(_ i: String, _ v: Double) { itl[i, default: []].append((Date(), v)) }
-
-    func mean(_ m: inout [String: [(Date, Double)]], _ i: String) -> Double? {
-        let cut = Date().addingTimeInterval(-10)
-        m[i]?.removeAll { $0.0 < cut }
-        let xs = (m[i] ?? []).map(\.1)
-        return xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count)
-    }
-
-    func view(_ instances: [InstanceEndpoint], cost: CostModel, slo: LatencySLO) -> ClusterView {
-        let ids = Dictionary(uniqueKeysWithValues: instances.enumerated().map { ($1.name, $0) })
-        let workers = instances.map { inst -> WorkerView in
-            let queued = outstanding[inst.name] ?? 0
-            let typical = cost.prefillSeconds(history: 0, new: 256, tp: 1)
-            let rounds = Array((inFlight[inst.name] ?? [:]).values)
-            return WorkerView(id: ids[inst.name]!, role: inst.role == .prefill ? .prefill : .decode, tp: 1, node: 0,
-                              queue: (0..<queued).map { QueuedPrefill(id: UInt64($0), session: 0, history: 0, new: 256, enqueuedAt: 0, predictedSeconds: typical) },
-                              busyUntil: 0, windowedTTFT: mean(&ttft, inst.name), windowedITL: mean(&itl, inst.name),
-                              decodeBatch: rounds.count, decodeContext: rounds.reduce(0) { $0 + $1.context },
-                              meanRemainingDecode: rounds.isEmpty ? 64 : Double(rounds.reduce(0) { $0 + $1.remaining }) / Double(rounds.count),
-                              linkFreeAt: 0)
-        }
-        return ClusterView(now: 0, workers: workers, slo: slo)
-    }
-}
-
-/// Runs one round of a session: decides where the prefill runs, runs it,
-/// moves the KV to the session's decode instance over the KV pool (mutual
-/// TLS), and streams the decode.
+/// Runs one round of a session as the round engine directs it: waits for the engine to
+/// start its prefill, runs it where the engine placed it (on a prefill instance, with the
+/// session's history read lazily from its decode instance, or locally on the decode
+/// instance), moves the new KV to the decode instance over the KV pool (mutual TLS),
+/// streams the decode, and tells the engine what happened at each step — including
+/// failures, whose handling (`onTransferFailure`) the engine decides.
 struct RoundRunner: Sendable {
     let caller: AgentCaller
-    let topology: Topology
-    let sessions: Sessions
-    let observations: Observations
+    let driver: RoundDriver
     let tokenizer: BPETokenizer
-    let strategy: PrefillPlacementStrategy
-    let cost: CostModel
     let logger: Logger
 
     struct Input: Sendable {
@@ -113,93 +27,63 @@ struct RoundRunner: Sendable {
         /// Tokens of the whole prompt (a new session) and of the new turn only (an existing one).
         var fullPrompt: [Int32]
         var newTurn: [Int32]
-        var messageCount: Int
         var maxTokens: Int
-        var sampling: SamplingParams
+        var sampling: SamplingOptions
         /// Decode `maxTokens` tokens even past end-of-sequence.
         var ignoreEOS = false
     }
 
-    func run(_ input: Input) async throws -> AsyncThrowingStream<RoundEvent, any Error> {
-        let (instances, spec) = await topology.current()
-        let decodes = instances.filter { $0.role == .decode }
-        let prefills = instances.filter { $0.role == .prefill }
-        guard !decodes.isEmpty else { throw GatewayError("no running decode instance; the deployment is not ready", status: 503) }
-        var existing = await sessions.get(input.session)
-        var fullPrompt = input.fullPrompt
-        if let e = existing, !decodes.contains(where: { $0.name == e.owner.name }) {
-            // The session's decode instance is gone (drained, node lost): start over elsewhere
-            // from the token history the gateway kept; its prefix is recomputed.
-            logger.warning("Session owner gone", metadata: ["event": "SessionOwnerGone", "session": "\(input.session)", "owner": "\(e.owner.name)"])
-            fullPrompt = e.history + input.newTurn
-            _ = await sessions.remove(input.session)
-            existing = nil
+    /// Starts the round: returns once the engine started its prefill (it may queue), or throws
+    /// what the engine refused (`GatewayError` with the status); the stream carries the rest.
+    func run(_ input: Input) async throws -> AsyncThrowingStream<RoundStreamEvent, any Error> {
+        let arrived = Date()
+        let arrivedAt = ContinuousClock.now
+        await driver.acquire(input.session)
+        let start: RoundDriver.Start
+        do {
+            start = try await driver.begin(session: input.session, fullPrompt: input.fullPrompt, newTurn: input.newTurn, maxTokens: input.maxTokens)
+        } catch {
+            await driver.finish(input.session)
+            if let f = error as? RoundFailure { throw GatewayError(f.message, status: f.status) }
+            throw error
         }
-        // A new session is bound to the decode instance holding the least KV (the paper binds by
-        // memory use): its sessions' tokens, plus the context of its rounds in flight (so a busy
-        // instance weighs more).
-        let held = await sessions.heldTokens()
-        let inFlight = await observations.inFlightTokens()
-        func load(_ i: InstanceEndpoint) -> Int { (held[i.name] ?? 0) + (inFlight[i.name] ?? 0) }
-        let owner = existing?.owner ?? decodes.min { (load($0), $0.name) < (load($1), $1.name) }!
-        let history = existing?.history ?? []
-        let newTokens = existing == nil ? fullPrompt : input.newTurn
-        let slo = LatencySLO(ttft: Double(spec?.spec.slo.ttftMs ?? 2000) / 1000, itl: Double(spec?.spec.slo.tpotMs ?? 100) / 1000)
-
-        // Decide.
-        var remote: InstanceEndpoint?
-        var reason: String
-        if prefills.isEmpty {
-            guard spec?.spec.routing?.onPrefillUnavailable != .fail else {
-                throw GatewayError("no running prefill instance and routing.onPrefillUnavailable is fail", status: 503)
-            }
-            reason = "no prefill instance: aggregate on the decode instance"
-        } else if strategy == .prefillPool || (existing == nil && strategy == .local) {
-            // The dispatcher routes every prefill, the initial one too (the paper's Algorithm 1);
-            // the fixed strategies send round 1 to the prefill pool.
-            let load = await observations.outstanding
-            remote = prefills.min { (load[$0.name] ?? 0, $0.name) < (load[$1.name] ?? 0, $1.name) }
-            reason = strategy == .local ? "round 1: prefill pool (local applies from round 2)" : "strategy prefill-pool"
-        } else if strategy == .local {
-            reason = "strategy local"
-        } else {
-            let view = await observations.view(instances, cost: cost, slo: slo)
-            var policy = AMPDRouting()
-            let ownerID = instances.firstIndex { $0.name == owner.name }!
-            let d = policy.route(PrefillJob(session: 0, owner: ownerID, history: history.count, new: newTokens.count), in: view,
-                                 predictions: Predictions(cost: cost))
-            if case .remote(let w) = d.target { remote = instances[w] }
-            reason = "dispatcher: \(d.reason)"
-        }
-
-        let (stream, continuation) = AsyncThrowingStream<RoundEvent, any Error>.makeStream()
-        let existingNow = existing
-        let observations = self.observations
-        let roundID = UInt64.random(in: 1...UInt64.max)
-        let context = history.count + newTokens.count
+        let (stream, continuation) = AsyncThrowingStream<RoundStreamEvent, any Error>.makeStream()
         let task = Task {
-            // The round counts in its decode instance's batch until it ends, as the dispatcher sees it.
-            await observations.beginRound(owner.name, id: roundID, context: context, remaining: input.maxTokens)
             do {
-                let record = try await execute(input, owner: owner, remote: remote, reason: reason, history: history,
-                                               newTokens: newTokens, existing: existingNow, spec: spec) { continuation.yield(.token($0)) }
-                await observations.endRound(owner.name, id: roundID)
+                let record = try await execute(input, start, arrived: arrived, arrivedAt: arrivedAt) { continuation.yield(.token($0)) }
                 continuation.yield(.done(record))
                 continuation.finish()
             } catch {
-                await observations.endRound(owner.name, id: roundID)
-                continuation.finish(throwing: error)
+                await driver.abandon(start.round)
+                logger.warning("Round failed", metadata: ["event": "RoundFailed", "session": "\(input.session)", "error": "\(error)"])
+                if let f = error as? RoundFailure { continuation.finish(throwing: GatewayError(f.message, status: f.status)) }
+                else { continuation.finish(throwing: error) }
             }
+            await driver.finish(input.session)
         }
         continuation.onTermination = { _ in task.cancel() }
         return stream
     }
 
-    func execute(_ input: Input, owner: InstanceEndpoint, remote: InstanceEndpoint?, reason: String, history: [Int32], newTokens: [Int32],
-                 existing: Sessions.Session?, spec: ServingDeployment?, emit: @Sendable (Int32) -> Void) async throws -> RoundRecord {
-        let start = Date()
-        var firstAt: Date?
-        var lastAt = start
+    /// The engine's failure among `actions`, if it decided the round fails.
+    static func failure(in actions: [RoundAction]) -> RoundFailure? {
+        for a in actions { if case .fail(_, let f) = a { return f } }
+        return nil
+    }
+
+    static func cause(_ error: any Error, expired: InstanceErrorCode) -> TransferFailure.Cause {
+        (error as? InstanceCallError)?.code == expired ? .expired : .transport
+    }
+
+    /// Runs the round; TTFT counts from `arrivedAt` (the request's arrival: queueing included).
+    func execute(_ input: Input, _ start: RoundDriver.Start, arrived: Date, arrivedAt: ContinuousClock.Instant,
+                 emit: @Sendable (Int32) -> Void) async throws -> RoundRecord {
+        let d = start.dispatch
+        let id = start.round
+        let owner = start.owner
+        let clock = ContinuousClock()
+        var firstAt: ContinuousClock.Instant?
+        var lastAt = clock.now
         var generated: [Int32] = []
         var finish = "length"
         var kvBytes = 0
@@ -210,153 +94,150 @@ struct RoundRunner: Sendable {
         var historyMode = "none"
         var historyReadSeconds = 0.0
         let stops = input.ignoreEOS ? [] : tokenizer.stopIDs
-        // Runs once, at the first token: a local prefill leaves the owner's prefill queue then.
-        var onFirstToken: (@Sendable () -> Void)?
-        func take(_ t: Int32) {
-            let now = Date()
+        let stopList: [Int32]? = input.ignoreEOS ? [] : nil
+        let sampling = input.sampling
+        func seconds(_ a: ContinuousClock.Instant, _ b: ContinuousClock.Instant) -> Double {
+            let x = b - a
+            return Double(x.components.seconds) + Double(x.components.attoseconds) / 1e18
+        }
+        /// Takes one token; at the first, tells the engine the prefill is done.
+        func take(_ t: Int32, prefillSince: ContinuousClock.Instant) async -> [RoundAction] {
+            let now = clock.now
+            var actions: [RoundAction] = []
             if firstAt == nil {
                 firstAt = now
-                onFirstToken?()
-                onFirstToken = nil
+                actions = await driver.report(.prefillDone(id, computeSeconds: seconds(prefillSince, now)), round: id)
             }
             lastAt = now
             if stops.contains(t) { finish = "stop" } else { generated.append(t); emit(t) }
+            return actions
         }
-        func drain(_ lines: AsyncThrowingStream<GenerateLine, any Error>) async throws -> GenerateLine? {
-            var done: GenerateLine?
+        /// Streams the owner's decode to its end.
+        func decode(_ lines: AsyncThrowingStream<InstanceStreamLine, any Error>, since: ContinuousClock.Instant) async throws {
             for try await l in lines {
-                if let e = l.error { throw GatewayError("instance error: \(e)") }
-                if let t = l.token { take(t) }
-                if l.done != nil || l.pushed != nil { done = l }
+                if let t = l.token { _ = await take(t, prefillSince: since) }
+                if let r = l.done {
+                    sequence = r.sequence
+                    if r.finish == .stop { finish = "stop" }
+                    if cached == 0 { cached = r.cachedTokens }
+                }
             }
-            return done
         }
-        let sampling = input.sampling
-        func call(_ tokens: [Int32], sequence: UInt64? = nil, max: Int, prefillOnly: Bool = false, push: KVPush? = nil, importKV: KVRef? = nil,
-                  incremental: Bool = false) -> GenerateCall {
-            GenerateCall(tokens: tokens, sequence: sequence, maxTokens: max, temperature: sampling.temperature, topK: sampling.topK,
-                         topP: sampling.topP, seed: sampling.seed, stopTokens: input.ignoreEOS ? [] : nil, prefillOnly: prefillOnly, keepAlive: true,
-                         pushKV: push, importKV: importKV, pushIncremental: incremental ? true : nil)
-        }
+        let reused = Array(start.tokens[d.history...])
 
-        if let remote {
-            // Prefill on the prefill instance (its prefix cache serves what it has seen), KV pushed to the owner's pool.
-            await observations.begin(remote.name)
+        if d.local {
+            // On the decode instance: the session's sequence continues there (no KV moves).
+            let since = clock.now
+            var lines: AsyncThrowingStream<InstanceStreamLine, any Error>
+            do {
+                lines = try await caller.generate(owner, GenerateRequest(sequence: start.previous?.sequence, tokens: reused,
+                                                                         maxTokens: input.maxTokens, sampling: sampling, stopTokens: stopList))
+            } catch let e as InstanceCallError where e.code == .sequenceGone && start.previous != nil {
+                // The owner dropped this idle session's KV to make room: the engine has it recomputed there.
+                let actions = await driver.report(.historyLost(id), round: id)
+                if let f = Self.failure(in: actions) { throw f }
+                historyMode = "recomputed"
+                logger.info("Session KV gone; recomputing", metadata: ["event": "SessionKVRecomputed", "session": "\(input.session)", "owner": "\(owner.name)"])
+                lines = try await caller.generate(owner, GenerateRequest(tokens: start.tokens, maxTokens: input.maxTokens, sampling: sampling, stopTokens: stopList))
+            }
+            try await decode(lines, since: since)
+        } else {
+            let instance = start.instance
             // Lazy history read: the owner exports the session's KV into the prefill agent's
-            // pool; the prefill instance imports it and computes only the new tokens. If the
-            // read fails the prefill instance recomputes the history (its prefix cache helps).
+            // pool; the prefill instance imports it and computes only the new tokens.
             var historyRef: KVRef?
-            if let existing {
-                let readStart = Date()
-                defer { historyReadSeconds = Date().timeIntervalSince(readStart) }
+            if d.readsHistory, let previous = start.previous {
+                let readStart = clock.now
                 do {
-                    historyRef = try await caller.export(owner, sequence: existing.sequence, to: KVPush(
-                        host: remote.host, port: remote.kvPort, tenant: input.tenant, key: UInt64.random(in: 1...UInt64.max)))
+                    historyRef = try await caller.export(owner, ExportRequest(sequence: previous.sequence, destination: KVDestination(
+                        host: instance.host, port: instance.kvPort, tenant: input.tenant, key: UInt64.random(in: 1...UInt64.max))))
                     historyBytes = historyRef?.bytes ?? 0
                     historyMode = "read"
                 } catch {
+                    let actions = await driver.report(.transferFailed(id, TransferFailure(.historyRead, Self.cause(error, expired: .sequenceGone), "\(error)")),
+                                                      round: id)
+                    if let f = Self.failure(in: actions) { throw f }
                     historyMode = "recomputed"
                     logger.warning("History KV read failed", metadata: ["event": "HistoryReadFailed", "session": "\(input.session)",
                                                                        "owner": "\(owner.name)", "error": "\(error)"])
                 }
+                historyReadSeconds = seconds(readStart, clock.now)
             }
-            let key = UInt64.random(in: 1...UInt64.max)
-            let push = KVPush(host: owner.host, port: owner.kvPort, tenant: input.tenant, key: key)
-            var pre: GenerateLine?
-            var transferError: (any Error)?
+            // Prefill there, its KV pushed into the owner's pool.
+            let since = clock.now
+            var pushed: KVRef?
+            var moveError: (any Error)?
             do {
-                let tokens = historyRef == nil ? history + newTokens : newTokens
-                // With the history read, only the new blocks come back, appended to the owner's sequence.
-                pre = try await drain(try await caller.generate(remote, call(tokens, max: 1, prefillOnly: true, push: push, importKV: historyRef,
-                                                                             incremental: historyRef != nil)))
+                let lines = try await caller.prefill(instance, PrefillRequest(
+                    tokens: historyRef == nil ? start.tokens : reused, history: historyRef, sampling: sampling, stopTokens: stopList,
+                    destination: KVDestination(host: owner.host, port: owner.kvPort, tenant: input.tenant, key: UInt64.random(in: 1...UInt64.max))))
+                for try await l in lines {
+                    if let t = l.token { _ = await take(t, prefillSince: since) }
+                    if let r = l.done { cached = r.cachedTokens }
+                    if let p = l.pushed { pushed = p }
+                }
+                if firstAt != nil && pushed == nil { moveError = GatewayError("the prefill instance returned no KV reference") }
             } catch {
-                await observations.end(remote.name)
                 // After the first token the prefill has run: what failed is the push of its KV.
                 guard firstAt != nil else { throw error }
-                transferError = error
+                moveError = error
             }
-            if transferError == nil { await observations.end(remote.name) }
-            if let f = firstAt { await observations.recordTTFT(remote.name, f.timeIntervalSince(start)) }
-            cached = pre?.done?.cachedTokens ?? 0
-            // The owner's sequence stays only to take the incremental KV; otherwise it is replaced.
-            let appendTo = historyRef != nil ? existing?.sequence : nil
-            if let existing, appendTo == nil { await caller.release(owner, sequence: existing.sequence) }
-            if finish == "stop" || input.maxTokens <= 1 {
-                kvOutcome = "skipped"
-                if let appendTo { await caller.release(owner, sequence: appendTo) }
-            } else {
-                if transferError == nil, let ref = pre?.pushed {
-                    kvBytes = historyBytes + ref.bytes
-                    do {
-                        let d = try await drain(try await caller.generate(owner, call([], sequence: appendTo, max: input.maxTokens - 1, importKV: ref)))
-                        sequence = d?.done?.sequence
-                        finish = d?.done?.reason == .stop ? "stop" : "length"
-                        kvOutcome = "transferred"
-                    } catch {
-                        transferError = error
-                    }
-                } else if transferError == nil {
-                    transferError = GatewayError("the prefill instance returned no KV reference")
-                }
-                if let error = transferError {
-                    let action = spec?.spec.kvPool?.onTransferFailure ?? .recompute
-                    logger.warning("KV transfer failed", metadata: ["event": "KVTransferFailed", "session": "\(input.session)", "error": "\(error)",
-                                                                    "action": "\(action.rawValue)"])
-                    guard action == .recompute else { throw GatewayError("KV transfer from \(remote.name) to \(owner.name) failed: \(error)") }
-                    // Expired (lease ran out before the import) is counted apart from transport failures.
-                    kvOutcome = "\(error)".contains("no longer") ? "recomputed-expired" : "recomputed-transport"
-                    if let appendTo { await caller.release(owner, sequence: appendTo) }
-                    let d = try await drain(try await caller.generate(owner, call(history + newTokens + generated, max: input.maxTokens - generated.count)))
-                    sequence = d?.done?.sequence
-                }
-            }
-        } else {
-            // A local prefill queues on the session's decode instance until its first token:
-            // the dispatcher sees it there (the owner's queue) for the rounds that follow.
-            let observations = self.observations, ownerName = owner.name
-            await observations.begin(ownerName)
-            onFirstToken = { Task { await observations.end(ownerName) } }
-            var d: GenerateLine?
-            do {
+            guard firstAt != nil else { throw GatewayError("the prefill instance ended without a token") }
+            // The owner's sequence is extended by the new blocks after a history read, replaced otherwise.
+            let appendTo = historyRef != nil ? start.previous?.sequence : nil
+            if let previous = start.previous, appendTo == nil { await caller.release(owner, sequence: previous.sequence) }
+            let complete = finish == "stop" || input.maxTokens <= 1
+            var lines: AsyncThrowingStream<InstanceStreamLine, any Error>?
+            if moveError == nil, let ref = pushed {
                 do {
-                    d = try await drain(try await caller.generate(owner, call(newTokens, sequence: existing?.sequence, max: input.maxTokens)))
-                } catch is SequenceGone {
-                    // The owner dropped this idle session's KV to make room: recompute its history there.
-                    historyMode = "recomputed"
-                    logger.info("Session KV gone; recomputing", metadata: ["event": "SessionKVRecomputed", "session": "\(input.session)", "owner": "\(owner.name)"])
-                    d = try await drain(try await caller.generate(owner, call(history + newTokens, max: input.maxTokens)))
+                    if complete {
+                        // Nothing more to decode: the KV still moves, for the session's next round.
+                        sequence = try await caller.importKV(owner, ImportRequest(kv: ref, into: appendTo)).sequence
+                    } else {
+                        lines = try await caller.generate(owner, GenerateRequest(sequence: appendTo, tokens: [], kv: ref, maxTokens: input.maxTokens - 1,
+                                                                                 sampling: sampling, stopTokens: stopList))
+                    }
+                    kvBytes = historyBytes + ref.bytes
+                    kvOutcome = "transferred"
+                    _ = await driver.report(.transferDone(id), round: id)
+                } catch {
+                    moveError = error
                 }
-            } catch {
-                if onFirstToken != nil { await observations.end(ownerName) }
-                throw error
             }
-            if onFirstToken != nil {
-                onFirstToken = nil
-                await observations.end(ownerName)
+            if let error = moveError {
+                let cause = Self.cause(error, expired: .kvNotInPool)
+                let actions = await driver.report(.transferFailed(id, TransferFailure(.kvMove, cause, "\(error)")), round: id)
+                if let f = Self.failure(in: actions) { throw f }
+                logger.warning("KV transfer failed", metadata: ["event": "KVTransferFailed", "session": "\(input.session)", "error": "\(error)",
+                                                                "action": "recompute"])
+                kvOutcome = cause == .expired ? "recomputed-expired" : "recomputed-transport"
+                if let appendTo { await caller.release(owner, sequence: appendTo) }
+                // A finished round needs nothing more; otherwise the owner computes the context itself.
+                if !complete {
+                    lines = try await caller.generate(owner, GenerateRequest(tokens: start.tokens + generated, maxTokens: input.maxTokens - generated.count,
+                                                                             sampling: sampling, stopTokens: stopList))
+                }
             }
-            sequence = d?.done?.sequence
-            cached = d?.done?.cachedTokens ?? 0
-            if let f = firstAt { await observations.recordTTFT(owner.name, f.timeIntervalSince(start)) }
+            if let lines { try await decode(lines, since: since) }
         }
-        let ttft = (firstAt ?? lastAt).timeIntervalSince(start)
-        let tpot = generated.count > 1 ? lastAt.timeIntervalSince(firstAt ?? lastAt) / Double(generated.count - 1) : 0
-        if tpot > 0 { await observations.recordITL(owner.name, tpot) }
-        if let sequence {
-            await sessions.set(input.session, Sessions.Session(owner: owner, sequence: sequence, history: history + newTokens + generated,
-                                                               messages: input.messageCount, rounds: (existing?.rounds ?? 0) + 1))
-        } else {
-            _ = await sessions.remove(input.session)
-        }
+        let first = firstAt ?? lastAt
+        let ttft = seconds(arrivedAt, first)
+        let tpot = generated.count > 1 ? seconds(first, lastAt) / Double(generated.count - 1) : 0
+        await driver.complete(start, session: input.session, sequence: sequence, tokens: start.tokens + generated,
+                              generated: generated.count, itl: tpot > 0 ? tpot : nil)
         let record = RoundRecord(
-            session: input.session, round: (existing?.rounds ?? 0) + 1, placement: remote == nil ? "local" : "remote",
-            prefillInstance: remote?.name ?? owner.name, decodeInstance: owner.name, reason: reason, promptTokens: newTokens.count,
+            session: input.session, round: start.number, policy: start.routing.policy.rawValue, placement: d.local ? "local" : "remote",
+            prefillInstance: d.instance, decodeInstance: owner.name, reason: d.decision.reason, queue: d.queue, promptTokens: d.new,
             cachedTokens: cached, completionTokens: generated.count, ttftSeconds: ttft, tpotSeconds: tpot, kvBytesMoved: kvBytes,
-            historyKVBytes: historyBytes, historyReadSeconds: historyReadSeconds, history: historyMode, kvOutcome: kvOutcome, finishReason: finish, startedAt: start.timeIntervalSince1970, endedAt: Date().timeIntervalSince1970)
+            historyKVBytes: historyBytes, historyReadSeconds: historyReadSeconds, history: historyMode, kvOutcome: kvOutcome, finishReason: finish,
+            startedAt: arrived.timeIntervalSince1970, endedAt: Date().timeIntervalSince1970)
         logger.info("Round", metadata: [
-            "event": "Round", "session": "\(record.session)", "round": "\(record.round)", "placement": "\(record.placement)",
+            "event": "Round", "session": "\(record.session)", "round": "\(record.round)", "policy": "\(record.policy)", "placement": "\(record.placement)",
             "prefillInstance": "\(record.prefillInstance)", "decodeInstance": "\(record.decodeInstance)", "reason": "\(record.reason)",
+            "queueWaitSeconds": "\(record.queue.waitedSeconds)", "overtook": "\(record.queue.overtook)", "reorder": "\(record.queue.reorder)",
             "promptTokens": "\(record.promptTokens)", "cachedTokens": "\(record.cachedTokens)", "completionTokens": "\(record.completionTokens)",
-            "ttftSeconds": "\(record.ttftSeconds)", "tpotSeconds": "\(record.tpotSeconds)", "kvBytesMoved": "\(record.kvBytesMoved)", "history": "\(record.history)", "historyReadSeconds": "\(record.historyReadSeconds)",
+            "ttftSeconds": "\(record.ttftSeconds)", "tpotSeconds": "\(record.tpotSeconds)", "kvBytesMoved": "\(record.kvBytesMoved)",
+            "history": "\(record.history)", "historyReadSeconds": "\(record.historyReadSeconds)",
             "kvOutcome": "\(record.kvOutcome)", "finishReason": "\(record.finishReason)"])
         return record
     }

@@ -44,39 +44,3 @@ actor Topology {
     func current() -> ([InstanceEndpoint], ServingDeployment?) { (instances, spec) }
 }
 
-/// Per-session state: which decode instance owns its KV, the live sequence
-/// there, and the token history the sequence holds.
-actor Sessions {
-    struct Session {
-        var owner: InstanceEndpoint
-        var sequence: UInt64
-        var history: [Int32]
-        var messages: Int
-        var rounds: Int
-        var lastUsed = Date()
-    }
-
-    var sessions: [String: Session] = [:]
-
-    func get(_ id: String) -> Session? { sessions[id] }
-    func set(_ id: String, _ s: Session) {
-        var s = s
-        s.lastUsed = Date()
-        sessions[id] = s
-    }
-
-    /// Sessions idle for longer than `ttl`, removed: their KV is released on the owner.
-    func expire(idleLongerThan ttl: TimeInterval) -> [Session] {
-        let cut = Date().addingTimeInterval(-ttl)
-        let old = sessions.filter { $0.value.lastUsed < cut }
-        for k in old.keys { sessions[k] = nil }
-        return Array(old.values)
-    }
-    func remove(_ id: String) -> Session? { sessions.removeValue(forKey: id) }
-    /// Tokens of KV each decode instance holds for this gateway's sessions.
-    func heldTokens() -> [String: Int] {
-        var c: [String: Int] = [:]
-        for s in sessions.values { c[s.owner.name, default: 0] += s.history.count }
-        return c
-    }
-}

@@ -5,7 +5,8 @@ import ArgumentParser
 import Foundation
 import Logging
 
-/// `ampd gateway`: the OpenAI-compatible entry point of one deployment.
+/// `ampd gateway`: the OpenAI-compatible entry point of one deployment. Where each
+/// prefill runs is the deployment's `spec.routing` (followed live), not a flag.
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "gateway", abstract: "Serve the OpenAI API for a deployment, with sessions and disaggregated rounds.")
 
@@ -24,9 +25,6 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Listen port (0: any free port).")
     var port = 8000
 
-    @Option(help: "Where round 2+ prefills run: dispatcher (AMPD), prefill-pool, local.")
-    var strategy = "dispatcher"
-
     @Option(help: "Seconds a session may stay idle before its KV is released.")
     var sessionTtlSeconds = 600.0
 
@@ -44,14 +42,10 @@ struct GatewayCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = process.begin(label: "gateway")
         guard let path = config ?? ProcessInfo.processInfo.environment["AMPD_CONFIG"] else { throw ValidationError("give --config or set AMPD_CONFIG") }
-        guard let s = PrefillPlacementStrategy(rawValue: strategy) else {
-            throw ValidationError("--strategy must be one of \(PrefillPlacementStrategy.allCases.map(\.rawValue).joined(separator: ", ")); got \(strategy)")
-        }
         var c = GatewayConfiguration(clientConfig: try ClientConfiguration.load(URL(fileURLWithPath: path)), deployment: deployment)
         c.namespace = namespace
         c.host = host
         c.port = port
-        c.strategy = s
         c.portFile = portFile.map { URL(fileURLWithPath: $0) }
         c.sessionTTL = sessionTtlSeconds
         if let why = ServingDeploymentAdmission.dnsLabelProblem(name) { throw ValidationError("--name: \(why)") }

@@ -30,9 +30,6 @@ struct UpCommand: AsyncParsableCommand {
     @Flag(help: "Shut down when the parent process goes away (set by `ampd up` and test harnesses).")
     var exitWithParent = false
 
-    @Option(help: "Where round 2+ prefills run: dispatcher, prefill-pool, local.")
-    var strategy = "dispatcher"
-
     func run() async throws {
         if exitWithParent { ParentWatch.start() }
         let me = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath().path
@@ -90,14 +87,14 @@ struct UpCommand: AsyncParsableCommand {
             }
             let portFile = root.appendingPathComponent("gateway.port")
             _ = try spawn("gateway", ["gateway", "--config", config.path, "--deployment", name, "--port", "\(port)",
-                                      "--port-file", portFile.path, "--strategy", strategy])
+                                      "--port-file", portFile.path])
             try await Self.wait("gateway") { FileManager.default.fileExists(atPath: portFile.path) }
             let gwPort = (try? String(contentsOf: portFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "\(port)"
             let server = (try ClientConfiguration.load(config)).server
             say("""
 
                 ampd is up: \(name) is Ready.
-                  gateway     http://127.0.0.1:\(gwPort)/v1  (OpenAI API; /v1/rounds, /metrics)
+                  gateway     http://127.0.0.1:\(gwPort)/v1  (OpenAI API; /v1/rounds, /v1/routing, /metrics)
                   controller  \(server)  (export AMPD_CONFIG=\(config.path))
                   logs        \(root.path)/*.log
 

@@ -42,3 +42,21 @@ extension AgentProcess {
         return String(buffer: try await res.body.collect(upTo: 1 << 20))
     }
 }
+
+/// The quickstart manifest with `routing` (YAML lines under `spec.routing`) in place of its
+/// own; `colocated` also drops the prefill pool, as admission requires; `replacing` edits more.
+func quickstartManifest(routing: String, replacing edits: [(String, String)] = []) throws -> String {
+    var text = try String(contentsOfFile: quickstart, encoding: .utf8)
+    let block = "  routing:\n    policy: ampd\n    alpha: 0.9\n    beta: 0.85\n    reorderWindow: 3\n"
+    guard text.contains(block) else { throw ClientError(message: "the quickstart's routing block changed; update quickstartManifest") }
+    let lines = routing.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
+    text = text.replacingOccurrences(of: block, with: "  routing:\n\(lines)\n")
+    if routing.contains("policy: colocated") {
+        text = text.replacingOccurrences(of: "  prefill:\n    replicas: 1\n    parallelism: {tensor: 1}\n    resources: {accelerator: cpu, count: 1}\n", with: "")
+    }
+    for (a, b) in edits {
+        guard text.contains(a) else { throw ClientError(message: "the quickstart has no '\(a)'") }
+        text = text.replacingOccurrences(of: a, with: b)
+    }
+    return text
+}

@@ -1,0 +1,219 @@
+import AMPDAPI
+import AMPDPolicy
+import Foundation
+import Logging
+
+/// The gateway's side of the round engine (`AMPDPolicy.RoundEngine`): it feeds the engine
+/// what happens to rounds, on the gateway's clock, and hands each round the actions
+/// addressed to it. It also keeps what only the executor needs to know of a session: the
+/// live sequence on its decode instance and the tokens that sequence holds.
+///
+/// Rounds of one session run one at a time, in arrival order (a second request on a busy
+/// session waits for the first to finish); rounds wait in the engine's queues until their
+/// instance has room.
+actor RoundDriver {
+    struct SessionState: Sendable {
+        var owner: String
+        var sequence: UInt64
+        /// Tokens the owner's sequence holds: prompts, turns and replies.
+        var tokens: [Int32]
+        var rounds: Int
+        var lastUsed = ContinuousClock.now
+    }
+
+    /// A round the engine started: where its prefill runs and what it reuses.
+    struct Start: Sendable {
+        var round: RoundID
+        var dispatch: PrefillDispatch
+        var instance: InstanceEndpoint
+        var owner: InstanceEndpoint
+        /// The session's sequence the round continues, when it reuses history.
+        var previous: SessionState?
+        /// The round's whole context: the reused history, then the new tokens.
+        var tokens: [Int32]
+        var number: Int
+        var routing: RoutingConfiguration
+    }
+
+    var engine: RoundEngine
+    var endpoints: [String: InstanceEndpoint] = [:]
+    var sessions: [String: SessionState] = [:]
+    var waiting: [RoundID: CheckedContinuation<PrefillDispatch, any Error>] = [:]
+    /// Outcomes decided before their round started waiting.
+    var decided: [RoundID: Result<PrefillDispatch, RoundFailure>] = [:]
+    /// Sessions with a round in flight, and the rounds waiting for them.
+    var busy: [String: [CheckedContinuation<Void, Never>]] = [:]
+    var nextRound: RoundID = 1
+    let origin = ContinuousClock.now
+    let caller: AgentCaller
+    let logger: Logger
+
+    init(engine: RoundEngine, caller: AgentCaller, logger: Logger) {
+        self.engine = engine
+        self.caller = caller
+        self.logger = logger
+    }
+
+    var now: Double {
+        let d = ContinuousClock.now - origin
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    // MARK: - Cluster and configuration
+
+    /// The deployment's running instances; the engine hears of changes only.
+    func setInstances(_ list: [InstanceEndpoint], tensor: [InstanceRole: Int]) {
+        let next = Dictionary(list.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        guard next != endpoints else { return }
+        endpoints = next
+        let nodes = Array(Set(list.map(\.node))).sorted()
+        let infos = list.map {
+            InstanceInfo(name: $0.name, role: $0.role == .prefill ? .prefill : .decode, tp: tensor[$0.role] ?? 1, node: nodes.firstIndex(of: $0.node) ?? 0)
+        }
+        apply(engine.handle(.instancesChanged(infos), now: now))
+    }
+
+    /// The deployment's routing and SLO, as its manifest says now.
+    func configure(_ routing: RoutingConfiguration, _ slo: LatencySLO) {
+        guard routing != engine.routing || slo != engine.slo else { return }
+        logger.info("Routing configured", metadata: ["event": "RoutingConfigured", "policy": "\(routing.policy.rawValue)", "alpha": "\(routing.alpha)",
+                                                      "beta": "\(routing.beta)", "reorderWindow": "\(routing.reorderWindow)",
+                                                      "onPrefillUnavailable": "\(routing.onPrefillUnavailable.rawValue)",
+                                                      "onTransferFailure": "\(routing.onTransferFailure.rawValue)",
+                                                      "ttftSeconds": "\(slo.ttft)", "tpotSeconds": "\(slo.itl)"])
+        apply(engine.handle(.reconfigured(routing, slo), now: now))
+    }
+
+    var routing: RoutingConfiguration { engine.routing }
+    var slo: LatencySLO { engine.slo }
+
+    // MARK: - Rounds
+
+    /// Waits until no other round of `session` is in flight; the caller must `finish` it.
+    func acquire(_ session: String) async {
+        if busy[session] == nil {
+            busy[session] = []
+            return
+        }
+        await withCheckedContinuation { busy[session, default: []].append($0) }
+    }
+
+    /// Lets the session's next round go.
+    func finish(_ session: String) {
+        guard var waiters = busy[session] else { return }
+        if waiters.isEmpty {
+            busy[session] = nil
+        } else {
+            waiters.removeFirst().resume()
+            busy[session] = waiters
+        }
+    }
+
+    /// Hands a round to the engine and waits until its prefill may start (it may wait in the
+    /// engine's queue); throws the engine's `RoundFailure` if it cannot run.
+    func begin(session: String, fullPrompt: [Int32], newTurn: [Int32], maxTokens: Int) async throws -> Start {
+        let id = nextRound
+        nextRound += 1
+        let existing = sessions[session]
+        let tokens = existing.map { $0.tokens + newTurn } ?? fullPrompt
+        let history = existing?.tokens.count ?? 0
+        apply(engine.handle(.roundArrived(RoundArrival(round: id, session: session, history: history, new: tokens.count - history,
+                                                        maxTokens: maxTokens)), now: now))
+        let dispatch: PrefillDispatch
+        if let outcome = decided.removeValue(forKey: id) {
+            dispatch = try outcome.get()
+        } else {
+            dispatch = try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { waiting[id] = $0 }
+            } onCancel: {
+                Task { await self.cancelWaiting(id) }
+            }
+        }
+        guard let instance = endpoints[dispatch.instance], let owner = endpoints[dispatch.owner] else {
+            apply(engine.handle(.roundAbandoned(id), now: now))
+            throw GatewayError("instance \(dispatch.instance) or \(dispatch.owner) left before the round started", status: 503)
+        }
+        return Start(round: id, dispatch: dispatch, instance: instance, owner: owner,
+                     previous: dispatch.history > 0 ? existing : nil, tokens: tokens, number: (existing?.rounds ?? 0) + 1, routing: engine.routing)
+    }
+
+    func cancelWaiting(_ id: RoundID) {
+        guard let c = waiting.removeValue(forKey: id) else { return }
+        c.resume(throwing: CancellationError())
+        apply(engine.handle(.roundAbandoned(id), now: now))
+    }
+
+    /// Reports what happened to round `id`; returns the engine's actions for it.
+    func report(_ event: RoundEvent, round id: RoundID) -> [RoundAction] {
+        apply(engine.handle(event, now: now), for: id)
+    }
+
+    /// The round finished: the session's sequence on its owner now holds `tokens`. Without a
+    /// sequence (a finished round whose KV could not move) the session ends with it.
+    func complete(_ start: Start, session: String, sequence: UInt64?, tokens: [Int32], generated: Int, itl: Double?) {
+        if let sequence {
+            sessions[session] = SessionState(owner: start.owner.name, sequence: sequence, tokens: tokens, rounds: start.number)
+        } else {
+            sessions[session] = nil
+        }
+        apply(engine.handle(.decodeDone(start.round, generated: generated, itl: itl), now: now))
+        if sequence == nil { apply(engine.handle(.sessionEnded(session), now: now)) }
+    }
+
+    /// The round ended early: its session is released and starts afresh next time.
+    func abandon(_ id: RoundID) {
+        apply(engine.handle(.roundAbandoned(id), now: now))
+    }
+
+    /// Ends sessions idle longer than `ttl` (their KV is released on their decode instance).
+    func expire(idleLongerThan ttl: TimeInterval) -> Int {
+        let cut = ContinuousClock.now - .milliseconds(Int64(ttl * 1000))
+        let old = sessions.filter { $0.value.lastUsed < cut && busy[$0.key] == nil }.keys
+        for s in old {
+            logger.info("Session expired", metadata: ["event": "SessionExpired", "session": "\(s)", "decodeInstance": "\(sessions[s]!.owner)",
+                                                      "tokens": "\(sessions[s]!.tokens.count)"])
+            apply(engine.handle(.sessionEnded(s), now: now))
+            sessions[s] = nil
+        }
+        return old.count
+    }
+
+    /// Per instance, what the engine sees (for `/v1/routing`).
+    func state() -> [RoundEngine.InstanceState] { engine.state(now: now) }
+
+    /// Performs the actions that concern other rounds or sessions; returns those for `round`.
+    @discardableResult
+    func apply(_ actions: [RoundAction], for round: RoundID? = nil) -> [RoundAction] {
+        var mine: [RoundAction] = []
+        for a in actions {
+            switch a {
+            case .bind(let session, let owner, let previous):
+                if let previous {
+                    logger.warning("Session owner gone", metadata: ["event": "SessionOwnerGone", "session": "\(session)", "owner": "\(previous)",
+                                                                    "newOwner": "\(owner)"])
+                    sessions[session] = nil
+                }
+            case .startPrefill(let d):
+                deliver(d.round, .success(d))
+            case .fail(let id, let f):
+                if id == round { mine.append(a) } else { deliver(id, .failure(f)) }
+            case .release(let session, let on):
+                if let s = sessions.removeValue(forKey: session), s.owner == on, let endpoint = endpoints[on] {
+                    let caller = self.caller
+                    Task { await caller.release(endpoint, sequence: s.sequence) }
+                }
+            case .moveKV(let id, _, _), .recompute(let id, _, _):
+                if id == round { mine.append(a) }
+            }
+        }
+        return mine
+    }
+
+    func deliver(_ id: RoundID, _ outcome: Result<PrefillDispatch, RoundFailure>) {
+        if let c = waiting.removeValue(forKey: id) {
+            c.resume(with: outcome.mapError { $0 as any Error })
+        } else {
+            decided[id] = outcome
+        }
+    }
+}
