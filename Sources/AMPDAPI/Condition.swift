@@ -40,7 +40,6 @@ public enum ConditionReason {
     public static let placing = "PlacingInstances"
     public static let deleting = "Deleting"
     public static let noDegradation = "AsExpected"
-    public static let insecureKVPool = "InsecureKVPool"
 }
 
 extension [Condition] {

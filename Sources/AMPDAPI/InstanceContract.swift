@@ -32,16 +32,19 @@ public struct SamplingOptions: Codable, Sendable, Hashable {
     }
 }
 
-/// Where KV goes: another agent's KV pool endpoint, under a tenant and a key.
+/// Where KV goes: another agent's KV pool endpoint, the deployment's pool there
+/// (`namespace/name`), under a tenant and a key.
 public struct KVDestination: Codable, Sendable, Hashable {
     public var host: String
     public var port: Int
+    public var pool: String
     public var tenant: String
     public var key: UInt64
 
-    public init(host: String, port: Int, tenant: String, key: UInt64) {
+    public init(host: String, port: Int, pool: String, tenant: String, key: UInt64) {
         self.host = host
         self.port = port
+        self.pool = pool
         self.tenant = tenant
         self.key = key
     }
@@ -49,12 +52,14 @@ public struct KVDestination: Codable, Sendable, Hashable {
 
 /// KV waiting in an agent's pool, to import.
 public struct KVRef: Codable, Sendable, Hashable {
+    public var pool: String
     public var tenant: String
     public var key: UInt64
     public var chunks: Int
     public var bytes: Int
 
-    public init(tenant: String, key: UInt64, chunks: Int, bytes: Int) {
+    public init(pool: String, tenant: String, key: UInt64, chunks: Int, bytes: Int) {
+        self.pool = pool
         self.tenant = tenant
         self.key = key
         self.chunks = chunks

@@ -103,13 +103,16 @@ public struct NodeStatus: Codable, Sendable, Hashable {
     public var lastHeartbeatTime: String?
     public var load: NodeLoad
     public var instances: [InstanceReport]
+    /// The KV pools the agent serves, with the settings in force.
+    public var pools: [KVPoolReport]?
 
     public init(phase: NodePhase = .unknown, lastHeartbeatTime: String? = nil, load: NodeLoad = .init(),
-                instances: [InstanceReport] = []) {
+                instances: [InstanceReport] = [], pools: [KVPoolReport]? = nil) {
         self.phase = phase
         self.lastHeartbeatTime = lastHeartbeatTime
         self.load = load
         self.instances = instances
+        self.pools = pools
     }
 }
 
@@ -132,10 +135,12 @@ public struct NodeRegistration: Codable, Sendable, Hashable {
 public struct Heartbeat: Codable, Sendable, Hashable {
     public var load: NodeLoad
     public var instances: [InstanceReport]
+    public var pools: [KVPoolReport]?
 
-    public init(load: NodeLoad = .init(), instances: [InstanceReport] = []) {
+    public init(load: NodeLoad = .init(), instances: [InstanceReport] = [], pools: [KVPoolReport]? = nil) {
         self.load = load
         self.instances = instances
+        self.pools = pools
     }
 }
 
@@ -147,14 +152,45 @@ public struct NodeInstance: Codable, Sendable, Hashable {
     public var accelerators: Int
     public var tensor: Int
     public var model: ModelSpec
+    /// The deployment's KV pool settings (admission defaults filled in): the agent runs the
+    /// instance's engine with its block size and serves the deployment's pool with them.
+    public var kvPool: KVPoolSpec?
 
-    public init(instance: String, deployment: String, role: InstanceRole, accelerators: Int, tensor: Int, model: ModelSpec) {
+    public init(instance: String, deployment: String, role: InstanceRole, accelerators: Int, tensor: Int, model: ModelSpec,
+                kvPool: KVPoolSpec? = nil) {
         self.instance = instance
         self.deployment = deployment
         self.role = role
         self.accelerators = accelerators
         self.tensor = tensor
         self.model = model
+        self.kvPool = kvPool
+    }
+}
+
+/// A deployment's KV pool as an agent runs it (reported with each heartbeat).
+public struct KVPoolReport: Codable, Sendable, Hashable {
+    /// `namespace/name` of the deployment.
+    public var deployment: String
+    public var capacityBytes: Int
+    public var usedBytes: Int
+    public var blocks: Int
+    public var encryption: KVEncryption
+    public var tenantIsolation: Bool
+    public var leaseSeconds: Int
+    /// Tokens per KV block of the deployment's engines on this agent.
+    public var blockTokens: Int
+
+    public init(deployment: String, capacityBytes: Int, usedBytes: Int, blocks: Int, encryption: KVEncryption, tenantIsolation: Bool,
+                leaseSeconds: Int, blockTokens: Int) {
+        self.deployment = deployment
+        self.capacityBytes = capacityBytes
+        self.usedBytes = usedBytes
+        self.blocks = blocks
+        self.encryption = encryption
+        self.tenantIsolation = tenantIsolation
+        self.leaseSeconds = leaseSeconds
+        self.blockTokens = blockTokens
     }
 }
 

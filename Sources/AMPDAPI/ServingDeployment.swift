@@ -217,7 +217,8 @@ public enum TransferFailureAction: String, Codable, Sendable, Hashable, CaseIter
 }
 
 public struct KVPoolSpec: Codable, Sendable, Hashable {
-    /// Tokens per KV block: a power of two from 1 to 1024.
+    /// Tokens per KV block of the engines (and so the granularity of prefix sharing and KV
+    /// export): a power of two from 1 to 1024.
     public var blockTokens: Int?
     /// KV pool capacity on each agent, as a quantity (`512Mi`, `4Gi`, or bytes).
     public var capacityPerAgent: Quantity?
@@ -226,16 +227,19 @@ public struct KVPoolSpec: Codable, Sendable, Hashable {
     public var tenantIsolation: Bool?
     public var encryption: KVEncryption?
     public var onTransferFailure: TransferFailureAction?
+    /// Seconds KV pushed into a pool stays reserved for its import (after that it may be evicted).
+    public var leaseSeconds: Int?
 
     public init(blockTokens: Int? = nil, capacityPerAgent: Quantity? = nil, tls: KVPoolTLSSpec? = nil,
                 tenantIsolation: Bool? = nil, encryption: KVEncryption? = nil,
-                onTransferFailure: TransferFailureAction? = nil) {
+                onTransferFailure: TransferFailureAction? = nil, leaseSeconds: Int? = nil) {
         self.blockTokens = blockTokens
         self.capacityPerAgent = capacityPerAgent
         self.tls = tls
         self.tenantIsolation = tenantIsolation
         self.encryption = encryption
         self.onTransferFailure = onTransferFailure
+        self.leaseSeconds = leaseSeconds
     }
 }
 

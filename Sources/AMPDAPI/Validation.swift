@@ -97,6 +97,7 @@ public enum ServingDeploymentAdmission {
         kv.tenantIsolation = kv.tenantIsolation ?? true
         kv.encryption = kv.encryption ?? .aes256gcm
         kv.onTransferFailure = kv.onTransferFailure ?? .recompute
+        kv.leaseSeconds = kv.leaseSeconds ?? 120
         d.spec.kvPool = kv
         return d
     }
@@ -224,12 +225,16 @@ public enum ServingDeploymentAdmission {
         if let c = kv.capacityPerAgent, c.bytes < 1 << 20 {
             e.append(FieldError("spec.kvPool.capacityPerAgent", "must be at least 1Mi; got \(c.text)"))
         }
+        if let l = kv.leaseSeconds, !(1...3600).contains(l) {
+            e.append(FieldError("spec.kvPool.leaseSeconds", "must be from 1 to 3600; got \(l)"))
+        }
         if let tls = kv.tls {
-            if tls.mode == .disabled && tls.allowInsecure != true {
-                e.append(FieldError("spec.kvPool.tls.mode", "disabled requires spec.kvPool.tls.allowInsecure: true (KV blocks would cross the network in clear text)"))
+            // KV pool endpoints always speak mutual TLS: a setting that would turn it off is refused, not ignored.
+            if tls.mode == .disabled {
+                e.append(FieldError("spec.kvPool.tls.mode", "disabled is not supported: KV pool endpoints always use mutual TLS"))
             }
-            if tls.mode == .disabled && kv.encryption == .aes256gcm {
-                // Allowed: encryption at rest is independent of transport; nothing to report.
+            if tls.allowInsecure == true {
+                e.append(FieldError("spec.kvPool.tls.allowInsecure", "true is not supported: KV pool endpoints always use mutual TLS"))
             }
         }
     }

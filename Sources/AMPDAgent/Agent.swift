@@ -28,7 +28,6 @@ public struct AgentConfiguration: Sendable {
     public var kvHost = "127.0.0.1"
     public var kvPort = 0
     public var apiPort = 0
-    public var kvCapacityBytes = 256 << 20
     /// KV cache capacity of each engine instance, in tokens.
     public var engineKVTokens = 8192
     public var heartbeat: Duration = .seconds(1)
@@ -93,9 +92,10 @@ public struct Agent: Sendable {
         let tlsBox = NIOLockedValueBox(try KVPoolTLS.server(certificatePEM: first.certificatePEM, privateKeyPEM: first.keyPEM, caPEM: caPEM))
         let revocations = RevocationCache()
         await revocations.update(try await client.send(.GET, "/apis/\(APIGroup.group)/\(APIGroup.version)/revokedcertificates") as RevocationList)
-        let store = KVPoolStore(capacityBytes: config.kvCapacityBytes)
+        // One pool per deployment served, configured from its manifest (`spec.kvPool`) as assignments arrive.
+        let pools = KVPools()
         let server = try await KVPoolServer.bind(
-            host: config.kvHost, port: config.kvPort, tls: { tlsBox.withLockedValue { $0 } }, store: store, logger: logger,
+            host: config.kvHost, port: config.kvPort, tls: { tlsBox.withLockedValue { $0 } }, pools: pools, logger: logger,
             isRevoked: { await revocations.contains($0) })
         logger.info("KV pool endpoint listening", metadata: ["event": "KVPoolListening", "port": "\(server.port)", "serial": "\(first.serial)"])
 
@@ -119,7 +119,7 @@ public struct Agent: Sendable {
         }
         let apiPort = PortBox()
         let metrics = MetricsRegistry()
-        let api = InstanceAPI(instances: instances, store: store, clientTLS: { clientBox.withLockedValue { $0 } }, metrics: metrics, logger: logger)
+        let api = InstanceAPI(instances: instances, pools: pools, clientTLS: { clientBox.withLockedValue { $0 } }, metrics: metrics, logger: logger)
         let app = Application(
             router: api.router(),
             server: try .tls(.http1(), tlsConfiguration: apiTLS),
@@ -127,7 +127,7 @@ public struct Agent: Sendable {
             onServerRunning: { channel in await apiPort.set(channel.localAddress?.port ?? 0) },
             logger: logger)
 
-        let beats = HeartbeatService(agent: self, client: client, store: store, server: server, revocations: revocations,
+        let beats = HeartbeatService(agent: self, client: client, pools: pools, server: server, revocations: revocations,
                                      credentials: first, caPEM: caPEM, tlsBox: tlsBox, clientBox: clientBox, instances: instances, apiPort: apiPort,
                                      metrics: metrics, apiCredentials: apiCredentials)
         let group = ServiceGroup(configuration: .init(
@@ -185,7 +185,7 @@ struct KVPoolService: Service {
 struct HeartbeatService: Service {
     let agent: Agent
     let client: ControllerClient
-    let store: KVPoolStore
+    let pools: KVPools
     let server: KVPoolServer
     let revocations: RevocationCache
     let credentials: Agent.Credentials
@@ -218,8 +218,6 @@ struct HeartbeatService: Service {
                     published = api
                     agent.logger.info("Endpoints published", metadata: ["event": "EndpointsPublished", "api": "\(api)", "kv": "\(server.port)"])
                 }
-                let s = await store.snapshot()
-                let blockBytes = 4096
                 let engines = await instances.load()
                 let now = ContinuousClock.now
                 let elapsed = Double((now - lastAt).components.seconds) + Double((now - lastAt).components.attoseconds) / 1e18
@@ -233,18 +231,35 @@ struct HeartbeatService: Service {
                 r.makeGauge(name: "ampd_agent_engine_kv_blocks_free").set(Double(engines.kvFree))
                 r.makeGauge(name: "ampd_agent_engine_evicted_idle_sequences").set(Double(engines.evictedIdle))
                 r.makeGauge(name: "ampd_agent_tokens_per_second").set(rate)
-                r.makeGauge(name: "ampd_agent_kv_pool_blocks").set(Double(s.blocks))
-                r.makeGauge(name: "ampd_agent_kv_pool_bytes").set(Double(s.bytes))
-                r.makeGauge(name: "ampd_agent_kv_pool_evictions").set(Double(s.evictions))
+                for (instance, tokens) in await instances.engineBlockTokens() {
+                    r.makeGauge(name: "ampd_agent_engine_block_tokens", labels: [("instance", instance)]).set(Double(tokens))
+                }
+                // Each deployment's pool, with the settings in force (also reported to the controller).
+                let blockTokens = await instances.blockTokens()
+                var reports: [KVPoolReport] = []
+                var poolBlocks = 0, poolFree = 0
+                for (name, (c, st)) in await pools.snapshot().sorted(by: { $0.key < $1.key }) {
+                    let labels = [("pool", name)]
+                    r.makeGauge(name: "ampd_agent_kv_pool_capacity_bytes", labels: labels).set(Double(c.capacityBytes))
+                    r.makeGauge(name: "ampd_agent_kv_pool_bytes", labels: labels).set(Double(st.bytes))
+                    r.makeGauge(name: "ampd_agent_kv_pool_blocks", labels: labels).set(Double(st.blocks))
+                    r.makeGauge(name: "ampd_agent_kv_pool_evictions", labels: labels).set(Double(st.evictions))
+                    poolBlocks += st.blocks
+                    poolFree += max(0, (c.capacityBytes - st.bytes) / 4096)
+                    reports.append(KVPoolReport(deployment: name, capacityBytes: c.capacityBytes, usedBytes: st.bytes, blocks: st.blocks,
+                                                encryption: c.encrypt ? .aes256gcm : .none, tenantIsolation: c.tenantIsolation,
+                                                leaseSeconds: Int(c.maxLeaseSeconds), blockTokens: blockTokens[name] ?? 16))
+                }
                 r.makeGauge(name: "ampd_agent_certificate_expiry_seconds").set(creds.notValidAfter.timeIntervalSinceNow)
                 let phases = await instances.phases()
                 for p in InstancePhase.allCases { r.makeGauge(name: "ampd_agent_instances", labels: [("phase", p.rawValue)]).set(Double(phases[p] ?? 0)) }
                 let assignments = try await client.heartbeat(node: agent.config.name, Heartbeat(
                     load: NodeLoad(queueLength: engines.waiting, runningSequences: engines.running,
-                                   kvBlocksUsed: s.blocks + engines.kvUsed, kvBlocksFree: max(0, (s.capacityBytes - s.bytes) / blockBytes) + engines.kvFree,
+                                   kvBlocksUsed: poolBlocks + engines.kvUsed, kvBlocksFree: poolFree + engines.kvFree,
                                    tokensPerSecond: rate),
-                    instances: await instances.reports()))
+                    instances: await instances.reports(), pools: reports))
                 await instances.reconcile(assignments.instances)
+                await pools.configure(await instances.poolConfigurations())
                 await revocations.update(try await client.send(.GET, "/apis/\(APIGroup.group)/\(APIGroup.version)/revokedcertificates") as RevocationList)
                 let lifetime = creds.notValidAfter.timeIntervalSince(creds.issuedAt)
                 if Date().timeIntervalSince(creds.issuedAt) >= lifetime * agent.config.renewAt {

@@ -28,12 +28,13 @@ enum KVTransfer {
         }
     }
 
-    static func push(_ export: [UInt8], to target: KVDestination, tls: NIOSSLContext) async throws(InstanceError) -> KVRef {
+    /// Pushes an export into `target`'s pool, leased for `leaseSeconds` (the deployment's `kvPool.leaseSeconds`).
+    static func push(_ export: [UInt8], to target: KVDestination, leaseSeconds: UInt32, tls: NIOSSLContext) async throws(InstanceError) -> KVRef {
         let blocks = Self.blocks(export, key: target.key)
         let response: KVPoolResponse
         do {
-            response = try await KVPoolConnection.with(host: target.host, port: target.port, tls: tls) { conn in
-                try await conn.send(.put(tenant: target.tenant, leaseSeconds: 120, blocks: blocks))
+            response = try await KVPoolConnection.with(host: target.host, port: target.port, tls: tls, pool: target.pool) { conn in
+                try await conn.send(.put(tenant: target.tenant, leaseSeconds: leaseSeconds, blocks: blocks))
             }
         } catch {
             throw InstanceError(.transferFailed, "pushing \(export.count) bytes of KV to \(target.host):\(target.port) failed: \(error)")
@@ -41,15 +42,15 @@ enum KVTransfer {
         if case .error(let code, let message) = response {
             throw InstanceError(.transferFailed, "the KV pool at \(target.host):\(target.port) refused \(export.count) bytes: \(code) \(message)")
         }
-        return KVRef(tenant: target.tenant, key: target.key, chunks: blocks.count, bytes: export.count)
+        return KVRef(pool: target.pool, tenant: target.tenant, key: target.key, chunks: blocks.count, bytes: export.count)
     }
 
-    static func take(_ ref: KVRef, from store: KVPoolStore) async throws(InstanceError) -> [UInt8] {
+    static func take(_ ref: KVRef, from pools: KVPools) async throws(InstanceError) -> [UInt8] {
         let hashes = (0..<ref.chunks).map { chunkKey(ref.key, $0) }
-        guard case .blocks(let blocks) = await store.handle(.get(tenant: ref.tenant, hashes: hashes)), blocks.count == ref.chunks else {
-            throw InstanceError(.kvNotInPool, "KV for key \(String(ref.key, radix: 16)) is not (or no longer) in this agent's pool: expired or never arrived")
+        guard case .blocks(let blocks) = await pools.handle(.get(tenant: ref.tenant, hashes: hashes), pool: ref.pool), blocks.count == ref.chunks else {
+            throw InstanceError(.kvNotInPool, "KV for key \(String(ref.key, radix: 16)) is not (or no longer) in this agent's pool \(ref.pool): expired or never arrived")
         }
-        _ = await store.handle(.delete(tenant: ref.tenant, hashes: hashes))
+        _ = await pools.handle(.delete(tenant: ref.tenant, hashes: hashes), pool: ref.pool)
         return blocks.flatMap(\.data)
     }
 }
@@ -59,7 +60,7 @@ enum KVTransfer {
 /// stream lines, typed errors) is `AMPDAPI`'s `InstancePaths` and friends.
 struct InstanceAPI {
     let instances: RoleInstances
-    let store: KVPoolStore
+    let pools: KVPools
     let clientTLS: @Sendable () -> NIOSSLContext
     let metrics: MetricsRegistry
     let logger: Logger
@@ -93,7 +94,7 @@ struct InstanceAPI {
                 let start = ContinuousClock.now
                 let export = try await Self.engineCall { try await engine.exportKV(body.sequence) }
                 let encoded = ContinuousClock.now
-                let ref = try await KVTransfer.push(export, to: body.destination, tls: clientTLS())
+                let ref = try await KVTransfer.push(export, to: body.destination, leaseSeconds: await lease(body.destination.pool), tls: clientTLS())
                 logger.info("Exported KV", metadata: ["event": "ExportedKV", "bytes": "\(export.count)", "to": "\(body.destination.host):\(body.destination.port)",
                     "exportMs": "\((encoded - start).milliseconds)", "pushMs": "\((ContinuousClock.now - encoded).milliseconds)"])
                 return try Self.json(ref)
@@ -166,9 +167,14 @@ struct InstanceAPI {
         do { return try await body() } catch { throw instanceError(error) }
     }
 
+    /// The lease of KV pushed for `pool`'s deployment: its `kvPool.leaseSeconds`.
+    func lease(_ pool: String) async -> UInt32 {
+        await instances.poolConfigurations()[pool]?.maxLeaseSeconds ?? 120
+    }
+
     func importKV(_ engine: NativeEngine, _ ref: KVRef, into sequence: UInt64?) async throws(InstanceError) -> UInt64 {
         let start = ContinuousClock.now
-        let bytes = try await KVTransfer.take(ref, from: store)
+        let bytes = try await KVTransfer.take(ref, from: pools)
         let taken = ContinuousClock.now
         let imported = try await Self.engineCall { try await engine.importKV(bytes, into: sequence) }
         logger.info("Imported KV", metadata: ["event": "ImportedKV", "bytes": "\(bytes.count)", "takeMs": "\((taken - start).milliseconds)",
@@ -194,13 +200,14 @@ struct InstanceAPI {
         let destination = call.destination
         let from = pushFrom
         let tls = clientTLS
+        let leaseSeconds = await lease(destination.pool)
         let logger = self.logger
         return Self.stream(stream, engine: engine) { summary in
             let start = ContinuousClock.now
             defer { Task { await engine.release(summary.sequence) } }
             let export = try await Self.engineCall { try await engine.exportKV(summary.sequence, fromToken: from) }
             let encoded = ContinuousClock.now
-            let pushed = try await KVTransfer.push(export, to: destination, tls: tls())
+            let pushed = try await KVTransfer.push(export, to: destination, leaseSeconds: leaseSeconds, tls: tls())
             logger.info("Pushed KV", metadata: ["event": "PushedKV", "bytes": "\(export.count)", "to": "\(destination.host):\(destination.port)", "fromToken": "\(from)",
                 "exportMs": "\((encoded - start).milliseconds)", "pushMs": "\((ContinuousClock.now - encoded).milliseconds)"])
             return pushed

@@ -1,13 +1,15 @@
 import AMPDAPI
 import AMPDEngine
+import AMPDKVPool
 import Foundation
 import Logging
 
 /// The role instances (prefill or decode engine instances) this agent runs,
 /// converged on the controller's assignments at every heartbeat: new ones
 /// load their model and report Starting then Running (or Failed, with the
-/// reason); ones no longer assigned stop taking work, drain (running
-/// sequences finish, up to `drainTimeout`) and are dropped.
+/// reason); ones whose assignment changed (the deployment's KV block size,
+/// say) are replaced by a new engine; ones no longer assigned stop taking
+/// work, drain (running sequences finish, up to `drainTimeout`) and are dropped.
 actor RoleInstances {
     struct Instance {
         let spec: NodeInstance
@@ -33,7 +35,14 @@ actor RoleInstances {
 
     func reconcile(_ desired: [NodeInstance]) async {
         let wanted = Dictionary(desired.map { ($0.instance, $0) }, uniquingKeysWith: { a, _ in a })
-        for (name, spec) in wanted where instances[name] == nil {
+        for (name, spec) in wanted where instances[name] == nil || (instances[name]!.spec != spec && instances[name]!.phase != .draining) {
+            if let old = instances[name] {
+                // Its engine's settings changed: a new engine takes the name; requests running on
+                // the old one finish there, and sessions it held recompute on the new one.
+                logger.info("Replacing instance", metadata: ["event": "InstanceReplacing", "instance": "\(name)",
+                                                            "blockTokens": "\(spec.kvPool?.blockTokens ?? 16)",
+                                                            "previousBlockTokens": "\(old.spec.kvPool?.blockTokens ?? 16)"])
+            }
             generation += 1
             let inst = Instance(spec: spec, generation: generation)
             instances[name] = inst
@@ -66,6 +75,8 @@ actor RoleInstances {
                 let path = try ModelLocator.resolve(path: spec.model.source.path, pipPackage: spec.model.source.pip)
                 var options = NativeEngineOptions()
                 options.kvCapacityTokens = capacity
+                options.blockTokens = spec.kvPool?.blockTokens ?? options.blockTokens
+                options.firstSequenceID = UInt64(generation) << 32
                 options.threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, spec.accelerators))
                 let engine = try NativeEngine(modelPath: path, options: options)
                 await self.loaded(spec.instance, generation, engine: engine, path: path)
@@ -118,4 +129,30 @@ actor RoleInstances {
     }
 
     func engine(_ instance: String) -> NativeEngine? { instances[instance]?.engine }
+
+    /// The KV pool each served deployment asks for (`spec.kvPool`), by deployment.
+    func poolConfigurations() -> [String: KVPoolConfiguration] {
+        var out: [String: KVPoolConfiguration] = [:]
+        for i in instances.values {
+            let kv = i.spec.kvPool ?? KVPoolSpec()
+            out[i.spec.deployment] = KVPoolConfiguration(
+                capacityBytes: Int(kv.capacityPerAgent?.bytes ?? 1 << 30), encrypt: (kv.encryption ?? .aes256gcm) == .aes256gcm,
+                tenantIsolation: kv.tenantIsolation ?? true, maxLeaseSeconds: UInt32(kv.leaseSeconds ?? 120))
+        }
+        return out
+    }
+
+    /// The engines' KV block size, by deployment.
+    func blockTokens() -> [String: Int] {
+        var out: [String: Int] = [:]
+        for i in instances.values { out[i.spec.deployment] = i.spec.kvPool?.blockTokens ?? 16 }
+        return out
+    }
+
+    /// Each running instance's engine block size (for metrics).
+    func engineBlockTokens() -> [String: Int] {
+        var out: [String: Int] = [:]
+        for (name, i) in instances { if let e = i.engine { out[name] = e.options.blockTokens } }
+        return out
+    }
 }

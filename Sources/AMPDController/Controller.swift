@@ -81,12 +81,7 @@ public struct Controller: Sendable {
         let decisions = DecisionLog(store: store, logger: logger)
         let queue = WorkQueue()
         for d in try await repo.deployments(namespace: nil) {
-            var perNode: [String: [NodeInstance]] = [:]
-            for a in d.status?.assignments ?? [] {
-                perNode[a.node, default: []].append(NodeInstance(instance: a.instance, deployment: d.metadata.key, role: a.role,
-                    accelerators: a.accelerators, tensor: d.pool(a.role)?.tensor ?? 1, model: d.spec.model))
-            }
-            await board.set(deployment: d.metadata.key, instances: perNode)
+            await board.set(deployment: d.metadata.key, instances: Reconciler.nodeInstances(d.status?.assignments ?? [], d))
             await queue.add(d.metadata.key)
         }
         let ready = ReadinessFlag()

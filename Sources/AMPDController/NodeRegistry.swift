@@ -72,6 +72,7 @@ actor NodeRegistry {
         let before = n.status
         n.status.load = hb.load
         n.status.instances = hb.instances
+        n.status.pools = hb.pools
         n.status.lastHeartbeatTime = Timestamp.rfc3339(Date())
         n.status.phase = .ready
         lastSeen[name] = clock.now

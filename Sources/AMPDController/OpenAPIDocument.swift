@@ -286,6 +286,7 @@ components:
                 tenantIsolation: {type: boolean}
                 encryption: {enum: [aes-256-gcm, none]}
                 onTransferFailure: {enum: [recompute, fail]}
+                leaseSeconds: {type: integer, minimum: 1, maximum: 3600, description: seconds pushed KV stays reserved for its import}
         status:
           type: object
           readOnly: true
@@ -415,12 +416,25 @@ components:
           type: object
           properties: {queueLength: {type: integer}, runningSequences: {type: integer}, kvBlocksUsed: {type: integer}, kvBlocksFree: {type: integer}, tokensPerSecond: {type: number}}
         instances: {type: array, items: {$ref: "#/components/schemas/InstanceReport"}}
+        pools: {type: array, items: {$ref: "#/components/schemas/KVPoolReport"}}
+    KVPoolReport:
+      type: object
+      description: a deployment's KV pool as the agent runs it
+      properties:
+        deployment: {type: string}
+        capacityBytes: {type: integer}
+        usedBytes: {type: integer}
+        blocks: {type: integer}
+        encryption: {enum: [aes-256-gcm, none]}
+        tenantIsolation: {type: boolean}
+        leaseSeconds: {type: integer}
+        blockTokens: {type: integer}
     Node:
       type: object
       properties:
         metadata: {$ref: "#/components/schemas/ObjectMeta"}
         spec: {type: object, properties: {capacity: {$ref: "#/components/schemas/NodeCapacity"}, addresses: {type: array, items: {type: string}}, unschedulable: {type: boolean}}}
-        status: {type: object, properties: {phase: {enum: [Ready, NotReady, Unknown]}, lastHeartbeatTime: {type: string}, load: {type: object}, instances: {type: array, items: {$ref: "#/components/schemas/InstanceReport"}}}}
+        status: {type: object, properties: {phase: {enum: [Ready, NotReady, Unknown]}, lastHeartbeatTime: {type: string}, load: {type: object}, instances: {type: array, items: {$ref: "#/components/schemas/InstanceReport"}}, pools: {type: array, items: {$ref: "#/components/schemas/KVPoolReport"}}}}
     NodeList:
       type: object
       properties: {items: {type: array, items: {$ref: "#/components/schemas/Node"}}}
@@ -433,7 +447,7 @@ components:
           type: array
           items:
             type: object
-            properties: {instance: {type: string}, deployment: {type: string}, role: {enum: [prefill, decode]}, accelerators: {type: integer}, tensor: {type: integer}, model: {type: object}}
+            properties: {instance: {type: string}, deployment: {type: string}, role: {enum: [prefill, decode]}, accelerators: {type: integer}, tensor: {type: integer}, model: {type: object}, kvPool: {type: object, description: the deployment's spec.kvPool with defaults}}
     Decision:
       type: object
       properties:

@@ -54,7 +54,7 @@ struct Reconciler: Sendable {
             }
         }
         try await decisions.record(decisionRecords(plan, deployment: d, now: now))
-        await board.set(deployment: key, instances: nodeInstances(plan.assignments, d))
+        await board.set(deployment: key, instances: Self.nodeInstances(plan.assignments, d))
 
         if d.metadata.isDeleting {
             let stillRunning = nodes.filter { $0.status.phase == .ready }.flatMap(\.status.instances).filter { $0.deployment == key }
@@ -82,12 +82,13 @@ struct Reconciler: Sendable {
         }
     }
 
-    private func nodeInstances(_ assignments: [InstanceAssignment], _ d: ServingDeployment) -> [String: [NodeInstance]] {
+    /// What each node must run for `d`: its assignments, with the deployment's model and KV pool settings.
+    static func nodeInstances(_ assignments: [InstanceAssignment], _ d: ServingDeployment) -> [String: [NodeInstance]] {
         var out: [String: [NodeInstance]] = [:]
         for a in assignments {
             let pool = d.pool(a.role)
             out[a.node, default: []].append(NodeInstance(instance: a.instance, deployment: d.metadata.key, role: a.role,
-                accelerators: a.accelerators, tensor: pool?.tensor ?? 1, model: d.spec.model))
+                accelerators: a.accelerators, tensor: pool?.tensor ?? 1, model: d.spec.model, kvPool: d.spec.kvPool))
         }
         return out
     }

@@ -67,7 +67,7 @@ public struct Gateway: Sendable {
         }
         let driver = RoundDriver(engine: RoundEngine(routing: RoutingConfiguration(d.spec), slo: Self.slo(d), cost: cost), caller: caller, logger: logger)
         await TopologyRefresher.follow(topology, driver: driver)
-        let runner = RoundRunner(caller: caller, driver: driver, tokenizer: tokenizer, logger: logger)
+        let runner = RoundRunner(caller: caller, driver: driver, tokenizer: tokenizer, pool: d.metadata.key, logger: logger)
         let records = RoundLog()
         let api = OpenAIAPI(runner: runner, template: template, modelName: d.spec.model.name, metrics: MetricsRegistry(), records: records, logger: logger)
         let portFile = config.portFile

@@ -19,6 +19,8 @@ struct RoundRunner: Sendable {
     let caller: AgentCaller
     let driver: RoundDriver
     let tokenizer: BPETokenizer
+    /// The deployment's KV pool on each agent (`namespace/name`).
+    let pool: String
     let logger: Logger
 
     struct Input: Sendable {
@@ -150,7 +152,7 @@ struct RoundRunner: Sendable {
                 let readStart = clock.now
                 do {
                     historyRef = try await caller.export(owner, ExportRequest(sequence: previous.sequence, destination: KVDestination(
-                        host: instance.host, port: instance.kvPort, tenant: input.tenant, key: UInt64.random(in: 1...UInt64.max))))
+                        host: instance.host, port: instance.kvPort, pool: pool, tenant: input.tenant, key: UInt64.random(in: 1...UInt64.max))))
                     historyBytes = historyRef?.bytes ?? 0
                     historyMode = "read"
                 } catch {
@@ -170,7 +172,7 @@ struct RoundRunner: Sendable {
             do {
                 let lines = try await caller.prefill(instance, PrefillRequest(
                     tokens: historyRef == nil ? start.tokens : reused, history: historyRef, sampling: sampling, stopTokens: stopList,
-                    destination: KVDestination(host: owner.host, port: owner.kvPort, tenant: input.tenant, key: UInt64.random(in: 1...UInt64.max))))
+                    destination: KVDestination(host: owner.host, port: owner.kvPort, pool: pool, tenant: input.tenant, key: UInt64.random(in: 1...UInt64.max))))
                 for try await l in lines {
                     if let t = l.token { _ = await take(t, prefillSince: since) }
                     if let r = l.done { cached = r.cachedTokens }

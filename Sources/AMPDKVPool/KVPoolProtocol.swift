@@ -3,6 +3,7 @@
 ///     u32 length of the rest (big-endian, ≤ maxFrameBytes)
 ///     u8  opcode           (requests 0x01…; responses 0x80 | request opcode)
 ///     u32 request id       (echoed by the response)
+///     pool                 (requests only: the deployment whose pool slice is addressed, `namespace/name`)
 ///     payload              (per opcode, below)
 ///
 /// Strings are u16 length + UTF-8; block hashes are u64 (the chained prefix
@@ -131,8 +132,9 @@ public enum KVPoolCodec {
         }
     }
 
-    public static func encode(_ request: KVPoolRequest, id: UInt32) -> [UInt8] {
+    public static func encode(_ request: KVPoolRequest, pool: String = "", id: UInt32) -> [UInt8] {
         var w = Writer()
+        w.string(pool)
         switch request {
         case .put(let tenant, let lease, let blocks):
             w.string(tenant); w.u32(lease); w.u32(UInt32(blocks.count))
@@ -236,8 +238,8 @@ public enum KVPoolCodec {
         return buffer.count >= n + 4 ? n + 4 : nil
     }
 
-    /// Decodes one complete request frame (as delimited by `frameLength`).
-    public static func decodeRequest(_ frame: ArraySlice<UInt8>) throws(KVPoolProtocolError) -> (UInt32, KVPoolRequest) {
+    /// Decodes one complete request frame (as delimited by `frameLength`): its id, pool and request.
+    public static func decodeRequest(_ frame: ArraySlice<UInt8>) throws(KVPoolProtocolError) -> (UInt32, String, KVPoolRequest) {
         var r = Reader(frame, base: 0)
         _ = try r.int("frame length", as: UInt32.self)
         let opAt = r.position
@@ -246,6 +248,7 @@ public enum KVPoolCodec {
         guard let opcode = KVPoolOpcode(rawValue: op) else {
             throw KVPoolProtocolError(offset: opAt, reason: "unknown request opcode 0x\(String(op, radix: 16))")
         }
+        let pool = try r.string("pool")
         let tenant = try r.string("tenant")
         let request: KVPoolRequest
         switch opcode {
@@ -269,7 +272,7 @@ public enum KVPoolCodec {
             }
         }
         try r.end()
-        return (id, request)
+        return (id, pool, request)
     }
 
     /// Decodes one complete response frame.

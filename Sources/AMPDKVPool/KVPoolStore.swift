@@ -1,12 +1,32 @@
 import Crypto
 import Foundation
 
-/// The blocks one agent's KV pool holds: bounded by bytes, least-recently-used
-/// eviction of blocks whose lease has expired, a checksum verified on every
-/// put, and tenant isolation twice over — every key is a keyed hash of
-/// (tenant, block hash) under this pool's secret, so one tenant's lookups
-/// can never reach another's entries even with the same token ids; and every
-/// block is sealed with AES-256-GCM under a key derived for its tenant.
+/// How one pool (one deployment's slice of an agent's KV pool) behaves: the
+/// deployment's `spec.kvPool`, as the controller hands it to the agent.
+public struct KVPoolConfiguration: Sendable, Equatable, Hashable, Codable {
+    public var capacityBytes: Int
+    /// Seal every block with AES-256-GCM under a key derived for its tenant.
+    public var encrypt: Bool
+    /// Key blocks per tenant: tenants never see each other's blocks. Off, the pool is one
+    /// shared namespace (and one sealing key): tenants share prefixes.
+    public var tenantIsolation: Bool
+    /// The longest lease a put may ask for; longer ones are cut to it.
+    public var maxLeaseSeconds: UInt32
+
+    public init(capacityBytes: Int, encrypt: Bool = true, tenantIsolation: Bool = true, maxLeaseSeconds: UInt32 = 120) {
+        self.capacityBytes = capacityBytes
+        self.encrypt = encrypt
+        self.tenantIsolation = tenantIsolation
+        self.maxLeaseSeconds = maxLeaseSeconds
+    }
+}
+
+/// The blocks one pool holds: bounded by bytes, least-recently-used eviction of
+/// blocks whose lease has expired, a checksum verified on every put, and tenant
+/// isolation twice over (when configured) — every key is a keyed hash of
+/// (tenant, block hash) under this pool's secret, so one tenant's lookups can
+/// never reach another's entries even with the same token ids; and every block
+/// is sealed with AES-256-GCM under a key derived for its tenant.
 public actor KVPoolStore {
     public struct Stats: Sendable, Equatable, Codable {
         public var blocks: Int
@@ -25,15 +45,17 @@ public actor KVPoolStore {
         var hash: UInt64
         var parent: UInt64
         var checksum: UInt64
-        var sealed: Data
+        /// The block as stored: AES-GCM combined box when `encrypted`, else the data.
+        var stored: Data
+        var encrypted: Bool
         var size: Int
         var lastUse: UInt64
         var leaseUntil: Date
     }
 
-    public let capacityBytes: Int
+    public private(set) var configuration: KVPoolConfiguration
+    public var capacityBytes: Int { configuration.capacityBytes }
     let secret: SymmetricKey
-    let encrypt: Bool
     var entries: [Key: Entry] = [:]
     var used = 0
     var clock: UInt64 = 0
@@ -41,14 +63,28 @@ public actor KVPoolStore {
     var tenantKeys: [String: SymmetricKey] = [:]
 
     public init(capacityBytes: Int, secret: SymmetricKey = SymmetricKey(size: .bits256), encrypt: Bool = true) {
-        self.capacityBytes = capacityBytes
-        self.secret = secret
-        self.encrypt = encrypt
+        self.init(configuration: KVPoolConfiguration(capacityBytes: capacityBytes, encrypt: encrypt), secret: secret)
     }
+
+    public init(configuration: KVPoolConfiguration, secret: SymmetricKey = SymmetricKey(size: .bits256)) {
+        self.configuration = configuration
+        self.secret = secret
+    }
+
+    /// Applies a new configuration: a smaller capacity evicts unleased blocks (least recently
+    /// used first); blocks already stored keep the sealing and keys they were stored with, so
+    /// a change of isolation or encryption applies to blocks put from now on.
+    public func configure(_ c: KVPoolConfiguration, now: Date = Date()) {
+        configuration = c
+        if used > c.capacityBytes { _ = makeRoom(0, now: now) }
+    }
+
+    /// The namespace a tenant's blocks live in: its own, or the pool's shared one.
+    func namespace(_ tenant: String) -> String { configuration.tenantIsolation ? "t:" + tenant : "shared" }
 
     func key(_ tenant: String, _ hash: UInt64) -> Key {
         var mac = HMAC<SHA256>(key: secret)
-        mac.update(data: Array(tenant.utf8))
+        mac.update(data: Array(namespace(tenant).utf8))
         mac.update(data: [0])
         mac.update(data: withUnsafeBytes(of: hash.bigEndian) { Array($0) })
         let digest = Array(mac.finalize())
@@ -56,9 +92,10 @@ public actor KVPoolStore {
     }
 
     func tenantKey(_ tenant: String) -> SymmetricKey {
-        if let k = tenantKeys[tenant] { return k }
-        let k = HKDF<SHA256>.deriveKey(inputKeyMaterial: secret, info: Data("ampd kv tenant \(tenant)".utf8), outputByteCount: 32)
-        tenantKeys[tenant] = k
+        let ns = namespace(tenant)
+        if let k = tenantKeys[ns] { return k }
+        let k = HKDF<SHA256>.deriveKey(inputKeyMaterial: secret, info: Data("ampd kv tenant \(ns)".utf8), outputByteCount: 32)
+        tenantKeys[ns] = k
         return k
     }
 
@@ -81,7 +118,7 @@ public actor KVPoolStore {
         guard incoming <= capacityBytes else {
             return .error(.capacityExceeded, "\(incoming) bytes exceed the pool's capacity of \(capacityBytes)")
         }
-        let until = now.addingTimeInterval(TimeInterval(lease))
+        let until = now.addingTimeInterval(TimeInterval(min(lease, configuration.maxLeaseSeconds)))
         var stored = 0
         for b in blocks {
             let k = key(tenant, b.hash)
@@ -95,17 +132,18 @@ public actor KVPoolStore {
             guard makeRoom(b.data.count, now: now) else {
                 return .error(.capacityExceeded, "no room for block \(stored) of \(blocks.count): every block is leased (\(used) of \(capacityBytes) bytes used); \(stored) stored")
             }
-            let sealed: Data
-            if encrypt {
+            let data: Data
+            if configuration.encrypt {
                 guard let box = try? AES.GCM.seal(b.data, using: tenantKey(tenant)), let combined = box.combined else {
                     return .error(.internalError, "sealing block \(stored) failed")
                 }
-                sealed = combined
+                data = combined
             } else {
-                sealed = Data(b.data)
+                data = Data(b.data)
             }
             clock += 1
-            entries[k] = Entry(hash: b.hash, parent: b.parent, checksum: b.checksum, sealed: sealed, size: b.data.count, lastUse: clock, leaseUntil: until)
+            entries[k] = Entry(hash: b.hash, parent: b.parent, checksum: b.checksum, stored: data, encrypted: configuration.encrypt,
+                               size: b.data.count, lastUse: clock, leaseUntil: until)
             used += b.data.count
             stored += 1
         }
@@ -131,13 +169,13 @@ public actor KVPoolStore {
             let k = key(tenant, h)
             guard var e = entries[k] else { stats.misses += 1; break }
             let data: [UInt8]
-            if encrypt {
-                guard let box = try? AES.GCM.SealedBox(combined: e.sealed), let plain = try? AES.GCM.open(box, using: tenantKey(tenant)) else {
+            if e.encrypted {
+                guard let box = try? AES.GCM.SealedBox(combined: e.stored), let plain = try? AES.GCM.open(box, using: tenantKey(tenant)) else {
                     return .error(.internalError, "block \(String(h, radix: 16)) failed authentication")
                 }
                 data = Array(plain)
             } else {
-                data = Array(e.sealed)
+                data = Array(e.stored)
             }
             clock += 1
             e.lastUse = clock
@@ -179,6 +217,11 @@ public actor KVPoolStore {
             }
         }
         return n
+    }
+
+    /// Whether the block `hash` of `tenant` is stored sealed (nil: not stored).
+    public func isSealed(tenant: String, hash: UInt64) -> Bool? {
+        entries[key(tenant, hash)].map(\.encrypted)
     }
 
     public func snapshot(now: Date = Date()) -> Stats {

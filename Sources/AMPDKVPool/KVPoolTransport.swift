@@ -52,10 +52,10 @@ public enum KVPoolTLS {
 }
 
 /// A KV pool endpoint: accepts mutual-TLS connections and answers frames from
-/// its `KVPoolStore`. A malformed frame or a failed handshake closes that
-/// connection with a logged reason; the server goes on.
+/// the pool each names (`KVPools`). A malformed frame or a failed handshake
+/// closes that connection with a logged reason; the server goes on.
 public final class KVPoolServer: Sendable {
-    public let store: KVPoolStore
+    public let pools: KVPools
     public let port: Int
     let channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
     let logger: Logger
@@ -64,7 +64,7 @@ public final class KVPoolServer: Sendable {
     /// `tls` is read for every new connection, so a renewed certificate takes
     /// effect without dropping open connections. `isRevoked` is asked the peer
     /// certificate's serial (lowercase hex, no leading zeros) on its first frame.
-    public static func bind(host: String, port: Int, tls: @escaping @Sendable () -> NIOSSLContext, store: KVPoolStore, logger: Logger,
+    public static func bind(host: String, port: Int, tls: @escaping @Sendable () -> NIOSSLContext, pools: KVPools, logger: Logger,
                             isRevoked: (@Sendable (String) async -> Bool)? = nil,
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> KVPoolServer {
         let channel = try await ServerBootstrap(group: group)
@@ -77,17 +77,18 @@ public final class KVPoolServer: Sendable {
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
                 }
             }
-        return KVPoolServer(store: store, port: channel.channel.localAddress?.port ?? port, channel: channel, logger: logger, isRevoked: isRevoked)
+        return KVPoolServer(pools: pools, port: channel.channel.localAddress?.port ?? port, channel: channel, logger: logger, isRevoked: isRevoked)
     }
 
+    /// An endpoint serving one pool, named "" (tests, tools).
     public static func bind(host: String, port: Int, tls: NIOSSLContext, store: KVPoolStore, logger: Logger,
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> KVPoolServer {
-        try await bind(host: host, port: port, tls: { tls }, store: store, logger: logger, group: group)
+        try await bind(host: host, port: port, tls: { tls }, pools: KVPools(store), logger: logger, group: group)
     }
 
-    init(store: KVPoolStore, port: Int, channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, logger: Logger,
+    init(pools: KVPools, port: Int, channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, logger: Logger,
          isRevoked: (@Sendable (String) async -> Bool)?) {
-        self.store = store
+        self.pools = pools
         self.port = port
         self.channel = channel
         self.logger = logger
@@ -128,8 +129,8 @@ public final class KVPoolServer: Sendable {
                         }
                     }
                     let bytes = frame.readBytes(length: frame.readableBytes) ?? []
-                    let (id, request) = try KVPoolCodec.decodeRequest(bytes[...])
-                    let response = await store.handle(request)
+                    let (id, pool, request) = try KVPoolCodec.decodeRequest(bytes[...])
+                    let response = await pools.handle(request, pool: pool)
                     try await outbound.write(ByteBuffer(bytes: KVPoolCodec.encode(response, to: request.opcode, id: id)))
                 }
             }
@@ -139,10 +140,12 @@ public final class KVPoolServer: Sendable {
     }
 }
 
-/// One mutual-TLS connection to a KV pool endpoint; requests are answered in order.
+/// One mutual-TLS connection to a KV pool endpoint; requests are answered in order, and
+/// address the pool named when the connection was opened.
 public struct KVPoolConnection {
     var iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    let pool: String
     var nextID: UInt32 = 1
 
     public enum Failure: Error, CustomStringConvertible {
@@ -159,7 +162,7 @@ public struct KVPoolConnection {
     }
 
     /// Opens a connection, runs `body`, closes it.
-    public static func with<R: Sendable>(host: String, port: Int, tls: NIOSSLContext,
+    public static func with<R: Sendable>(host: String, port: Int, tls: NIOSSLContext, pool: String = "",
                                          group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                                          _ body: (inout KVPoolConnection) async throws -> R) async throws -> R {
         let channel = try await ClientBootstrap(group: group)
@@ -173,7 +176,7 @@ public struct KVPoolConnection {
             }
         return try await channel.executeThenClose { inbound, outbound in
             let it = inbound.makeAsyncIterator()
-            var conn = KVPoolConnection(iterator: it, outbound: outbound)
+            var conn = KVPoolConnection(iterator: it, outbound: outbound, pool: pool)
             return try await body(&conn)
         }
     }
@@ -190,7 +193,7 @@ public struct KVPoolConnection {
     public mutating func send(_ request: KVPoolRequest) async throws -> KVPoolResponse {
         let id = nextID
         nextID &+= 1
-        try await outbound.write(ByteBuffer(bytes: KVPoolCodec.encode(request, id: id)))
+        try await outbound.write(ByteBuffer(bytes: KVPoolCodec.encode(request, pool: pool, id: id)))
         guard var frame = try await iterator.next() else { throw Failure.closed }
         let bytes = frame.readBytes(length: frame.readableBytes) ?? []
         let (got, _, response) = try KVPoolCodec.decodeResponse(bytes[...])

@@ -68,8 +68,6 @@ public enum StatusBuilder {
             status.conditions.set(cond(ConditionType.degraded, .true, ConditionReason.nodeLost, "\(lostInstances) instances were on nodes that stopped heart-beating"))
         } else if failed > 0 {
             status.conditions.set(cond(ConditionType.degraded, .true, "InstancesFailed", "\(failed) instances report Failed"))
-        } else if d.spec.kvPool?.tls?.mode == .disabled {
-            status.conditions.set(cond(ConditionType.degraded, .true, ConditionReason.insecureKVPool, "KV pool TLS is disabled (spec.kvPool.tls.allowInsecure is true)"))
         } else {
             status.conditions.set(cond(ConditionType.degraded, .false, ConditionReason.noDegradation, "No degradation"))
         }

@@ -46,9 +46,6 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Instance API port (0: any free port).")
     var apiPort = 0
 
-    @Option(help: "KV pool capacity in MiB.")
-    var kvCapacityMib = 256
-
     @Option(help: "KV cache capacity of each engine instance, in tokens (idle sessions' KV gives way when it is full).")
     var engineKvTokens = 8192
 
@@ -72,8 +69,8 @@ struct AgentCommand: AsyncParsableCommand {
         guard let token = token ?? ProcessInfo.processInfo.environment["AMPD_NODE_TOKEN"] else {
             throw ValidationError("give --token or set AMPD_NODE_TOKEN (the controller's node token, in its tokens.csv)")
         }
-        guard heartbeatSeconds > 0, kvCapacityMib > 0, count > 0, engineKvTokens > 0 else {
-            throw ValidationError("--heartbeat-seconds, --kv-capacity-mib, --engine-kv-tokens and --count must be positive")
+        guard heartbeatSeconds > 0, count > 0, engineKvTokens > 0 else {
+            throw ValidationError("--heartbeat-seconds, --engine-kv-tokens and --count must be positive")
         }
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
         var c = AgentConfiguration(controller: server, caFile: caFile, token: token, name: name,
@@ -84,7 +81,6 @@ struct AgentCommand: AsyncParsableCommand {
         c.kvHost = bind
         c.kvPort = kvPort
         c.apiPort = apiPort
-        c.kvCapacityBytes = kvCapacityMib << 20
         c.engineKVTokens = engineKvTokens
         c.heartbeat = .milliseconds(Int64(heartbeatSeconds * 1000))
         c.portFile = portFile.map { URL(fileURLWithPath: $0) }

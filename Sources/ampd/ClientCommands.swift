@@ -150,7 +150,7 @@ struct DescribeCommand: AsyncParsableCommand {
         await withClient(options) { client in
             let d = try await client.deployment(name, namespace: options.namespace)
             let recent = try await client.decisions(deployment: d.metadata.key).items.suffix(10)
-            print(Table.describe(d, decisions: Array(recent)))
+            print(Table.describe(d, decisions: Array(recent), nodes: try await client.nodes()))
         }
     }
 }

@@ -102,7 +102,7 @@ enum Table {
         "\(d.seq)  \(d.ts)  \(d.deployment)  \(d.event)  \(d.reason)  \(d.actor)  \(d.message)"
     }
 
-    static func describe(_ d: ServingDeployment, decisions: [Decision]) -> String {
+    static func describe(_ d: ServingDeployment, decisions: [Decision], nodes: [AMPDAPI.Node] = []) -> String {
         var out: [String] = []
         let m = d.metadata
         out.append("Name:               \(m.name)")
@@ -131,7 +131,18 @@ enum Table {
             out.append("  Reason:           \(p.reason)")
         }
         if let kv = d.spec.kvPool {
-            out.append("KV pool:            \(kv.blockTokens ?? 16) tokens/block, \(kv.capacityPerAgent?.text ?? "-") per agent, TLS \(kv.tls?.mode.rawValue ?? "mutual"), tenant isolation \(kv.tenantIsolation ?? true), encryption \(kv.encryption?.rawValue ?? "-"), on transfer failure \(kv.onTransferFailure?.rawValue ?? "recompute")")
+            out.append("KV pool:            \(kv.blockTokens ?? 16) tokens/block, \(kv.capacityPerAgent?.text ?? "-") per agent, TLS \(kv.tls?.mode.rawValue ?? "mutual"), tenant isolation \(kv.tenantIsolation ?? true), encryption \(kv.encryption?.rawValue ?? "-"), lease \(kv.leaseSeconds ?? 120)s, on transfer failure \(kv.onTransferFailure?.rawValue ?? "recompute")")
+        }
+        // What each agent runs for this deployment, as its last heartbeat reported.
+        let inForce = nodes.compactMap { n in n.status.pools?.first { $0.deployment == d.metadata.key }.map { (n.name, $0) } }
+        if !inForce.isEmpty {
+            out.append("KV pools in force:")
+            var prow = [["  NODE", "BLOCK", "CAPACITY", "USED", "ENCRYPTION", "ISOLATION", "LEASE"]]
+            for (node, p) in inForce {
+                prow.append(["  \(node)", "\(p.blockTokens)", "\(p.capacityBytes >> 20)Mi", "\(p.usedBytes)", p.encryption.rawValue,
+                             p.tenantIsolation ? "tenant" : "shared", "\(p.leaseSeconds)s"])
+            }
+            out.append(render(prow))
         }
         out.append("Pools:")
         var rows = [["  ROLE", "MODE", "TP", "ACCELERATORS", "DESIRED", "PLACED", "READY"]]

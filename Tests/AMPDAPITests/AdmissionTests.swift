@@ -71,6 +71,7 @@ struct AdmissionTests {
         #expect(d.spec.decode.resources?.accelerator == "cpu")
         #expect(d.spec.decode.resources?.count == 1)
         #expect(d.spec.kvPool?.tls?.allowInsecure == false)
+        #expect(d.spec.kvPool?.leaseSeconds == 120)
         #expect(d.desiredReplicas(.decode) == 1)
         #expect(d.spec.routing?.onPrefillUnavailable == .aggregate)
     }
@@ -129,9 +130,12 @@ struct AdmissionTests {
         ("spec.kvPool.blockTokens", .int(2048), "spec.kvPool.blockTokens", "power of two"),
         ("spec.kvPool.capacityPerAgent", .string("lots"), "spec.kvPool.capacityPerAgent", "not a quantity"),
         ("spec.kvPool.capacityPerAgent", .string("1Ki"), "spec.kvPool.capacityPerAgent", "at least 1Mi"),
-        ("spec.kvPool.tls.mode", .string("disabled"), "spec.kvPool.tls.mode", "requires spec.kvPool.tls.allowInsecure: true"),
+        ("spec.kvPool.tls.mode", .string("disabled"), "spec.kvPool.tls.mode", "not supported: KV pool endpoints always use mutual TLS"),
+        ("spec.kvPool.tls.allowInsecure", .bool(true), "spec.kvPool.tls.allowInsecure", "not supported"),
         ("spec.kvPool.tls.mode", .string("tls"), "spec.kvPool.tls.mode", "mutual, disabled"),
         ("spec.kvPool.tenantIsolation", .string("yes please"), "spec.kvPool.tenantIsolation", "expected a boolean"),
+        ("spec.kvPool.leaseSeconds", .int(0), "spec.kvPool.leaseSeconds", "from 1 to 3600"),
+        ("spec.kvPool.leaseSeconds", .int(7200), "spec.kvPool.leaseSeconds", "from 1 to 3600"),
         ("spec.kvPool.encryption", .string("rot13"), "spec.kvPool.encryption", "aes-256-gcm, none"),
         ("spec.kvPool.onTransferFailure", .string("retry"), "spec.kvPool.onTransferFailure", "recompute, fail"),
         ("spec.extra", .bool(true), "spec.extra", "unknown field"),
@@ -158,9 +162,10 @@ struct AdmissionTests {
         #expect(admissionError(v) == nil)
     }
 
-    @Test func disabledTLSNeedsExplicitAcknowledgement() throws {
+    /// KV pool endpoints always use mutual TLS: turning it off is refused by name, even acknowledged.
+    @Test func disabledTLSIsRefused() throws {
         let v = patched(try tree(validManifest), "spec.kvPool.tls", .object(["mode": .string("disabled"), "allowInsecure": .bool(true)]))
-        #expect(admissionError(v) == nil)
+        #expect(admissionError(v)?.causes.map(\.field) == ["spec.kvPool.tls.mode", "spec.kvPool.tls.allowInsecure"])
     }
 
     @Test func plannerAutoNeedsAnAutoscaledPool() throws {

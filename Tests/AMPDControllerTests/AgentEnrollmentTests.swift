@@ -76,15 +76,26 @@ struct AgentEnrollmentTests {
         let portA = try await eventually("agent A listening") { try a.port() }
         _ = try await eventually("agent B listening") { try b.port() }
         #expect(FileManager.default.fileExists(atPath: a.dataDir.appendingPathComponent("agent.key").path))
+        // An agent serves a KV pool per deployment it runs instances of: give A one.
+        let gw = try await gatewayTLS(ctl, caPEM: caPEM)
+        await #expect(throws: KVPoolConnection.Failure.self) {
+            try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: gw.context, pool: "default/smollm2") { conn in
+                try await conn.send(.probe(tenant: "t", hashes: [1]))
+            }
+        }
+        #expect(try ctl.cli(["apply", "-f", quickstart]).0 == 0)
+        _ = try await eventually("A serves the deployment's pool") { () -> Bool? in
+            try await ctl.client.nodes().first { $0.metadata.name == "node-a" }?.status.pools?.isEmpty == false ? true : nil
+        }
+        let pool = "default/smollm2"
 
         // A gateway certificate (admin) works against agent A; B's own certificate works too.
-        let gw = try await gatewayTLS(ctl, caPEM: caPEM)
-        let stored = try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: gw.context) { conn in
+        let stored = try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: gw.context, pool: pool) { conn in
             try await conn.send(.put(tenant: "t", leaseSeconds: 60, blocks: [KVBlock(hash: 1, parent: 0, data: [1, 2, 3])]))
         }
         #expect(stored == .stored(1))
         let bTLS = try b.clientTLS(caPEM: caPEM)
-        let probed = try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: bTLS.context) { conn in
+        let probed = try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: bTLS.context, pool: pool) { conn in
             try await conn.send(.probe(tenant: "t", hashes: [1]))
         }
         #expect(probed == .count(1))
@@ -101,7 +112,7 @@ struct AgentEnrollmentTests {
         try? await nodeClient.shutdown()
 
         // Renewal: a connection opened before it keeps working after it; the serial changes.
-        try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: gw.context) { conn in
+        try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: gw.context, pool: pool) { conn in
             let renewed = try await eventually("agent A renews", timeout: .seconds(30)) { () -> String? in
                 let p = try a.port()
                 return p?.serial != portA.serial ? p?.serial : nil
@@ -118,7 +129,7 @@ struct AgentEnrollmentTests {
         #expect(!revoked.serials.isEmpty)
         try await eventually("A refuses B's revoked certificate") { () -> Bool? in
             do {
-                _ = try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: bTLS.context) { conn in
+                _ = try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: bTLS.context, pool: pool) { conn in
                     try await conn.send(.probe(tenant: "t", hashes: [1]))
                 }
                 return nil

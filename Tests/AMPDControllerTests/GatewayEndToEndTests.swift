@@ -135,9 +135,9 @@ extension GatewayEndToEndTests {
     @Test("a KV transfer that fails is never a silent wait: recompute (counted by kind) or fail, as the manifest says")
     func transferFailure() async throws {
         guard AgentInstancesTests.modelAvailable else { return }
-        // A KV pool of 1 MiB cannot take a 1.1 MB sequence: every push is refused.
-        let manifest = try quickstartManifest(routing: "policy: static-pd")
-        let (ctl, agent) = try await startQuickstart(agentArgs: ["--count", "2", "--kv-capacity-mib", "1"], manifest: manifest)
+        // A KV pool of 1 MiB (the manifest's capacityPerAgent) cannot take a 1.1 MB sequence: every push is refused.
+        let manifest = try quickstartManifest(routing: "policy: static-pd", replacing: [("capacityPerAgent: 256Mi", "capacityPerAgent: 1Mi")])
+        let (ctl, agent) = try await startQuickstart(manifest: manifest)
         defer { Task { await ctl.shutdown() } }
         defer { _ = agent.stop() }
         let gw = try GatewayProcess(controller: ctl)
@@ -285,5 +285,66 @@ extension GatewayEndToEndTests {
             return m.contains("ampd_agent_running_sequences 0") && m.contains("ampd_agent_engine_kv_blocks_used 0") ? m : nil
         }
         #expect(text.contains("ampd_agent_waiting_sequences 0"))
+    }
+}
+
+extension GatewayEndToEndTests {
+    @Test("the manifest's kvPool settings are what the agents run: block size, pool capacity, encryption, isolation and lease change with ampd apply, and KV still moves correctly")
+    func kvPoolSettingsFromManifest() async throws {
+        guard AgentInstancesTests.modelAvailable else { return }
+        let manifest = try quickstartManifest(routing: "policy: static-pd")
+        let (ctl, agent) = try await startQuickstart(manifest: manifest)
+        defer { Task { await ctl.shutdown() } }
+        defer { _ = agent.stop() }
+        let gw = try GatewayProcess(controller: ctl)
+        defer { _ = gw.stop() }
+        let port = try await eventually("gateway listening") { gw.port() }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await http.shutdown() } }
+        let c = ChatClient(http: http, base: "http://127.0.0.1:\(port)")
+        func pools() async throws -> [KVPoolReport] {
+            try await ctl.client.nodes().first { $0.metadata.name == "cpu-host" }?.status.pools ?? []
+        }
+        // As applied: 16-token blocks, 256Mi, sealed, isolated, 120 s leases.
+        let before = try await eventually("pool reported") { try await pools().first { $0.deployment == "default/smollm2" } }
+        #expect(before.capacityBytes == 256 << 20 && before.blockTokens == 16 && before.encryption == .aes256gcm && before.tenantIsolation
+                && before.leaseSeconds == 120)
+        let m0 = try await agent.metrics(ctl)
+        #expect(m0.contains(#"ampd_agent_engine_block_tokens{instance="smollm2-decode-0"} 16"#), "\(m0)")
+        #expect(m0.contains(#"ampd_agent_kv_pool_capacity_bytes{pool="default/smollm2"} 268435456"#))
+        let a1 = try await c.chat([("user", "What is the capital of France?")], session: "before", maxTokens: 12)
+        #expect(a1.ampd.kvOutcome == "transferred")
+
+        let changed = manifest.replacingOccurrences(of: "blockTokens: 16", with: "blockTokens: 32")
+            .replacingOccurrences(of: "capacityPerAgent: 256Mi", with: "capacityPerAgent: 64Mi")
+            .replacingOccurrences(of: "tenantIsolation: true", with: "tenantIsolation: false")
+            .replacingOccurrences(of: "encryption: aes-256-gcm", with: "encryption: none")
+            .replacingOccurrences(of: "onTransferFailure: recompute", with: "onTransferFailure: recompute\n    leaseSeconds: 30")
+        #expect(try ctl.cli(["apply", "-f", "-"], stdin: changed).0 == 0)
+        let after = try await eventually("new pool settings in force", timeout: .seconds(60)) { () -> KVPoolReport? in
+            let p = try await pools().first { $0.deployment == "default/smollm2" }
+            return p?.blockTokens == 32 ? p : nil
+        }
+        #expect(after.capacityBytes == 64 << 20 && after.encryption == KVEncryption.none && !after.tenantIsolation && after.leaseSeconds == 30)
+        // The engines were replaced with 32-token blocks (visible in the agent's metrics) ...
+        _ = try await eventually("engines with 32-token blocks", timeout: .seconds(60)) { () -> Bool? in
+            let m = try await agent.metrics(ctl)
+            return m.contains(#"ampd_agent_engine_block_tokens{instance="smollm2-decode-0"} 32"#)
+                && m.contains(#"ampd_agent_engine_block_tokens{instance="smollm2-prefill-0"} 32"#)
+                && m.contains(#"ampd_agent_kv_pool_capacity_bytes{pool="default/smollm2"} 67108864"#) ? true : nil
+        }
+        _ = try await waitReady(ctl)
+        // ... and KV moves as before: a new session gets the same tokens, with its KV transferred.
+        let a2 = try await eventually("a round on the new engines") { () -> ChatAnswer? in
+            let (status, body) = try await c.send([("user", "What is the capital of France?")], session: "after-\(UUID())", maxTokens: 12)
+            return status == 200 ? try JSONDecoder().decode(ChatAnswer.self, from: Data(body.utf8)) : nil
+        }
+        #expect(a2.ampd.kvOutcome == "transferred" && a2.choices[0].message.content == a1.choices[0].message.content)
+        // The session from before the change lost its KV with the old engines: its next round recomputes, same tokens as fresh.
+        let history = [("user", "What is the capital of France?"), ("assistant", a1.choices[0].message.content), ("user", "And of Italy?")]
+        let next = try await c.chat(history, session: "before")
+        let fresh = try await c.chat(history, session: "fresh")
+        #expect(next.choices[0].message.content == fresh.choices[0].message.content)
+        #expect(agent.log().contains("InstanceReplacing"))
     }
 }

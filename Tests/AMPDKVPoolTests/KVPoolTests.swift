@@ -20,10 +20,11 @@ struct KVPoolProtocolTests {
             .delete(tenant: "t", hashes: [UInt64.max]), .release(tenant: "ünï", hashes: [7]),
         ]
         for (i, r) in requests.enumerated() {
-            let bytes = KVPoolCodec.encode(r, id: UInt32(i))
+            let pool = i % 2 == 0 ? "default/smollm2" : ""
+            let bytes = KVPoolCodec.encode(r, pool: pool, id: UInt32(i))
             #expect(try KVPoolCodec.frameLength(bytes[...]) == bytes.count)
-            let (id, back) = try KVPoolCodec.decodeRequest(bytes[...])
-            #expect(id == UInt32(i) && back == r)
+            let (id, backPool, back) = try KVPoolCodec.decodeRequest(bytes[...])
+            #expect(id == UInt32(i) && backPool == pool && back == r)
         }
         let responses: [(KVPoolOpcode, KVPoolResponse)] = [(.put, .stored(3)), (.get, .blocks([block(4)])), (.probe, .count(2)),
                                                             (.delete, .error(.badRequest, String(repeating: "x", count: 1000)))]
@@ -68,6 +69,56 @@ struct KVPoolProtocolTests {
 
 @Suite("KV pool store")
 struct KVPoolStoreTests {
+    @Test("a deployment's pool settings are obeyed: tenant isolation, encryption, lease cap, capacity (reconfigured live)")
+    func configuration() async throws {
+        // Isolation off: tenants share one namespace (a prefix put by one is found by another).
+        let shared = KVPoolStore(configuration: KVPoolConfiguration(capacityBytes: 1 << 20, tenantIsolation: false))
+        _ = await shared.handle(.put(tenant: "alice", leaseSeconds: 0, blocks: [block(0)]))
+        #expect(await shared.handle(.probe(tenant: "bob", hashes: [block(0).hash])) == .count(1))
+        #expect(await shared.handle(.get(tenant: "bob", hashes: [block(0).hash])) == .blocks([block(0)]))
+        // Encryption off: stored as is; on: sealed. Either way the data comes back intact.
+        let plain = KVPoolStore(configuration: KVPoolConfiguration(capacityBytes: 1 << 20, encrypt: false))
+        _ = await plain.handle(.put(tenant: "a", leaseSeconds: 0, blocks: [block(1)]))
+        #expect(await plain.isSealed(tenant: "a", hash: block(1).hash) == false)
+        #expect(await plain.handle(.get(tenant: "a", hashes: [block(1).hash])) == .blocks([block(1)]))
+        await plain.configure(KVPoolConfiguration(capacityBytes: 1 << 20, encrypt: true))
+        _ = await plain.handle(.put(tenant: "a", leaseSeconds: 0, blocks: [block(2)]))
+        #expect(await plain.isSealed(tenant: "a", hash: block(2).hash) == true)
+        #expect(await plain.handle(.get(tenant: "a", hashes: [block(1).hash, block(2).hash])) == .blocks([block(1), block(2)]))
+        // A lease longer than the pool's cap is cut to it: the block is evictable after the cap.
+        let t0 = Date()
+        let capped = KVPoolStore(configuration: KVPoolConfiguration(capacityBytes: 2 * 256, maxLeaseSeconds: 10))
+        _ = await capped.handle(.put(tenant: "a", leaseSeconds: 3600, blocks: [block(0), block(1)]), now: t0)
+        if case .error(.capacityExceeded, _) = await capped.handle(.put(tenant: "a", leaseSeconds: 0, blocks: [block(2)]), now: t0.addingTimeInterval(5)) {} else {
+            Issue.record("a leased block was evicted")
+        }
+        #expect(await capped.handle(.put(tenant: "a", leaseSeconds: 0, blocks: [block(2)]), now: t0.addingTimeInterval(11)) == .stored(1))
+        // A smaller capacity evicts unleased blocks, least recently used first.
+        let shrinking = KVPoolStore(configuration: KVPoolConfiguration(capacityBytes: 4 * 256))
+        _ = await shrinking.handle(.put(tenant: "a", leaseSeconds: 0, blocks: (0..<4).map { block($0) }))
+        await shrinking.configure(KVPoolConfiguration(capacityBytes: 2 * 256))
+        #expect(await shrinking.snapshot().bytes == 2 * 256)
+        #expect(await shrinking.handle(.probe(tenant: "a", hashes: [block(2).hash, block(3).hash])) == .count(2))
+    }
+
+    @Test("pools are separate per deployment; a pool the agent does not serve is refused by name")
+    func pools() async throws {
+        let pools = KVPools()
+        await pools.configure(["ns/a": KVPoolConfiguration(capacityBytes: 1 << 20), "ns/b": KVPoolConfiguration(capacityBytes: 1 << 20)])
+        _ = await pools.handle(.put(tenant: "t", leaseSeconds: 0, blocks: [block(0)]), pool: "ns/a")
+        #expect(await pools.handle(.probe(tenant: "t", hashes: [block(0).hash]), pool: "ns/a") == .count(1))
+        #expect(await pools.handle(.probe(tenant: "t", hashes: [block(0).hash]), pool: "ns/b") == .count(0))
+        guard case .error(.badRequest, let why) = await pools.handle(.probe(tenant: "t", hashes: []), pool: "ns/c") else {
+            Issue.record("an unknown pool was served")
+            return
+        }
+        #expect(why.contains("no KV pool 'ns/c'"))
+        // Reconfiguring drops pools no longer served, with their blocks.
+        await pools.configure(["ns/b": KVPoolConfiguration(capacityBytes: 1 << 20)])
+        #expect(await pools.store("ns/a") == nil)
+        #expect(await pools.store("ns/b") != nil)
+    }
+
     @Test("put, get the longest present prefix, probe, delete")
     func basics() async {
         let store = KVPoolStore(capacityBytes: 1 << 20)

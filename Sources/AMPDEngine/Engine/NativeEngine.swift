@@ -9,6 +9,9 @@ public struct NativeEngineOptions: Sendable {
     public var stepTokenBudget: Int = 256
     /// Kernel threads (default: all cores).
     public var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// The first sequence id this engine hands out: an engine that replaces another under the
+    /// same name starts elsewhere, so that a stale id never reaches a new sequence.
+    public var firstSequenceID: UInt64 = 1
 
     public init() {}
 }
@@ -76,6 +79,7 @@ public actor NativeEngine: InferenceEngine {
         let blockCount = (options.kvCapacityTokens + options.blockTokens - 1) / options.blockTokens
         storage = KVStorage(layers: model.config.layers, blockTokens: options.blockTokens, kvDim: model.config.kvDim, blockCount: blockCount)
         blocks = KVBlockManager(blockCount: blockCount, blockTokens: options.blockTokens)
+        nextID = max(1, options.firstSequenceID)
         fingerprint = Self.fingerprint(gguf: gguf, config: model.config)
     }
 
