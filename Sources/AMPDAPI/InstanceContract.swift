@@ -50,21 +50,37 @@ public struct KVDestination: Codable, Sendable, Hashable {
     }
 }
 
-/// KV waiting in an agent's pool, to import.
+/// KV waiting in an agent's pool, to import: full blocks by their prefix hash chain (the
+/// pool's shared prefix cache: a block already there was not sent again), and the rest of the
+/// export (its header, a partial last block) under `key`.
 public struct KVRef: Codable, Sendable, Hashable {
     public var pool: String
     public var tenant: String
     public var key: UInt64
+    /// Pool chunks of the rest, under `key`.
     public var chunks: Int
+    /// Bytes sent to the pool (what was not found there).
     public var bytes: Int
+    /// Prefix hashes of the export's full blocks, in order.
+    public var blocks: [UInt64]
+    /// Bytes of each full block.
+    public var blockBytes: Int
+    /// Full blocks found in the pool by probe: not sent.
+    public var reusedBlocks: Int
 
-    public init(pool: String, tenant: String, key: UInt64, chunks: Int, bytes: Int) {
+    public init(pool: String, tenant: String, key: UInt64, chunks: Int, bytes: Int, blocks: [UInt64] = [], blockBytes: Int = 0, reusedBlocks: Int = 0) {
         self.pool = pool
         self.tenant = tenant
         self.key = key
         self.chunks = chunks
         self.bytes = bytes
+        self.blocks = blocks
+        self.blockBytes = blockBytes
+        self.reusedBlocks = reusedBlocks
     }
+
+    /// Bytes the probe saved.
+    public var savedBytes: Int { reusedBlocks * blockBytes }
 }
 
 /// The prefill half of a disaggregated round: import `history` (a lazy history read) if

@@ -9,52 +9,6 @@ import Logging
 import NIOCore
 import NIOSSL
 
-/// Moves a sequence's KV export between agents as pool blocks: chunks of the
-/// export, keyed by a hash chain from `key`, each checksummed; leased until imported.
-enum KVTransfer {
-    static let chunkBytes = 256 << 10
-
-    static func chunkKey(_ key: UInt64, _ i: Int) -> UInt64 {
-        var z = key &+ UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    static func blocks(_ export: [UInt8], key: UInt64) -> [KVBlock] {
-        stride(from: 0, to: export.count, by: chunkBytes).enumerated().map { i, start in
-            KVBlock(hash: chunkKey(key, i), parent: i == 0 ? key : chunkKey(key, i - 1),
-                    data: Array(export[start..<min(export.count, start + chunkBytes)]))
-        }
-    }
-
-    /// Pushes an export into `target`'s pool, leased for `leaseSeconds` (the deployment's `kvPool.leaseSeconds`).
-    static func push(_ export: [UInt8], to target: KVDestination, leaseSeconds: UInt32, tls: NIOSSLContext) async throws(InstanceError) -> KVRef {
-        let blocks = Self.blocks(export, key: target.key)
-        let response: KVPoolResponse
-        do {
-            response = try await KVPoolConnection.with(host: target.host, port: target.port, tls: tls, pool: target.pool) { conn in
-                try await conn.send(.put(tenant: target.tenant, leaseSeconds: leaseSeconds, blocks: blocks))
-            }
-        } catch {
-            throw InstanceError(.transferFailed, "pushing \(export.count) bytes of KV to \(target.host):\(target.port) failed: \(error)")
-        }
-        if case .error(let code, let message) = response {
-            throw InstanceError(.transferFailed, "the KV pool at \(target.host):\(target.port) refused \(export.count) bytes: \(code) \(message)")
-        }
-        return KVRef(pool: target.pool, tenant: target.tenant, key: target.key, chunks: blocks.count, bytes: export.count)
-    }
-
-    static func take(_ ref: KVRef, from pools: KVPools) async throws(InstanceError) -> [UInt8] {
-        let hashes = (0..<ref.chunks).map { chunkKey(ref.key, $0) }
-        guard case .blocks(let blocks) = await pools.handle(.get(tenant: ref.tenant, hashes: hashes), pool: ref.pool), blocks.count == ref.chunks else {
-            throw InstanceError(.kvNotInPool, "KV for key \(String(ref.key, radix: 16)) is not (or no longer) in this agent's pool \(ref.pool): expired or never arrived")
-        }
-        _ = await pools.handle(.delete(tenant: ref.tenant, hashes: hashes), pool: ref.pool)
-        return blocks.flatMap(\.data)
-    }
-}
-
 /// The agent's instance API over mutual TLS: gateways (and peers) with a
 /// certificate from the cluster CA drive its engines. The contract (requests,
 /// stream lines, typed errors) is `AMPDAPI`'s `InstancePaths` and friends.

@@ -174,6 +174,7 @@ struct OpenAIAPI: Sendable {
         let labels = [("placement", r.placement)]
         metrics.registry.makeCounter(name: "ampd_gateway_rounds_total", labels: labels).increment()
         metrics.registry.makeCounter(name: "ampd_gateway_kv_bytes_moved_total", labels: []).increment(by: Int64(r.kvBytesMoved))
+        metrics.registry.makeCounter(name: "ampd_gateway_kv_bytes_saved_total", labels: []).increment(by: Int64(r.kvBytesSaved))
         metrics.registry.makeCounter(name: "ampd_gateway_kv_transfers_total", labels: [("outcome", r.kvOutcome)]).increment()
         metrics.registry.makeDurationHistogram(name: "ampd_gateway_ttft_seconds", labels: labels, buckets: MetricsRegistry.latencyBuckets)
             .recordNanoseconds(Int64(r.ttftSeconds * 1e9))

@@ -22,6 +22,9 @@ public struct RoundRecord: Sendable, Codable {
     public var tpotSeconds: Double
     /// All KV bytes moved for the round: the history read plus the KV sent to the decode instance.
     public var kvBytesMoved: Int
+    /// KV bytes not moved because the destination pool already held those blocks (a shared
+    /// prefix, a history read before), found by probe.
+    public var kvBytesSaved: Int
     /// Bytes of the lazy history read (decode instance → prefill instance) of a remote incremental prefill.
     public var historyKVBytes: Int
     /// Seconds the history read took (part of the TTFT).

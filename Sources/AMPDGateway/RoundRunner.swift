@@ -89,6 +89,7 @@ struct RoundRunner: Sendable {
         var generated: [Int32] = []
         var finish = "length"
         var kvBytes = 0
+        var kvSaved = 0
         var kvOutcome = "none"
         var cached = 0
         var sequence: UInt64?
@@ -154,6 +155,7 @@ struct RoundRunner: Sendable {
                     historyRef = try await caller.export(owner, ExportRequest(sequence: previous.sequence, destination: KVDestination(
                         host: instance.host, port: instance.kvPort, pool: pool, tenant: input.tenant, key: UInt64.random(in: 1...UInt64.max))))
                     historyBytes = historyRef?.bytes ?? 0
+                    kvSaved += historyRef?.savedBytes ?? 0
                     historyMode = "read"
                 } catch {
                     let actions = await driver.report(.transferFailed(id, TransferFailure(.historyRead, Self.cause(error, expired: .sequenceGone), "\(error)")),
@@ -200,6 +202,7 @@ struct RoundRunner: Sendable {
                                                                                  sampling: sampling, stopTokens: stopList))
                     }
                     kvBytes = historyBytes + ref.bytes
+                    kvSaved += ref.savedBytes
                     kvOutcome = "transferred"
                     _ = await driver.report(.transferDone(id), round: id)
                 } catch {
@@ -231,14 +234,14 @@ struct RoundRunner: Sendable {
             session: input.session, round: start.number, policy: start.routing.policy.rawValue, placement: d.local ? "local" : "remote",
             prefillInstance: d.instance, decodeInstance: owner.name, reason: d.decision.reason, queue: d.queue, promptTokens: d.new,
             cachedTokens: cached, completionTokens: generated.count, ttftSeconds: ttft, tpotSeconds: tpot, kvBytesMoved: kvBytes,
-            historyKVBytes: historyBytes, historyReadSeconds: historyReadSeconds, history: historyMode, kvOutcome: kvOutcome, finishReason: finish,
+            kvBytesSaved: kvSaved, historyKVBytes: historyBytes, historyReadSeconds: historyReadSeconds, history: historyMode, kvOutcome: kvOutcome, finishReason: finish,
             startedAt: arrived.timeIntervalSince1970, endedAt: Date().timeIntervalSince1970)
         logger.info("Round", metadata: [
             "event": "Round", "session": "\(record.session)", "round": "\(record.round)", "policy": "\(record.policy)", "placement": "\(record.placement)",
             "prefillInstance": "\(record.prefillInstance)", "decodeInstance": "\(record.decodeInstance)", "reason": "\(record.reason)",
             "queueWaitSeconds": "\(record.queue.waitedSeconds)", "overtook": "\(record.queue.overtook)", "reorder": "\(record.queue.reorder)",
             "promptTokens": "\(record.promptTokens)", "cachedTokens": "\(record.cachedTokens)", "completionTokens": "\(record.completionTokens)",
-            "ttftSeconds": "\(record.ttftSeconds)", "tpotSeconds": "\(record.tpotSeconds)", "kvBytesMoved": "\(record.kvBytesMoved)",
+            "ttftSeconds": "\(record.ttftSeconds)", "tpotSeconds": "\(record.tpotSeconds)", "kvBytesMoved": "\(record.kvBytesMoved)", "kvBytesSaved": "\(record.kvBytesSaved)",
             "history": "\(record.history)", "historyReadSeconds": "\(record.historyReadSeconds)",
             "kvOutcome": "\(record.kvOutcome)", "finishReason": "\(record.finishReason)"])
         return record

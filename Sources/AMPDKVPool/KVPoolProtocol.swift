@@ -15,11 +15,13 @@
 ///     PROBE   tenant, u32 n, n × u64 hash     → u32 count of the longest present prefix
 ///     DELETE  tenant, u32 n, n × u64 hash     → u32 count deleted
 ///     RELEASE tenant, u32 n, n × u64 hash     → u32 count whose lease was dropped
+///     LEASE   tenant, u32 lease seconds, u32 n, n × u64 hash
+///                                             → u32 count of the longest present prefix, each now leased
 ///
 /// Responses carry u8 status (0 ok, else an error code) then, when ok, the
 /// payload above (PUT: u32 stored), else a string message.
 public enum KVPoolOpcode: UInt8, Sendable {
-    case put = 0x01, get = 0x02, probe = 0x03, delete = 0x04, release = 0x05
+    case put = 0x01, get = 0x02, probe = 0x03, delete = 0x04, release = 0x05, lease = 0x06
 }
 
 public struct KVBlock: Sendable, Equatable {
@@ -65,6 +67,8 @@ public enum KVPoolRequest: Sendable, Equatable {
     case probe(tenant: String, hashes: [UInt64])
     case delete(tenant: String, hashes: [UInt64])
     case release(tenant: String, hashes: [UInt64])
+    /// A probe that also leases what it finds, so that it is still there when taken.
+    case lease(tenant: String, leaseSeconds: UInt32, hashes: [UInt64])
 
     public var opcode: KVPoolOpcode {
         switch self {
@@ -73,6 +77,7 @@ public enum KVPoolRequest: Sendable, Equatable {
         case .probe: .probe
         case .delete: .delete
         case .release: .release
+        case .lease: .lease
         }
     }
 }
@@ -141,6 +146,9 @@ public enum KVPoolCodec {
             for b in blocks { w.block(b) }
         case .get(let tenant, let hashes), .probe(let tenant, let hashes), .delete(let tenant, let hashes), .release(let tenant, let hashes):
             w.string(tenant); w.u32(UInt32(hashes.count))
+            for h in hashes { w.u64(h) }
+        case .lease(let tenant, let lease, let hashes):
+            w.string(tenant); w.u32(lease); w.u32(UInt32(hashes.count))
             for h in hashes { w.u64(h) }
         }
         return w.framed(request.opcode.rawValue, id)
@@ -259,7 +267,8 @@ public enum KVPoolCodec {
             blocks.reserveCapacity(n)
             for _ in 0..<n { blocks.append(try r.block()) }
             request = .put(tenant: tenant, leaseSeconds: lease, blocks: blocks)
-        case .get, .probe, .delete, .release:
+        case .get, .probe, .delete, .release, .lease:
+            let lease = opcode == .lease ? try r.int("lease seconds", as: UInt32.self) : 0
             let n = try r.count("hash count", minBytesEach: 8)
             var hashes: [UInt64] = []
             hashes.reserveCapacity(n)
@@ -268,6 +277,7 @@ public enum KVPoolCodec {
             case .get: request = .get(tenant: tenant, hashes: hashes)
             case .probe: request = .probe(tenant: tenant, hashes: hashes)
             case .delete: request = .delete(tenant: tenant, hashes: hashes)
+            case .lease: request = .lease(tenant: tenant, leaseSeconds: lease, hashes: hashes)
             default: request = .release(tenant: tenant, hashes: hashes)
             }
         }

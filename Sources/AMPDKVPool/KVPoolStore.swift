@@ -106,6 +106,7 @@ public actor KVPoolStore {
         case .probe(let tenant, let hashes): return .count(probe(tenant, hashes))
         case .delete(let tenant, let hashes): return .count(delete(tenant, hashes))
         case .release(let tenant, let hashes): return .count(release(tenant, hashes, now: now))
+        case .lease(let tenant, let seconds, let hashes): return .count(lease(tenant, seconds, hashes, now: now))
         }
     }
 
@@ -190,6 +191,22 @@ public actor KVPoolStore {
         var n = 0
         for h in hashes {
             guard entries[key(tenant, h)] != nil else { break }
+            n += 1
+        }
+        return n
+    }
+
+    /// The longest present prefix of `hashes`, each leased until `now + seconds` (capped) at least.
+    func lease(_ tenant: String, _ seconds: UInt32, _ hashes: [UInt64], now: Date) -> Int {
+        let until = now.addingTimeInterval(TimeInterval(min(seconds, configuration.maxLeaseSeconds)))
+        var n = 0
+        for h in hashes {
+            let k = key(tenant, h)
+            guard var e = entries[k] else { break }
+            clock += 1
+            e.lastUse = clock
+            e.leaseUntil = max(e.leaseUntil, until)
+            entries[k] = e
             n += 1
         }
         return n

@@ -39,7 +39,7 @@ struct ChatAnswer: Decodable {
     struct Ampd: Decodable {
         struct Queue: Decodable { let aheadAtArrival: Int; let overtook: Int; let postponed: Int; let waitedSeconds: Double; let reorder: String }
         let placement: String; let kvOutcome: String; let kvBytesMoved: Int; let cachedTokens: Int; let round: Int; let reason: String
-        let history: String; let historyKVBytes: Int; let policy: String; let queue: Queue; let promptTokens: Int
+        let history: String; let historyKVBytes: Int; let policy: String; let queue: Queue; let promptTokens: Int; let kvBytesSaved: Int
     }
     let choices: [Choice]
     let ampd: Ampd
@@ -346,5 +346,34 @@ extension GatewayEndToEndTests {
         let fresh = try await c.chat(history, session: "fresh")
         #expect(next.choices[0].message.content == fresh.choices[0].message.content)
         #expect(agent.log().contains("InstanceReplacing"))
+    }
+}
+
+extension GatewayEndToEndTests {
+    @Test("the KV pool is a shared prefix cache: a prefix already in the destination pool is found by probe, not sent again, and the answer is the fresh one's")
+    func poolProbeSavesTransfer() async throws {
+        guard AgentInstancesTests.modelAvailable else { return }
+        let (ctl, agent) = try await startQuickstart(manifest: try quickstartManifest(routing: "policy: static-pd"))
+        defer { Task { await ctl.shutdown() } }
+        defer { _ = agent.stop() }
+        let gw = try GatewayProcess(controller: ctl)
+        defer { _ = gw.stop() }
+        let port = try await eventually("gateway listening") { gw.port() }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await http.shutdown() } }
+        let c = ChatClient(http: http, base: "http://127.0.0.1:\(port)")
+        let system = "You are a careful assistant for a travel agency. " + Array(repeating: "Answer briefly, politely and accurately.", count: 12).joined(separator: " ")
+        // The first session finds an empty pool: everything is sent.
+        let first = try await c.chat([("system", system), ("user", "Where is Rome?")], session: "p1", maxTokens: 8)
+        #expect(first.ampd.kvOutcome == "transferred" && first.ampd.kvBytesSaved == 0)
+        // The same request in a new session: every full block is in the pool already.
+        let again = try await c.chat([("system", system), ("user", "Where is Rome?")], session: "p2", maxTokens: 8)
+        #expect(again.ampd.kvBytesSaved > 1_000_000 && again.ampd.kvBytesMoved < first.ampd.kvBytesMoved, "\(again.ampd)")
+        #expect(again.choices[0].message.content == first.choices[0].message.content)
+        // Another question under the same long system prompt: the prompt's blocks are reused.
+        let other = try await c.chat([("system", system), ("user", "Where is Paris?")], session: "p3", maxTokens: 8)
+        #expect(other.ampd.kvBytesSaved > 0 && other.ampd.kvOutcome == "transferred")
+        let metrics = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(10))
+        #expect(String(buffer: try await metrics.body.collect(upTo: 1 << 20)).contains("ampd_gateway_kv_bytes_saved_total"))
     }
 }

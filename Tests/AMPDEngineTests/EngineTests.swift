@@ -181,6 +181,25 @@ struct EngineTests {
         await #expect(throws: EngineError.self) { try await owner.importKV(back) }
     }
 
+    @Test("an export cut into prefix-hashed blocks joins back byte for byte; equal prefixes give equal blocks under equal hashes")
+    func exportParts() async throws {
+        let a = try TinyModel.engine(), b = try TinyModel.engine()
+        let shared = Array(prompt.prefix(40))
+        let (_, s1) = try await run(a, GenerationRequest(tokens: shared + [3, 4, 5], prefillOnly: true))
+        let (_, s2) = try await run(b, GenerationRequest(tokens: shared + [9, 9, 9, 9, 9, 9, 9, 9, 9], prefillOnly: true))
+        let e1 = try await a.exportKV(s1.sequence), e2 = try await b.exportKV(s2.sequence)
+        let p1 = try KVExportFormat.split(e1), p2 = try KVExportFormat.split(e2)
+        #expect(p1.joined() == e1 && p2.joined() == e2)
+        // 43 and 49 computed tokens: 2 and 3 full 16-token blocks; the first two cover the shared 32 tokens.
+        #expect(p1.blocks.count == 2 && p2.blocks.count == 3)
+        #expect(p1.blocks.map(\.hash) == Array(p2.blocks.map(\.hash).prefix(2)))
+        #expect(p1.blocks.map { Array($0.bytes) } == p2.blocks.prefix(2).map { Array($0.bytes) })
+        // An incremental export names only its own blocks.
+        let tail = try await b.exportKV(s2.sequence, fromToken: 32)
+        let pt = try KVExportFormat.split(tail)
+        #expect(pt.blocks.map(\.hash) == [p2.blocks[2].hash] && pt.joined() == tail)
+    }
+
     @Test("bad requests are refused before any work")
     func badRequests() async throws {
         let engine = try TinyModel.engine()

@@ -18,6 +18,7 @@ struct KVPoolProtocolTests {
             .put(tenant: "acme", leaseSeconds: 30, blocks: [block(0), block(1, size: 0), block(2, size: 5000)]),
             .get(tenant: "acme", hashes: [1, 2, 3]), .probe(tenant: "", hashes: []),
             .delete(tenant: "t", hashes: [UInt64.max]), .release(tenant: "ünï", hashes: [7]),
+            .lease(tenant: "acme", leaseSeconds: 45, hashes: [1, 2]),
         ]
         for (i, r) in requests.enumerated() {
             let pool = i % 2 == 0 ? "default/smollm2" : ""
@@ -99,6 +100,20 @@ struct KVPoolStoreTests {
         await shrinking.configure(KVPoolConfiguration(capacityBytes: 2 * 256))
         #expect(await shrinking.snapshot().bytes == 2 * 256)
         #expect(await shrinking.handle(.probe(tenant: "a", hashes: [block(2).hash, block(3).hash])) == .count(2))
+    }
+
+    @Test("lease: the longest present prefix, leased so that it is still there when taken")
+    func lease() async throws {
+        let t0 = Date()
+        let store = KVPoolStore(configuration: KVPoolConfiguration(capacityBytes: 3 * 256))
+        _ = await store.handle(.put(tenant: "a", leaseSeconds: 0, blocks: [block(0), block(1)]), now: t0)
+        #expect(await store.handle(.lease(tenant: "a", leaseSeconds: 60, hashes: [block(0).hash, block(1).hash, block(2).hash]), now: t0) == .count(2))
+        // Leased: a put that needs their room is refused rather than evicting them.
+        _ = await store.handle(.put(tenant: "a", leaseSeconds: 60, blocks: [block(3)]), now: t0)
+        if case .error(.capacityExceeded, _) = await store.handle(.put(tenant: "a", leaseSeconds: 0, blocks: [block(4)]), now: t0.addingTimeInterval(1)) {} else {
+            Issue.record("a leased block was evicted")
+        }
+        #expect(await store.handle(.probe(tenant: "a", hashes: [block(0).hash, block(1).hash]), now: t0) == .count(2))
     }
 
     @Test("pools are separate per deployment; a pool the agent does not serve is refused by name")

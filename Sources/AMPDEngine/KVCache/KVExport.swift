@@ -69,6 +69,47 @@ public enum KVExportFormat {
         return (header, (16 + headerLength)..<(bytes.count - 8))
     }
 
+    /// An export cut for a content-addressed pool: its full blocks, each with the chained
+    /// prefix hash of its tokens (equal hashes mean equal KV), and the rest — the framing and
+    /// header before them, a partial last block and the checksum after them.
+    public struct Parts: Sendable, Equatable {
+        /// Framing and header: everything before the payload.
+        public var head: ArraySlice<UInt8>
+        public var blocks: [(hash: UInt64, bytes: ArraySlice<UInt8>)]
+        /// What follows the full blocks: a partial last block, then the checksum.
+        public var tail: ArraySlice<UInt8>
+
+        public static func == (a: Parts, b: Parts) -> Bool {
+            a.head == b.head && a.tail == b.tail && a.blocks.map(\.hash) == b.blocks.map(\.hash) && a.blocks.map(\.bytes) == b.blocks.map(\.bytes)
+        }
+
+        /// The export, byte for byte.
+        public func joined() -> [UInt8] {
+            var out = Array(head)
+            for b in blocks { out += b.bytes }
+            out += tail
+            return out
+        }
+    }
+
+    /// Cuts a valid export into `Parts`; `joined()` gives it back unchanged.
+    public static func split(_ bytes: [UInt8]) throws(EngineError) -> Parts {
+        let (h, payload) = try decode(bytes)
+        guard h.blockCount > 0, payload.count % h.blockCount == 0 else {
+            throw .invalidKVExport("payload of \(payload.count) bytes does not divide into \(h.blockCount) blocks")
+        }
+        let per = payload.count / h.blockCount
+        let first = (h.startToken ?? 0) / h.blockTokens
+        var blocks: [(hash: UInt64, bytes: ArraySlice<UInt8>)] = []
+        for j in 0..<h.blockCount where first + j < h.blockHashes.count {
+            guard let hash = UInt64(h.blockHashes[first + j], radix: 16) else { throw .invalidKVExport("block hash \(first + j) is not hex") }
+            let start = payload.lowerBound + j * per
+            blocks.append((hash, bytes[start..<(start + per)]))
+        }
+        let restStart = payload.lowerBound + blocks.count * per
+        return Parts(head: bytes[0..<payload.lowerBound], blocks: blocks, tail: bytes[restStart...])
+    }
+
     static func append<T: FixedWidthInteger>(_ out: inout [UInt8], _ v: T) {
         withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) }
     }
