@@ -161,7 +161,9 @@ let package = Package(
             name: "ampd",
             dependencies: [
                 "AMPDAPI", "AMPDController", "AMPDClient", "AMPDObservability", "AMPDEngine", "AMPDPolicy", "AMPDSim", "AMPDAgent", "AMPDGateway",
+                "AMPDKVPool", "AMPDPKI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -64,7 +64,10 @@ public final class KVPoolServer: Sendable {
     /// `tls` is read for every new connection, so a renewed certificate takes
     /// effect without dropping open connections. `isRevoked` is asked the peer
     /// certificate's serial (lowercase hex, no leading zeros) on its first frame.
-    public static func bind(host: String, port: Int, tls: @escaping @Sendable () -> NIOSSLContext, pools: KVPools, logger: Logger,
+    /// Without `tls` the endpoint speaks the same frames over plain TCP: only the
+    /// transport benchmark's reference does that (agents always pass one, and
+    /// manifests cannot turn TLS off).
+    public static func bind(host: String, port: Int, tls: (@Sendable () -> NIOSSLContext)?, pools: KVPools, logger: Logger,
                             isRevoked: (@Sendable (String) async -> Bool)? = nil,
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> KVPoolServer {
         let channel = try await ServerBootstrap(group: group)
@@ -72,7 +75,7 @@ public final class KVPoolServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { child in
                 child.eventLoop.makeCompletedFuture {
-                    try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls()))
+                    if let tls { try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls())) }
                     try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KVFrameDecoder()))
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
                 }
@@ -161,15 +164,16 @@ public struct KVPoolConnection {
         }
     }
 
-    /// Opens a connection, runs `body`, closes it.
-    public static func with<R: Sendable>(host: String, port: Int, tls: NIOSSLContext, pool: String = "",
+    /// Opens a connection, runs `body`, closes it. Without `tls`: plain TCP (the transport
+    /// benchmark's reference only).
+    public static func with<R: Sendable>(host: String, port: Int, tls: NIOSSLContext?, pool: String = "",
                                          group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                                          _ body: (inout KVPoolConnection) async throws -> R) async throws -> R {
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(.seconds(5))
             .connect(host: host, port: port) { ch in
                 ch.eventLoop.makeCompletedFuture {
-                    try ch.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: nil))
+                    if let tls { try ch.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: nil)) }
                     try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(KVFrameDecoder()))
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: ch)
                 }

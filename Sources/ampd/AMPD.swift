@@ -9,6 +9,6 @@ struct AMPD: AsyncParsableCommand {
         subcommands: [
             UpCommand.self, ControllerCommand.self, AgentCommand.self, GatewayCommand.self, ApplyCommand.self, GetCommand.self, DescribeCommand.self,
             DeleteCommand.self, ScaleCommand.self, DecisionsCommand.self, OpenAPICommand.self,
-            GenerateCommand.self, EngineBenchCommand.self, ControllerBenchCommand.self, SimCommand.self, PlanCommand.self, PolicyBenchCommand.self, LoadgenCommand.self,
+            GenerateCommand.self, EngineBenchCommand.self, ControllerBenchCommand.self, SimCommand.self, PlanCommand.self, PolicyBenchCommand.self, LoadgenCommand.self, KVPoolBenchCommand.self,
         ])
 }
