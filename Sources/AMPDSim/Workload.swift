@@ -64,6 +64,11 @@ public struct WorkloadSpec: Sendable, Equatable, Codable {
         "gaia": paperLike("gaia", rounds: 11.32, prefill: 6161.02, decode: 528.76),
         "hotpotqa": paperLike("hotpotqa", rounds: 3, prefill: 1569.8, decode: 80.03),
         "dureader": paperLike("dureader", rounds: 3, prefill: 3081.23, decode: 150.10),
+        // Beyond the paper: long prompts (a 12k-token document or codebase first, then tool
+        // outputs), where a local prefill stalls a decode batch for seconds.
+        "longprompt": WorkloadSpec(name: "longprompt", meanRounds: 4, initialPrefill: LengthDistribution(mean: 12000, cv: 0.5),
+                                   incrementalPrefill: LengthDistribution(mean: 1500, cv: 0.8), decode: LengthDistribution(mean: 250, cv: 0.8),
+                                   thinkSeconds: 2),
     ]
 
     static func paperLike(_ name: String, rounds: Double, prefill: Double, decode: Double) -> WorkloadSpec {

@@ -39,7 +39,7 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Replay a trace instead of the preset: mooncake:FILE.jsonl (each rate is a time-compression factor) or sharegpt:FILE.json (sessions drawn at each rate).")
     var trace: String?
 
-    @Option(help: "Workload preset: toolbench, gaia, hotpotqa, dureader.")
+    @Option(help: "Workload preset: toolbench, gaia, hotpotqa, dureader, longprompt.")
     var workload = "toolbench"
 
     @Option(help: "Comma-separated session arrival rates (per second).")
@@ -138,6 +138,10 @@ struct SimCommand: ParsableCommand {
         let table = (planNote.isEmpty ? "" : planNote + "\n\n") + Report.markdown(title: title, results: results, policies: policyList)
         print(table)
         print("local share of prefills: " + results.filter { $0.rate == rateList.last }.map { "\($0.policy) \(Int(($0.localShare * 100).rounded()))%" }.joined(separator: ", "))
+        if let r = results.first(where: { $0.rate == rateList.last }), r.sessions > 0 {
+            print(String(format: "rounds per session: %.2f (%d sessions, %d rounds at %@ sessions/s)", Double(r.rounds) / Double(max(1, r.sessionsFinished)),
+                         r.sessions, r.rounds, "\(rateList.last!)"))
+        }
         print(String(format: "simulated %d runs of %.0f s of arrivals in %.1f s", results.count, duration, elapsed))
         if let out {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)

@@ -55,18 +55,25 @@ struct SimulatorTests {
 
 @Suite("Trace loaders")
 struct TraceLoaderTests {
-    @Test("Mooncake JSONL: prefix-extending requests become rounds of one session")
+    @Test("Mooncake JSONL: a request sharing all but (at most) the last block of a session's last request is its next round; a shared system prompt is not")
     func mooncake() throws {
         let text = """
         {"timestamp": 0, "input_length": 1500, "output_length": 20, "hash_ids": [1, 2, 3]}
         {"timestamp": 500, "input_length": 900, "output_length": 10, "hash_ids": [7, 8]}
         {"timestamp": 4000, "input_length": 2300, "output_length": 30, "hash_ids": [1, 2, 3, 4, 5]}
+        {"timestamp": 6000, "input_length": 3000, "output_length": 5, "hash_ids": [1, 2, 3, 4, 9, 10]}
+        {"timestamp": 7000, "input_length": 1200, "output_length": 8, "hash_ids": [1, 2, 11]}
+        {"timestamp": 8000, "input_length": 1300, "output_length": 9, "hash_ids": [7, 12, 13]}
         """
         let s = try TraceLoaders.mooncake(text)
-        #expect(s.count == 2)
-        #expect(s[0].prefills == [1500, 2300 - 3 * 512] && s[0].decodes == [20, 30])
-        #expect(s[0].thinks[0] == 4.0)
-        #expect(s[1].arrival == 0.5)
+        // Session 0: its third turn shares [1,2,3,4] with the second turn's [1,2,3,4,5], all but
+        // the last block. [1,2,11] shares only two blocks with a 6-block turn: a new session.
+        // [7,12,13] shares all of [7,8] but its last block: session 1's next round.
+        #expect(s.count == 3)
+        #expect(s[0].prefills == [1500, 2300 - 3 * 512, 3000 - 4 * 512] && s[0].decodes == [20, 30, 5])
+        #expect(s[0].thinks[0] == 4.0 && s[0].thinks[1] == 2.0)
+        #expect(s[1].arrival == 0.5 && s[1].prefills == [900, 1300 - 512] && s[1].thinks[0] == 7.5)
+        #expect(s[2].prefills == [1200])
         #expect(throws: TraceError.self) { try TraceLoaders.mooncake("{\"timestamp\": 1}") }
     }
 
