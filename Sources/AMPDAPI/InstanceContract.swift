@@ -5,6 +5,7 @@
 /// - `POST /v1/instances/{instance}/generate` (`GenerateRequest`) → NDJSON `InstanceStreamLine`s
 /// - `POST /v1/instances/{instance}/export` (`ExportRequest`) → `KVRef`
 /// - `POST /v1/instances/{instance}/import` (`ImportRequest`) → `ImportResult`
+/// - `POST /v1/instances/{instance}/truncate` (`TruncateRequest`) → `TruncateResult`
 /// - `POST /v1/instances/{instance}/release/{sequence}` → 204
 ///
 /// Every failure answers its HTTP status with an `InstanceError` body (or, once a stream
@@ -14,6 +15,7 @@ public enum InstancePaths {
     public static func generate(_ instance: String) -> String { "/v1/instances/\(instance)/generate" }
     public static func export(_ instance: String) -> String { "/v1/instances/\(instance)/export" }
     public static func importKV(_ instance: String) -> String { "/v1/instances/\(instance)/import" }
+    public static func truncate(_ instance: String) -> String { "/v1/instances/\(instance)/truncate" }
     public static func release(_ instance: String, _ sequence: UInt64) -> String { "/v1/instances/\(instance)/release/\(sequence)" }
 }
 
@@ -152,6 +154,30 @@ public struct ImportRequest: Codable, Sendable, Hashable {
 public struct ImportResult: Codable, Sendable, Hashable {
     public var sequence: UInt64
     /// Tokens the sequence now holds KV for.
+    public var tokens: Int
+
+    public init(sequence: UInt64, tokens: Int) {
+        self.sequence = sequence
+        self.tokens = tokens
+    }
+}
+
+/// Cut a live, idle sequence back to its first `tokens` tokens (a retried or edited
+/// conversation continues differently from there).
+public struct TruncateRequest: Codable, Sendable, Hashable {
+    public var sequence: UInt64
+    public var tokens: Int
+
+    public init(sequence: UInt64, tokens: Int) {
+        self.sequence = sequence
+        self.tokens = tokens
+    }
+}
+
+/// How many tokens (with their KV) the sequence kept: `tokens`, or fewer when the cut fell
+/// inside a block other sequences may share (it moves to that block's start).
+public struct TruncateResult: Codable, Sendable, Hashable {
+    public var sequence: UInt64
     public var tokens: Int
 
     public init(sequence: UInt64, tokens: Int) {

@@ -62,6 +62,13 @@ struct InstanceAPI {
                 return try Self.json(ImportResult(sequence: sequence, tokens: tokens))
             }
         }
+        r.post("/v1/instances/:instance/truncate") { req, ctx -> Response in
+            await Self.answer {
+                let (engine, body) = try await engineAndBody(req, ctx, TruncateRequest.self)
+                let kept = try await Self.engineCall { try await engine.truncate(body.sequence, to: body.tokens) }
+                return try Self.json(TruncateResult(sequence: body.sequence, tokens: kept))
+            }
+        }
         r.post("/v1/instances/:instance/release/:sequence") { _, ctx -> Response in
             await Self.answer {
                 let name = try ctx.parameters.require("instance")

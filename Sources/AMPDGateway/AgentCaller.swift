@@ -81,6 +81,11 @@ struct AgentCaller: Sendable {
         return try JSONDecoder().decode(ImportResult.self, from: Data(buffer: try await response.body.collect(upTo: 1 << 20)))
     }
 
+    func truncate(_ instance: InstanceEndpoint, _ request: TruncateRequest) async throws -> TruncateResult {
+        let response = try await post(instance, InstancePaths.truncate(instance.name), request, timeout: .seconds(30))
+        return try JSONDecoder().decode(TruncateResult.self, from: Data(buffer: try await response.body.collect(upTo: 1 << 16)))
+    }
+
     func release(_ instance: InstanceEndpoint, sequence: UInt64) async {
         var req = HTTPClientRequest(url: url(instance, InstancePaths.release(instance.name, sequence)))
         req.method = .POST

@@ -75,8 +75,7 @@ struct OpenAIAPI: Sendable {
                 }
                 let session = req.headers[HTTPField.Name("x-session-id")!] ?? body.user ?? UUID().uuidString
                 let full = runner.tokenizer.encode(template.render(body.messages.map { ChatMessage(role: $0.role, content: $0.content) }))
-                let turn = runner.tokenizer.encode(template.continuation(user: last.content))
-                let input = RoundRunner.Input(session: session, tenant: body.user ?? "default", fullPrompt: full, newTurn: turn,
+                let input = RoundRunner.Input(session: session, tenant: body.user ?? "default", prompt: full,
                                               maxTokens: body.max_completion_tokens ?? body.max_tokens ?? 256,
                                               sampling: SamplingOptions(temperature: body.temperature ?? 0, topP: body.top_p ?? 1, seed: body.seed ?? 0),
                                               ignoreEOS: body.ignore_eos ?? false)
@@ -89,9 +88,9 @@ struct OpenAIAPI: Sendable {
             do {
                 let body = try await req.decode(as: CompletionRequest.self, context: ctx)
                 let session = req.headers[HTTPField.Name("x-session-id")!] ?? body.user ?? UUID().uuidString
-                // With a session, `prompt` is the text appended to it; without, the whole prompt.
+                // The whole prompt, always; a session only says where its KV may be reused.
                 let tokens = runner.tokenizer.encode(body.prompt)
-                let input = RoundRunner.Input(session: session, tenant: body.user ?? "default", fullPrompt: tokens, newTurn: tokens,
+                let input = RoundRunner.Input(session: session, tenant: body.user ?? "default", prompt: tokens,
                                               maxTokens: body.max_tokens ?? 16,
                                               sampling: SamplingOptions(temperature: body.temperature ?? 0, topP: body.top_p ?? 1, seed: body.seed ?? 0),
                                               ignoreEOS: body.ignore_eos ?? false)

@@ -8,6 +8,11 @@ import Logging
 /// addressed to it. It also keeps what only the executor needs to know of a session: the
 /// live sequence on its decode instance and the tokens that sequence holds.
 ///
+/// The client's request is the truth; a session is only a hint of where its KV may be. Each
+/// round reuses the longest common prefix of the request's tokens and the session's
+/// sequence (at least one token is always computed) and recomputes the rest, whether the
+/// request extends the conversation, retries it, edits or branches it.
+///
 /// Rounds of one session run one at a time, in arrival order (a second request on a busy
 /// session waits for the first to finish); rounds wait in the engine's queues until their
 /// instance has room.
@@ -29,8 +34,10 @@ actor RoundDriver {
         var owner: InstanceEndpoint
         /// The session's sequence the round continues, when it reuses history.
         var previous: SessionState?
-        /// The round's whole context: the reused history, then the new tokens.
+        /// The round's whole context (the request's tokens): the reused history, then the new tokens.
         var tokens: [Int32]
+        /// Why the session's history was reused as it was (for the round record).
+        var reuse: String
         var number: Int
         var routing: RoutingConfiguration
     }
@@ -109,14 +116,24 @@ actor RoundDriver {
         }
     }
 
+    /// How much of the session's sequence a request reuses, and why the rest is recomputed.
+    static func reuse(_ held: [Int32], for prompt: [Int32]) -> (tokens: Int, why: String) {
+        var common = 0
+        while common < held.count && common < prompt.count && held[common] == prompt[common] { common += 1 }
+        // The first token is sampled from the last prompt token's logits: one is always computed.
+        let tokens = min(common, prompt.count - 1)
+        if common == held.count { return (tokens, "extends the session's \(held.count) tokens") }
+        if common == prompt.count { return (tokens, "repeats the session's first \(prompt.count) tokens (a retry): the last is computed again") }
+        return (tokens, "differs from the session's history at token \(common) of \(held.count): recomputed from there")
+    }
+
     /// Hands a round to the engine and waits until its prefill may start (it may wait in the
     /// engine's queue); throws the engine's `RoundFailure` if it cannot run.
-    func begin(session: String, fullPrompt: [Int32], newTurn: [Int32], maxTokens: Int) async throws -> Start {
+    func begin(session: String, prompt tokens: [Int32], maxTokens: Int) async throws -> Start {
         let id = nextRound
         nextRound += 1
         let existing = sessions[session]
-        let tokens = existing.map { $0.tokens + newTurn } ?? fullPrompt
-        let history = existing?.tokens.count ?? 0
+        let (history, why) = existing.map { Self.reuse($0.tokens, for: tokens) } ?? (0, "new session")
         apply(engine.handle(.roundArrived(RoundArrival(round: id, session: session, history: history, new: tokens.count - history,
                                                         maxTokens: maxTokens)), now: now))
         let dispatch: PrefillDispatch
@@ -133,8 +150,14 @@ actor RoundDriver {
             apply(engine.handle(.roundAbandoned(id), now: now))
             throw GatewayError("instance \(dispatch.instance) or \(dispatch.owner) left before the round started", status: 503)
         }
-        return Start(round: id, dispatch: dispatch, instance: instance, owner: owner,
-                     previous: dispatch.history > 0 ? existing : nil, tokens: tokens, number: (existing?.rounds ?? 0) + 1, routing: engine.routing)
+        // A session that reuses nothing (its owner gone, or a request unlike its history) starts afresh.
+        if dispatch.history == 0, let e = existing, let endpoint = endpoints[e.owner] {
+            let caller = self.caller
+            Task { await caller.release(endpoint, sequence: e.sequence) }
+        }
+        return Start(round: id, dispatch: dispatch, instance: instance, owner: owner, previous: dispatch.history > 0 ? existing : nil,
+                     tokens: tokens, reuse: dispatch.history > 0 ? why : (existing == nil ? "new session" : "nothing reused: " + why),
+                     number: (existing?.rounds ?? 0) + 1, routing: engine.routing)
     }
 
     func cancelWaiting(_ id: RoundID) {

@@ -15,6 +15,11 @@ public struct RoundRecord: Sendable, Codable {
     public var reason: String
     /// What the prefill went through in its instance's queue (Algorithm 2 moves show here).
     public var queue: QueueOutcome
+    /// Tokens of the request whose KV the session's sequence already held (its longest common
+    /// prefix with the request), and why the rest was computed.
+    public var reusedTokens: Int
+    public var reuse: String
+    /// Tokens the round computed (the request's tokens after the reused ones).
     public var promptTokens: Int
     public var cachedTokens: Int
     public var completionTokens: Int

@@ -26,9 +26,8 @@ struct RoundRunner: Sendable {
     struct Input: Sendable {
         var session: String
         var tenant: String
-        /// Tokens of the whole prompt (a new session) and of the new turn only (an existing one).
-        var fullPrompt: [Int32]
-        var newTurn: [Int32]
+        /// The request's whole prompt: the truth, whatever the session holds.
+        var prompt: [Int32]
         var maxTokens: Int
         var sampling: SamplingOptions
         /// Decode `maxTokens` tokens even past end-of-sequence.
@@ -43,7 +42,7 @@ struct RoundRunner: Sendable {
         await driver.acquire(input.session)
         let start: RoundDriver.Start
         do {
-            start = try await driver.begin(session: input.session, fullPrompt: input.fullPrompt, newTurn: input.newTurn, maxTokens: input.maxTokens)
+            start = try await driver.begin(session: input.session, prompt: input.prompt, maxTokens: input.maxTokens)
         } catch {
             await driver.finish(input.session)
             if let f = error as? RoundFailure { throw GatewayError(f.message, status: f.status) }
@@ -126,7 +125,16 @@ struct RoundRunner: Sendable {
                 }
             }
         }
-        let reused = Array(start.tokens[d.history...])
+        // The session's sequence is cut back to what this request shares with it (a retry, an edit).
+        var kept = d.history
+        if let previous = start.previous, d.history < previous.tokens.count {
+            do {
+                kept = try await caller.truncate(owner, TruncateRequest(sequence: previous.sequence, tokens: d.history)).tokens
+            } catch let e as InstanceCallError where e.code == .sequenceGone {
+                // Gone meanwhile: the calls below find it gone too, and the engine has it recomputed.
+            }
+        }
+        let reused = Array(start.tokens[kept...])
 
         if d.local {
             // On the decode instance: the session's sequence continues there (no KV moves).
@@ -232,14 +240,16 @@ struct RoundRunner: Sendable {
                               generated: generated.count, itl: tpot > 0 ? tpot : nil)
         let record = RoundRecord(
             session: input.session, round: start.number, policy: start.routing.policy.rawValue, placement: d.local ? "local" : "remote",
-            prefillInstance: d.instance, decodeInstance: owner.name, reason: d.decision.reason, queue: d.queue, promptTokens: d.new,
+            prefillInstance: d.instance, decodeInstance: owner.name, reason: d.decision.reason, queue: d.queue,
+            reusedTokens: historyMode == "recomputed" ? 0 : kept, reuse: start.reuse,
+            promptTokens: historyMode == "recomputed" ? start.tokens.count : start.tokens.count - kept,
             cachedTokens: cached, completionTokens: generated.count, ttftSeconds: ttft, tpotSeconds: tpot, kvBytesMoved: kvBytes,
             kvBytesSaved: kvSaved, historyKVBytes: historyBytes, historyReadSeconds: historyReadSeconds, history: historyMode, kvOutcome: kvOutcome, finishReason: finish,
             startedAt: arrived.timeIntervalSince1970, endedAt: Date().timeIntervalSince1970)
         logger.info("Round", metadata: [
             "event": "Round", "session": "\(record.session)", "round": "\(record.round)", "policy": "\(record.policy)", "placement": "\(record.placement)",
             "prefillInstance": "\(record.prefillInstance)", "decodeInstance": "\(record.decodeInstance)", "reason": "\(record.reason)",
-            "queueWaitSeconds": "\(record.queue.waitedSeconds)", "overtook": "\(record.queue.overtook)", "reorder": "\(record.queue.reorder)",
+            "reusedTokens": "\(record.reusedTokens)", "reuse": "\(record.reuse)", "queueWaitSeconds": "\(record.queue.waitedSeconds)", "overtook": "\(record.queue.overtook)", "reorder": "\(record.queue.reorder)",
             "promptTokens": "\(record.promptTokens)", "cachedTokens": "\(record.cachedTokens)", "completionTokens": "\(record.completionTokens)",
             "ttftSeconds": "\(record.ttftSeconds)", "tpotSeconds": "\(record.tpotSeconds)", "kvBytesMoved": "\(record.kvBytesMoved)", "kvBytesSaved": "\(record.kvBytesSaved)",
             "history": "\(record.history)", "historyReadSeconds": "\(record.historyReadSeconds)",

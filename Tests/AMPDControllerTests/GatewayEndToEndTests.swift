@@ -40,6 +40,7 @@ struct ChatAnswer: Decodable {
         struct Queue: Decodable { let aheadAtArrival: Int; let overtook: Int; let postponed: Int; let waitedSeconds: Double; let reorder: String }
         let placement: String; let kvOutcome: String; let kvBytesMoved: Int; let cachedTokens: Int; let round: Int; let reason: String
         let history: String; let historyKVBytes: Int; let policy: String; let queue: Queue; let promptTokens: Int; let kvBytesSaved: Int
+        let reusedTokens: Int; let reuse: String
     }
     let choices: [Choice]
     let ampd: Ampd
@@ -375,5 +376,49 @@ extension GatewayEndToEndTests {
         #expect(other.ampd.kvBytesSaved > 0 && other.ampd.kvOutcome == "transferred")
         let metrics = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(10))
         #expect(String(buffer: try await metrics.body.collect(upTo: 1 << 20)).contains("ampd_gateway_kv_bytes_saved_total"))
+    }
+}
+
+extension GatewayEndToEndTests {
+    @Test("the client's messages are the truth: a retry returns the first answer, an edited history what the same messages return fresh; the session's KV is reused up to the first difference, locally and remotely")
+    func messagesAreTheTruth() async throws {
+        guard AgentInstancesTests.modelAvailable else { return }
+        let (ctl, agent) = try await startQuickstart(manifest: try quickstartManifest(routing: "policy: colocated"))
+        defer { Task { await ctl.shutdown() } }
+        defer { _ = agent.stop() }
+        let gw = try GatewayProcess(controller: ctl)
+        defer { _ = gw.stop() }
+        let port = try await eventually("gateway listening") { gw.port() }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await http.shutdown() } }
+        let c = ChatClient(http: http, base: "http://127.0.0.1:\(port)")
+        for policy in ["colocated", "static-pd"] {
+            if policy == "static-pd" {
+                #expect(try ctl.cli(["apply", "-f", "-"], stdin: try quickstartManifest(routing: "policy: static-pd")).0 == 0)
+                _ = try await eventually("static-pd with a prefill instance", timeout: .seconds(60)) { () -> Bool? in
+                    let (s, b) = try await c.send([("user", "Hi")], session: "probe-\(UUID())", maxTokens: 1)
+                    return s == 200 && b.contains("\"placement\":\"remote\"") ? true : nil
+                }
+            }
+            let s = "truth-\(policy)"
+            let q1 = [("user", "What is the capital of France?")]
+            let r1 = try await c.chat(q1, session: s)
+            // The same request again (a client's retry): the first answer, from the session's KV.
+            let retry = try await c.chat(q1, session: s)
+            #expect(retry.choices[0].message.content == r1.choices[0].message.content, "\(policy): \(retry.ampd)")
+            #expect(retry.ampd.reusedTokens > 20 && retry.ampd.reuse.contains("retry") && retry.ampd.promptTokens == 1, "\(retry.ampd)")
+            // The next turn extends the conversation.
+            let turn2 = q1 + [("assistant", r1.choices[0].message.content), ("user", "And of Italy?")]
+            let r2 = try await c.chat(turn2, session: s)
+            #expect(r2.ampd.reusedTokens > 20, "\(r2.ampd)")
+            #expect(r2.choices[0].message.content == (try await c.chat(turn2, session: "fresh-2-\(policy)")).choices[0].message.content)
+            // An edited last turn under the same session: recomputed from the first differing token only.
+            let edited = q1 + [("assistant", r1.choices[0].message.content), ("user", "And of Spain?")]
+            let e = try await c.chat(edited, session: s)
+            let fresh = try await c.chat(edited, session: "fresh-e-\(policy)")
+            #expect(e.choices[0].message.content == fresh.choices[0].message.content, "\(policy)")
+            #expect(e.ampd.reusedTokens > 20 && e.ampd.reuse.contains("differs") && e.ampd.promptTokens < fresh.ampd.promptTokens, "\(e.ampd)")
+            if policy == "static-pd" { #expect(e.ampd.placement == "remote" && e.ampd.history == "read") }
+        }
     }
 }

@@ -200,6 +200,26 @@ struct EngineTests {
         #expect(pt.blocks.map(\.hash) == [p2.blocks[2].hash] && pt.joined() == tail)
     }
 
+    @Test("a sequence cut back and continued differently gives what a fresh sequence gives; a cut inside a shared full block moves to its start")
+    func truncate() async throws {
+        let engine = try TinyModel.engine(), fresh = try TinyModel.engine()
+        let history = prompt + Array(prompt.prefix(5))   // 45 tokens
+        let (generated, a) = try await run(engine, GenerationRequest(tokens: history, maxTokens: 6, stopTokens: [], keepAlive: true))
+        // 50 computed: full blocks 0-47, a partial one from 48. Inside it: kept exactly.
+        let all = history + generated
+        #expect(try await engine.truncate(a.sequence, to: 49) == 49)
+        #expect(try await engine.tokens(of: a.sequence) == Array(all.prefix(49)))
+        let edit: [Int32] = [5, 6, 7, 8]
+        let (got, _) = try await run(engine, GenerationRequest(sequence: a.sequence, tokens: edit, maxTokens: 5, stopTokens: [], keepAlive: true))
+        let (want, _) = try await run(fresh, GenerationRequest(tokens: Array(all.prefix(49)) + edit, maxTokens: 5, stopTokens: []))
+        #expect(got == want)
+        // Inside a full block (token 40 of block 32-47): back to 32; the caller sends the rest.
+        #expect(try await engine.truncate(a.sequence, to: 40) == 32)
+        let (again, _) = try await run(engine, GenerationRequest(sequence: a.sequence, tokens: Array(history[32...]), maxTokens: 6, stopTokens: []))
+        #expect(again == generated)
+        await #expect(throws: EngineError.unknownSequence(999)) { try await engine.truncate(999, to: 1) }
+    }
+
     @Test("bad requests are refused before any work")
     func badRequests() async throws {
         let engine = try TinyModel.engine()

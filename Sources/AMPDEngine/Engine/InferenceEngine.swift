@@ -90,6 +90,8 @@ public protocol InferenceEngine: Actor {
     func exportKV(_ sequence: SequenceID, fromToken start: Int) throws(EngineError) -> [UInt8]
     /// Imports an incremental export onto the live sequence it extends (or a whole one as new).
     func importKV(_ bytes: [UInt8], into sequence: SequenceID?) throws(EngineError) -> SequenceID
+    /// Cuts a live, idle sequence back to at most `tokens` tokens; returns how many it kept.
+    func truncate(_ sequence: SequenceID, to tokens: Int) throws(EngineError) -> Int
     /// Drops a live sequence; its full blocks stay in the prefix cache until evicted.
     func release(_ sequence: SequenceID)
     func stats() -> EngineStats

@@ -184,6 +184,29 @@ public actor NativeEngine: InferenceEngine {
         return s.computed
     }
 
+    /// Cuts a live, idle sequence back to its first `tokens` tokens, so that a different
+    /// continuation can follow (a retried, edited or branched conversation). Returns how many
+    /// tokens it keeps, with their KV: `tokens`, or fewer — never more than were computed, and
+    /// a cut inside a full block (one the prefix cache may share with other sequences) moves to
+    /// that block's start, since new tokens would overwrite it. The caller sends the rest again.
+    public func truncate(_ sequence: SequenceID, to tokens: Int) throws(EngineError) -> Int {
+        guard var s = sequences[sequence] else { throw .unknownSequence(sequence) }
+        guard s.active == nil else { throw .sequenceBusy(sequence) }
+        guard tokens >= 0 else { throw .invalidRequest("cannot truncate to \(tokens) tokens") }
+        let B = options.blockTokens
+        var keep = min(tokens, s.computed)
+        if keep % B != 0 && keep / B < s.blockHashes.count { keep = keep / B * B }
+        let blocksKept = (keep + B - 1) / B
+        if blocksKept < s.blockTable.count { blocks.release(Array(s.blockTable[blocksKept...])) }
+        s.blockTable = Array(s.blockTable.prefix(blocksKept))
+        s.blockHashes = Array(s.blockHashes.prefix(keep / B))
+        s.computed = keep
+        s.tokens = Array(s.tokens.prefix(keep))
+        s.idleSince = .now
+        sequences[sequence] = s
+        return keep
+    }
+
     /// Tokens of a live sequence (history including sampled, not yet computed tokens).
     public func tokens(of sequence: SequenceID) throws(EngineError) -> [Int32] {
         guard let s = sequences[sequence] else { throw .unknownSequence(sequence) }
