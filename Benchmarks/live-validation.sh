@@ -1,32 +1,55 @@
 #!/usr/bin/env bash
-# Live validation of the cost model and simulator: a real local cluster
-# (controller, one agent running a prefill and a decode instance of the native
-# engine, gateway with the AMPD dispatcher) driven by `ampd loadgen` with
-# multi-round sessions at several rates; each run prints what was measured and,
-# for the same sessions as served, what the planner's analytic model and the
-# simulator predicted (SmolLM2-135M on the fitted cpu-1core profile: each instance runs one kernel thread).
+# Live validation of the cost model and simulator, per routing policy: a real local cluster
+# (controller, one agent with two one-core engine slots, gateway) serving the quickstart
+# manifest with each `spec.routing.policy` in turn, driven by `ampd loadgen` with multi-round
+# sessions at several rates; each run prints what was measured and, for the same sessions as
+# served, what the planner's analytic model and the simulator (the same round engine as the
+# gateway, same policy) predicted on the fitted cpu-1core profile. Co-located serving gets the
+# same two slots as two decode instances, as the simulator's co-located baseline does.
 #   Benchmarks/live-validation.sh [RATES] [SECONDS] [debug|release]
-#   (default "0.02 0.05 0.1" sessions/s, 60 s each, release)
+#   POLICIES="ampd static-pd" Benchmarks/live-validation.sh ...   (default: all five)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RATES=${1:-"0.02 0.05 0.1"}; DURATION=${2:-60}; CONFIG=${3:-release}
+RATES=${1:-"0.1 0.3"}; DURATION=${2:-60}; CONFIG=${3:-release}
+POLICIES=${POLICIES:-"ampd ampd-paper conditional-pd static-pd colocated"}
 PORT=${PORT:-8090}
 swift build -c "$CONFIG" --product ampd >/dev/null
 BIN=".build/$CONFIG/ampd"
 DIR=$(mktemp -d /tmp/ampd-live-XXXX)
-"$BIN" up --agents 1 --slots 2 --port "$PORT" --dir "$DIR" >"$DIR/up.log" 2>&1 &
-UP=$!
-trap 'kill -TERM $UP 2>/dev/null; wait $UP 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/v1/models" >/dev/null && break; sleep 1; done
-curl -sf "http://127.0.0.1:$PORT/v1/models" >/dev/null || { echo "cluster did not start; see $DIR"; exit 1; }
+UP=
+trap '[ -n "$UP" ] && kill -TERM $UP 2>/dev/null; wait 2>/dev/null || true' EXIT
 echo "# Live validation: $(nproc) cores, $(date -u +%Y-%m-%d), $CONFIG build"
-seed=11
-for rate in $RATES; do
-  echo
-  echo "## $rate sessions/s for $DURATION s (3 rounds of 200 then 60 prompt tokens, 32 decode tokens, think 1 s)"
-  "$BIN" loadgen --url "http://127.0.0.1:$PORT" --rate "$rate" --duration "$DURATION" --seed "$seed" \
-    --predict-prefill 1x1 --predict-decode 1x1 --records "$DIR/rounds-$rate.jsonl"
-  seed=$((seed + 1))
+for policy in $POLICIES; do
+  manifest="$DIR/manifest-$policy.yaml"
+  python3 - "$policy" Manifests/quickstart-cpu.yaml "$manifest" <<'PY'
+import sys
+policy, src, dst = sys.argv[1:]
+s = open(src).read()
+block = "  routing:\n    policy: ampd\n    alpha: 0.9\n    beta: 0.85\n    reorderWindow: 3\n"
+assert block in s, "the quickstart's routing block changed"
+if policy in ("ampd", "ampd-paper"):
+    s = s.replace(block, block.replace("policy: ampd", "policy: " + policy))
+else:
+    s = s.replace(block, "  routing:\n    policy: %s\n" % policy)
+if policy == "colocated":
+    prefill = "  prefill:\n    replicas: 1\n    parallelism: {tensor: 1}\n    resources: {accelerator: cpu, count: 1}\n"
+    assert prefill in s
+    s = s.replace(prefill, "").replace("  decode:\n    replicas: 1\n", "  decode:\n    replicas: 2\n")
+open(dst, "w").write(s)
+PY
+  "$BIN" up -f "$manifest" --agents 1 --slots 2 --port "$PORT" --dir "$DIR/$policy" >"$DIR/up-$policy.log" 2>&1 &
+  UP=$!
+  for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/v1/models" >/dev/null && break; sleep 1; done
+  curl -sf "http://127.0.0.1:$PORT/v1/models" >/dev/null || { echo "cluster did not start; see $DIR"; exit 1; }
+  seed=11
+  for rate in $RATES; do
+    echo
+    echo "## $policy, $rate sessions/s for $DURATION s (3 rounds of 200 then 60 prompt tokens, 32 decode tokens, think 1 s)"
+    "$BIN" loadgen --url "http://127.0.0.1:$PORT" --rate "$rate" --duration "$DURATION" --seed "$seed" \
+      --predict-prefill 1x1 --predict-decode 1x1 --predict-policy "$policy" --records "$DIR/rounds-$policy-$rate.jsonl"
+    seed=$((seed + 1))
+  done
+  kill -TERM $UP; wait $UP || true; UP=
 done
 echo
 echo "(cluster logs and per-round records: $DIR)"

@@ -46,7 +46,7 @@ struct LoadgenCommand: AsyncParsableCommand {
     var predictPrefill: String?
     @Option(help: "... and its decode instances as TPxCOUNT.")
     var predictDecode: String?
-    @Option(help: "Routing policy to simulate for the prediction (the gateway's --strategy dispatcher is ampd).")
+    @Option(help: "Routing policy to simulate for the prediction: the deployment's spec.routing.policy.")
     var predictPolicy = "ampd"
     @Option(help: "Model profile of the prediction.")
     var model = "SmolLM2-135M"
