@@ -25,12 +25,19 @@ public struct SamplingOptions: Codable, Sendable, Hashable {
     public var topK: Int
     public var topP: Float
     public var seed: UInt64
+    public var presencePenalty: Float
+    public var frequencyPenalty: Float
+    public var repetitionPenalty: Float
 
-    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, seed: UInt64 = 0) {
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, seed: UInt64 = 0,
+                presencePenalty: Float = 0, frequencyPenalty: Float = 0, repetitionPenalty: Float = 1) {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
         self.seed = seed
+        self.presencePenalty = presencePenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.repetitionPenalty = repetitionPenalty
     }
 }
 
@@ -95,13 +102,17 @@ public struct PrefillRequest: Codable, Sendable, Hashable {
     public var sampling: SamplingOptions
     /// Tokens that end generation (nil: the model's own).
     public var stopTokens: [Int32]?
+    /// Text that ends generation (the caller cuts the output at the first match).
+    public var stopStrings: [String]
     public var destination: KVDestination
 
-    public init(tokens: [Int32], history: KVRef? = nil, sampling: SamplingOptions, stopTokens: [Int32]? = nil, destination: KVDestination) {
+    public init(tokens: [Int32], history: KVRef? = nil, sampling: SamplingOptions, stopTokens: [Int32]? = nil, stopStrings: [String] = [],
+                destination: KVDestination) {
         self.tokens = tokens
         self.history = history
         self.sampling = sampling
         self.stopTokens = stopTokens
+        self.stopStrings = stopStrings
         self.destination = destination
     }
 }
@@ -116,14 +127,18 @@ public struct GenerateRequest: Codable, Sendable, Hashable {
     public var maxTokens: Int
     public var sampling: SamplingOptions
     public var stopTokens: [Int32]?
+    /// Text that ends generation (the caller cuts the output at the first match).
+    public var stopStrings: [String]
 
-    public init(sequence: UInt64? = nil, tokens: [Int32], kv: KVRef? = nil, maxTokens: Int, sampling: SamplingOptions, stopTokens: [Int32]? = nil) {
+    public init(sequence: UInt64? = nil, tokens: [Int32], kv: KVRef? = nil, maxTokens: Int, sampling: SamplingOptions, stopTokens: [Int32]? = nil,
+                stopStrings: [String] = []) {
         self.sequence = sequence
         self.tokens = tokens
         self.kv = kv
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stopTokens = stopTokens
+        self.stopStrings = stopStrings
     }
 }
 

@@ -152,7 +152,7 @@ struct InstanceAPI {
             pushFrom = try await Self.engineCall { try await engine.computedTokens(of: s) }
         }
         let request = GenerationRequest(sequence: sequence, tokens: call.tokens, maxTokens: 1, sampling: Self.sampling(call.sampling),
-                                        stopTokens: call.stopTokens.map(Set.init), keepAlive: true, prefillOnly: true)
+                                        stopTokens: call.stopTokens.map(Set.init), keepAlive: true, prefillOnly: true, stopStrings: call.stopStrings)
         let stream: AsyncThrowingStream<GenerationEvent, any Error>
         do { stream = try await engine.generate(request) } catch {
             if let sequence { await engine.release(sequence) }
@@ -179,7 +179,7 @@ struct InstanceAPI {
         var sequence = call.sequence
         if let kv = call.kv { sequence = try await importKV(engine, kv, into: call.sequence) }
         let request = GenerationRequest(sequence: sequence, tokens: call.tokens, maxTokens: call.maxTokens, sampling: Self.sampling(call.sampling),
-                                        stopTokens: call.stopTokens.map(Set.init), keepAlive: true)
+                                        stopTokens: call.stopTokens.map(Set.init), keepAlive: true, stopStrings: call.stopStrings)
         let stream: AsyncThrowingStream<GenerationEvent, any Error>
         do { stream = try await engine.generate(request) } catch {
             // A sequence imported for this request is dropped with it.
@@ -190,7 +190,8 @@ struct InstanceAPI {
     }
 
     static func sampling(_ s: SamplingOptions) -> SamplingParams {
-        SamplingParams(temperature: s.temperature, topK: s.topK, topP: s.topP, seed: s.seed)
+        SamplingParams(temperature: s.temperature, topK: s.topK, topP: s.topP, seed: s.seed, presencePenalty: s.presencePenalty,
+                       frequencyPenalty: s.frequencyPenalty, repetitionPenalty: s.repetitionPenalty)
     }
 
     /// Streams tokens as NDJSON lines, then the result (after `after` ran, for a prefill's

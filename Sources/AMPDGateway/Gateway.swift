@@ -23,6 +23,8 @@ public struct GatewayConfiguration: Sendable {
     public var sessionTTL: TimeInterval = 600
     /// How often the gateway reports its observed workload to the controller's planner.
     public var reportInterval: Duration = .seconds(10)
+    /// `key,tenant` lines; nil: no keys, one tenant.
+    public var apiKeysFile: URL?
 
     public init(clientConfig: ClientConfiguration, deployment: String) {
         self.clientConfig = clientConfig
@@ -45,6 +47,12 @@ public struct Gateway: Sendable {
     }
 
     public func run() async throws {
+        let keys = try config.apiKeysFile.map(APIKeys.load) ?? .open
+        if keys.required {
+            logger.info("API keys loaded", metadata: ["event": "APIKeysLoaded", "keys": "\(keys.tenants!.count)", "tenants": "\(Set(keys.tenants!.values).count)"])
+        } else {
+            logger.warning("Serving without API keys: every client is tenant default", metadata: ["event": "NoAPIKeys"])
+        }
         let client = try ControllerClient(config: config.clientConfig)
         let (keyPEM, csrPEM) = try CertificateAuthority.makeCSR(commonName: config.name)
         let signed: SignedCertificate = try await client.send(.POST, "/apis/\(APIGroup.group)/\(APIGroup.version)/certificatesigningrequests",
@@ -58,6 +66,7 @@ public struct Gateway: Sendable {
         let gguf = try GGUFFile(path: modelPath)
         let tokenizer = try BPETokenizer(gguf: gguf)
         let template = try? ChatTemplate(gguf: gguf)
+        let contextLength = try LlamaConfig(gguf: gguf).contextLength
         // The dispatcher's cost model: the deployment's model and accelerators, as the planner
         // matches them; without a profile, SmolLM2 on one CPU core (what the native engine runs).
         let cost: CostModel
@@ -69,7 +78,8 @@ public struct Gateway: Sendable {
         await TopologyRefresher.follow(topology, driver: driver)
         let runner = RoundRunner(caller: caller, driver: driver, tokenizer: tokenizer, pool: d.metadata.key, logger: logger)
         let records = RoundLog()
-        let api = OpenAIAPI(runner: runner, template: template, modelName: d.spec.model.name, metrics: MetricsRegistry(), records: records, logger: logger)
+        let api = OpenAIAPI(runner: runner, template: template, modelName: d.spec.model.name, contextLength: contextLength, keys: keys,
+                            metrics: MetricsRegistry(), records: records, logger: logger)
         let portFile = config.portFile
         let logger = self.logger
         let app = Application(

@@ -8,139 +8,208 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// OpenAI-compatible request and response shapes (the subset ampd serves).
-struct ChatRequest: Decodable {
-    struct Message: Decodable { let role: String; let content: String }
-    let model: String?
-    let messages: [Message]
-    let max_tokens: Int?
-    let max_completion_tokens: Int?
-    let temperature: Float?
-    let top_p: Float?
-    let seed: UInt64?
-    let stream: Bool?
-    let user: String?
-    /// vLLM's extension: decode `max_tokens` tokens even past end-of-sequence (benchmarks).
-    let ignore_eos: Bool?
-}
-
-struct CompletionRequest: Decodable {
-    let model: String?
-    let prompt: String
-    let max_tokens: Int?
-    let temperature: Float?
-    let top_p: Float?
-    let seed: UInt64?
-    let stream: Bool?
-    let user: String?
-    /// vLLM's extension: decode `max_tokens` tokens even past end-of-sequence (benchmarks).
-    let ignore_eos: Bool?
-}
-
-/// The gateway's HTTP routes: `/v1/chat/completions`, `/v1/completions`
-/// (both with `stream: true` as server-sent events), `/v1/models`,
-/// `/v1/rounds` (the last rounds' records), `/v1/routing` (the routing in force and
-/// each instance as the round engine sees it), `/metrics`, `/healthz`.
+/// The gateway's HTTP routes: OpenAI's `/v1/chat/completions` and `/v1/completions` (both with
+/// `stream: true` as server-sent events) and `/v1/models`; `/v1/rounds` (the last rounds'
+/// records) and `/v1/routing` (the routing in force and each instance as the round engine sees
+/// it); vLLM's `/health`, `/version`, `/tokenize`, `/detokenize`; `/metrics`, `/healthz`.
+/// Every `/v1` route and the tokenizer routes need an API key when keys are configured; the
+/// key's tenant salts and seals the KV and scopes the sessions.
 struct OpenAIAPI: Sendable {
     let runner: RoundRunner
     let template: ChatTemplate?
     let modelName: String
+    /// Tokens the model attends to: prompt plus completion must fit.
+    let contextLength: Int
+    let keys: APIKeys
     let metrics: MetricsRegistry
     let records: RoundLog
     let logger: Logger
 
+    static let version = "0.4.0"
+
     func router() -> Router<BasicRequestContext> {
         let r = Router(context: BasicRequestContext.self)
         r.get("/healthz") { _, _ in "ok\n" }
+        r.get("/health") { _, _ in Response(status: .ok) }
+        r.get("/version") { _, _ in Self.json(["version": "ampd \(Self.version)"]) }
         r.get("/metrics") { _, _ in
             var h = HTTPFields()
             h[.contentType] = "text/plain; version=0.0.4"
             return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
         }
-        r.get("/v1/models") { _, _ in
-            Self.json(["object": AnyEncodable("list"), "data": AnyEncodable([["id": modelName, "object": "model", "owned_by": "ampd"]])])
+        r.get("/v1/models") { req, _ in
+            await answer(req) { _ in
+                Self.json(ModelList(data: [ModelCard(id: modelName, created: 0, max_model_len: contextLength)]))
+            }
         }
-        r.get("/v1/rounds") { _, _ in Self.json(await records.all()) }
-        r.get("/v1/routing") { _, _ in
-            let driver = runner.driver
-            return Self.json(RoutingStatus(routing: await driver.routing, ttftSeconds: await driver.slo.ttft, tpotSeconds: await driver.slo.itl,
-                                           instances: await driver.state()))
+        r.get("/v1/rounds") { req, _ in await answer(req) { _ in Self.json(await records.all()) } }
+        r.get("/v1/routing") { req, _ in
+            await answer(req) { _ in
+                let driver = runner.driver
+                return Self.json(RoutingStatus(routing: await driver.routing, ttftSeconds: await driver.slo.ttft, tpotSeconds: await driver.slo.itl,
+                                               instances: await driver.state()))
+            }
+        }
+        r.post("/tokenize") { req, ctx in
+            await answer(req) { _ in
+                var f = try FieldReader(try await Self.body(req, ctx))
+                let tokens: [Int32]
+                if let prompt = try f.string("prompt") {
+                    tokens = runner.tokenizer.encode(prompt)
+                } else if case .array(let list)? = f.value("messages") {
+                    tokens = try renderChat(list.enumerated().map { i, m throws(OpenAIError) in try ChatTurn.read(m, index: i) })
+                } else {
+                    throw OpenAIError.invalid("prompt", "give prompt or messages")
+                }
+                _ = try f.string("model")
+                _ = try f.bool("add_special_tokens")
+                _ = try f.bool("add_generation_prompt")
+                try f.finish()
+                return Self.json(TokenizeResult(tokens: tokens, count: tokens.count, max_model_len: contextLength))
+            }
+        }
+        r.post("/detokenize") { req, ctx in
+            await answer(req) { _ in
+                var f = try FieldReader(try await Self.body(req, ctx))
+                guard case .array(let list)? = f.value("tokens") else { throw OpenAIError.invalid("tokens", "is required: a list of token ids") }
+                var ids: [Int32] = []
+                for (i, v) in list.enumerated() {
+                    guard case .int(let n) = v, n >= 0, n < Int64(runner.tokenizer.vocabularySize) else {
+                        throw OpenAIError.invalid("tokens[\(i)]", "must be a token id from 0 to \(runner.tokenizer.vocabularySize - 1)")
+                    }
+                    ids.append(Int32(n))
+                }
+                _ = try f.string("model")
+                try f.finish()
+                return Self.json(["prompt": runner.tokenizer.decode(ids)])
+            }
         }
         r.post("/v1/chat/completions") { req, ctx in
-            do {
-                let body = try await req.decode(as: ChatRequest.self, context: ctx)
-                guard let template else { throw GatewayError("the model has no chat template the gateway renders; use /v1/completions", status: 400) }
-                guard let last = body.messages.last, last.role == "user" else {
-                    throw GatewayError("messages: the last message must be a user turn", status: 400)
-                }
-                let session = req.headers[HTTPField.Name("x-session-id")!] ?? body.user ?? UUID().uuidString
-                let full = runner.tokenizer.encode(template.render(body.messages.map { ChatMessage(role: $0.role, content: $0.content) }))
-                let input = RoundRunner.Input(session: session, tenant: body.user ?? "default", prompt: full,
-                                              maxTokens: body.max_completion_tokens ?? body.max_tokens ?? 256,
-                                              sampling: SamplingOptions(temperature: body.temperature ?? 0, topP: body.top_p ?? 1, seed: body.seed ?? 0),
-                                              ignoreEOS: body.ignore_eos ?? false)
-                return try await respond(input, chat: true, stream: body.stream ?? false)
-            } catch let e as GatewayError {
-                return Self.error(e)
+            await answer(req) { tenant in
+                let body = try ChatCompletionRequest(json: try await Self.body(req, ctx))
+                let prompt = try renderChat(body.messages)
+                return try await complete(req, tenant: tenant, prompt: prompt, parameters: body.parameters, chat: true, defaultMax: 256)
             }
         }
         r.post("/v1/completions") { req, ctx in
-            do {
-                let body = try await req.decode(as: CompletionRequest.self, context: ctx)
-                let session = req.headers[HTTPField.Name("x-session-id")!] ?? body.user ?? UUID().uuidString
-                // The whole prompt, always; a session only says where its KV may be reused.
-                let tokens = runner.tokenizer.encode(body.prompt)
-                let input = RoundRunner.Input(session: session, tenant: body.user ?? "default", prompt: tokens,
-                                              maxTokens: body.max_tokens ?? 16,
-                                              sampling: SamplingOptions(temperature: body.temperature ?? 0, topP: body.top_p ?? 1, seed: body.seed ?? 0),
-                                              ignoreEOS: body.ignore_eos ?? false)
-                return try await respond(input, chat: false, stream: body.stream ?? false)
-            } catch let e as GatewayError {
-                return Self.error(e)
+            await answer(req) { tenant in
+                let body = try CompletionRequest(json: try await Self.body(req, ctx))
+                return try await complete(req, tenant: tenant, prompt: runner.tokenizer.encode(body.prompt), parameters: body.parameters,
+                                          chat: false, defaultMax: 16)
             }
         }
         return r
     }
 
-    func respond(_ input: RoundRunner.Input, chat: Bool, stream: Bool) async throws -> Response {
-        guard input.maxTokens >= 1 else { throw GatewayError("max_tokens must be at least 1", status: 400) }
+    /// Authenticates (the key's tenant), runs `body`, and answers any failure in OpenAI's shape.
+    func answer(_ req: Request, _ body: (String) async throws -> Response) async -> Response {
+        do {
+            guard let tenant = keys.tenant(authorization: req.headers[.authorization]) else { throw OpenAIError.unauthorized }
+            return try await body(tenant)
+        } catch {
+            return Self.error(Self.openAIError(error))
+        }
+    }
+
+    /// A failure as the client sees it: its own mistakes are 4xx naming the field; the
+    /// deployment's state 503; a backend failure 502 naming the instance and what happened.
+    static func openAIError(_ error: any Error) -> OpenAIError {
+        switch error {
+        case let e as OpenAIError: return e
+        case let e as GatewayError:
+            return e.status == 503 ? .unavailable(e.message) : e.status < 500
+                ? OpenAIError(status: e.status, message: e.message, type: "invalid_request_error", code: nil) : .server(e.message, status: e.status)
+        case let e as InstanceCallError:
+            switch e {
+            case .refused(let instance, let ie):
+                switch ie.code {
+                case .invalidRequest, .contextTooLong: return OpenAIError(status: 400, message: ie.message, type: "invalid_request_error", code: ie.code.rawValue)
+                case .capacityExhausted: return .unavailable("instance \(instance) has no KV capacity left: \(ie.message)")
+                default: return .server("instance \(instance) failed: \(ie.code.rawValue): \(ie.message)")
+                }
+            case .unreachable(let instance, let why): return .server("instance \(instance) could not be reached: \(why)")
+            }
+        default: return .server("\(error)", status: 500)
+        }
+    }
+
+    static func body(_ req: Request, _ ctx: BasicRequestContext) async throws(OpenAIError) -> JSONValue {
+        let buffer: ByteBuffer
+        do { buffer = try await req.body.collect(upTo: 8 << 20) } catch {
+            throw OpenAIError(status: 413, message: "the request body exceeds 8 MiB", type: "invalid_request_error", code: "request_too_large")
+        }
+        do {
+            return try JSONDecoder().decode(JSONValue.self, from: Data(buffer: buffer))
+        } catch {
+            throw OpenAIError.invalid("body", "is not valid JSON: \(error)")
+        }
+    }
+
+    func renderChat(_ messages: [ChatTurn]) throws(OpenAIError) -> [Int32] {
+        guard let template else { throw OpenAIError.unsupported("messages", "cannot be rendered: the model has no chat template ampd renders; use /v1/completions") }
+        return runner.tokenizer.encode(template.render(messages.map { ChatMessage(role: $0.role, content: $0.content) }))
+    }
+
+    /// Checks the request against the model and runs the round.
+    func complete(_ req: Request, tenant: String, prompt: [Int32], parameters p: GenerationParameters, chat: Bool, defaultMax: Int) async throws -> Response {
+        if let m = p.model, m != modelName { throw OpenAIError.modelNotFound(m, served: modelName) }
+        guard !prompt.isEmpty else { throw OpenAIError.invalid(chat ? "messages" : "prompt", "must not be empty") }
+        let room = contextLength - prompt.count
+        let maxTokens = p.maxTokens ?? min(defaultMax, room)
+        guard maxTokens >= 1, prompt.count + maxTokens <= contextLength else {
+            throw OpenAIError(status: 400, message: "This model's maximum context length is \(contextLength) tokens. However, you requested \(prompt.count + max(1, maxTokens)) tokens (\(prompt.count) in the \(chat ? "messages" : "prompt"), \(max(1, maxTokens)) in the completion). Please reduce the length of the \(chat ? "messages" : "prompt") or completion.",
+                              type: "invalid_request_error", param: chat ? "messages" : "prompt", code: "context_length_exceeded")
+        }
+        // Sessions are per tenant: one tenant's session id never reaches another's KV.
+        let id = req.headers[HTTPField.Name("x-session-id")!] ?? p.user ?? UUID().uuidString
+        let input = RoundRunner.Input(session: "\(tenant)/\(id)", tenant: tenant, prompt: prompt, maxTokens: maxTokens, sampling: p.sampling,
+                                      stopStrings: p.stop, ignoreEOS: p.ignoreEOS)
+        return try await respond(input, sessionID: id, chat: chat, parameters: p, promptTokens: prompt.count)
+    }
+
+    func respond(_ input: RoundRunner.Input, sessionID: String, chat: Bool, parameters p: GenerationParameters, promptTokens: Int) async throws -> Response {
         let events = try await runner.run(input)
-        let id = "ampd-\(UUID().uuidString.prefix(12).lowercased())"
+        let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.prefix(12).lowercased()
         let created = Int(Date().timeIntervalSince1970)
         let tokenizer = runner.tokenizer
         let object = chat ? "chat.completion" : "text_completion"
-        let metrics = self.metrics
-        let records = self.records
-        if stream {
+        let metrics = self.metrics, records = self.records, modelName = self.modelName
+        if p.stream {
             var h = HTTPFields()
             h[.contentType] = "text/event-stream"
             h[.cacheControl] = "no-cache"
-            h[HTTPField.Name("x-session-id")!] = input.session
+            h[HTTPField.Name("x-session-id")!] = sessionID
             return Response(status: .ok, headers: h, body: ResponseBody { writer in
-                var decoder = StreamingDetokenizer()
+                func chunk(_ delta: ChoiceDelta?, finish: String? = nil, usage: Usage? = nil, record: RoundRecord? = nil) throws -> ByteBuffer {
+                    let choices = delta.map { [StreamChoice(index: 0, delta: chat ? $0 : nil, text: chat ? nil : ($0.content ?? ""), finish_reason: finish)] } ?? []
+                    return try Self.sse(StreamChunk(id: id, object: object + (chat ? ".chunk" : ""), created: created, model: modelName,
+                                                    choices: choices, usage: usage, ampd: record))
+                }
+                var detok = StreamingDetokenizer()
+                var stops = StopMatcher(p.stop)
+                var stopped = false
                 do {
+                    if chat { try await writer.write(try chunk(ChoiceDelta(role: "assistant", content: ""))) }
                     for try await e in events {
                         switch e {
                         case .token(let t):
-                            let text = decoder.append(tokenizer.bytes(of: t))
-                            guard !text.isEmpty else { continue }
-                            let delta: [String: AnyEncodable] = chat
-                                ? ["index": AnyEncodable(0), "delta": AnyEncodable(["content": text]), "finish_reason": AnyEncodable(Optional<String>.none)]
-                                : ["index": AnyEncodable(0), "text": AnyEncodable(text), "finish_reason": AnyEncodable(Optional<String>.none)]
-                            try await writer.write(Self.sse(["id": AnyEncodable(id), "object": AnyEncodable(object + (chat ? ".chunk" : "")),
-                                                             "created": AnyEncodable(created), "model": AnyEncodable(modelName), "choices": AnyEncodable([delta])]))
+                            guard !stopped else { continue }
+                            let (text, hit) = stops.feed(detok.append(tokenizer.bytes(of: t)))
+                            stopped = hit
+                            if !text.isEmpty { try await writer.write(try chunk(ChoiceDelta(content: text))) }
                         case .done(let rec):
                             await Self.observe(rec, metrics: metrics, records: records)
-                            let last: [String: AnyEncodable] = chat
-                                ? ["index": AnyEncodable(0), "delta": AnyEncodable([String: String]()), "finish_reason": AnyEncodable(rec.finishReason)]
-                                : ["index": AnyEncodable(0), "text": AnyEncodable(""), "finish_reason": AnyEncodable(rec.finishReason)]
-                            try await writer.write(Self.sse(["id": AnyEncodable(id), "object": AnyEncodable(object + (chat ? ".chunk" : "")),
-                                                             "created": AnyEncodable(created), "model": AnyEncodable(modelName), "choices": AnyEncodable([last]),
-                                                             "ampd": AnyEncodable(rec)]))
+                            if !stopped, case let rest = stops.flush(), !rest.isEmpty { try await writer.write(try chunk(ChoiceDelta(content: rest))) }
+                            try await writer.write(try chunk(ChoiceDelta(), finish: stopped ? "stop" : rec.finishReason, record: rec))
+                            if p.includeUsage {
+                                try await writer.write(try chunk(nil, usage: Usage(prompt_tokens: promptTokens, completion_tokens: rec.completionTokens,
+                                                                                   total_tokens: promptTokens + rec.completionTokens)))
+                            }
                         }
                     }
                 } catch {
-                    try await writer.write(Self.sse(["error": AnyEncodable(["message": "\(error)"])]))
+                    let e = Self.openAIError(error)
+                    try await writer.write(try Self.sse(ErrorBody(error: .init(message: e.message, type: e.type, param: e.param, code: e.code))))
                 }
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                 try await writer.finish(nil)
@@ -154,18 +223,19 @@ struct OpenAIAPI: Sendable {
             case .done(let r): record = r
             }
         }
-        guard let rec = record else { throw GatewayError("the round ended without a result") }
+        guard let rec = record else { throw OpenAIError.server("the round ended without a result") }
         await Self.observe(rec, metrics: metrics, records: records)
-        let text = tokenizer.decode(tokens)
-        let choice: [String: AnyEncodable] = chat
-            ? ["index": AnyEncodable(0), "message": AnyEncodable(["role": "assistant", "content": text]), "finish_reason": AnyEncodable(rec.finishReason)]
-            : ["index": AnyEncodable(0), "text": AnyEncodable(text), "finish_reason": AnyEncodable(rec.finishReason)]
-        var res = Self.json(["id": AnyEncodable(id), "object": AnyEncodable(object), "created": AnyEncodable(created), "model": AnyEncodable(modelName),
-                             "choices": AnyEncodable([choice]),
-                             "usage": AnyEncodable(["prompt_tokens": rec.promptTokens, "completion_tokens": rec.completionTokens,
-                                                    "total_tokens": rec.promptTokens + rec.completionTokens]),
-                             "ampd": AnyEncodable(rec)])
-        res.headers[HTTPField.Name("x-session-id")!] = input.session
+        var text = tokenizer.decode(tokens)
+        var finish = rec.finishReason
+        if let cut = StopMatcher.firstMatch(in: text, stops: p.stop) {
+            text = String(text[..<cut])
+            finish = "stop"
+        }
+        let choice = Choice(index: 0, message: chat ? ChoiceDelta(role: "assistant", content: text) : nil, text: chat ? nil : text, finish_reason: finish)
+        var res = Self.json(Completion(id: id, object: object, created: created, model: modelName, choices: [choice],
+                                       usage: Usage(prompt_tokens: promptTokens, completion_tokens: rec.completionTokens,
+                                                    total_tokens: promptTokens + rec.completionTokens), ampd: rec))
+        res.headers[HTTPField.Name("x-session-id")!] = sessionID
         return res
     }
 
@@ -182,9 +252,9 @@ struct OpenAIAPI: Sendable {
         await records.add(r)
     }
 
-    static func sse(_ obj: [String: AnyEncodable]) throws -> ByteBuffer {
+    static func sse(_ value: some Encodable) throws -> ByteBuffer {
         var b = ByteBuffer(string: "data: ")
-        b.writeBytes(try JSONEncoder().encode(obj))
+        b.writeBytes(try JSONEncoder().encode(value))
         b.writeString("\n\n")
         return b
     }
@@ -196,10 +266,119 @@ struct OpenAIAPI: Sendable {
         return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(data: data)))
     }
 
-    static func error(_ e: GatewayError) -> Response {
-        json(["error": ["message": e.message, "type": e.status == 503 ? "unavailable" : "invalid_request_error"]],
-             status: HTTPResponse.Status(code: e.status))
+    static func error(_ e: OpenAIError) -> Response {
+        var res = json(ErrorBody(error: .init(message: e.message, type: e.type, param: e.param, code: e.code)), status: HTTPResponse.Status(code: e.status))
+        if let after = e.retryAfter { res.headers[.retryAfter] = "\(after)" }
+        return res
     }
+}
+
+// MARK: - Response shapes (OpenAI's)
+
+struct ErrorBody: Encodable, Sendable {
+    struct Detail: Encodable, Sendable {
+        var message: String
+        var type: String
+        var param: String?
+        var code: String?
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(message, forKey: .message)
+            try c.encode(type, forKey: .type)
+            try c.encode(param, forKey: .param)   // null when absent, as OpenAI sends it
+            try c.encode(code, forKey: .code)
+        }
+
+        enum CodingKeys: String, CodingKey { case message, type, param, code }
+    }
+    var error: Detail
+}
+
+struct ModelCard: Encodable, Sendable {
+    var id: String
+    var object = "model"
+    var created: Int
+    var owned_by = "ampd"
+    var max_model_len: Int
+}
+
+struct ModelList: Encodable, Sendable {
+    var object = "list"
+    var data: [ModelCard]
+}
+
+struct TokenizeResult: Encodable, Sendable {
+    var tokens: [Int32]
+    var count: Int
+    var max_model_len: Int
+}
+
+struct Usage: Encodable, Sendable {
+    var prompt_tokens: Int
+    var completion_tokens: Int
+    var total_tokens: Int
+}
+
+struct ChoiceDelta: Encodable, Sendable {
+    var role: String?
+    var content: String?
+}
+
+struct Choice: Encodable, Sendable {
+    var index: Int
+    var message: ChoiceDelta?
+    var text: String?
+    var logprobs: String? = nil
+    var finish_reason: String
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(index, forKey: .index)
+        try c.encodeIfPresent(message, forKey: .message)
+        try c.encodeIfPresent(text, forKey: .text)
+        try c.encode(logprobs, forKey: .logprobs)
+        try c.encode(finish_reason, forKey: .finish_reason)
+    }
+
+    enum CodingKeys: String, CodingKey { case index, message, text, logprobs, finish_reason }
+}
+
+struct Completion: Encodable, Sendable {
+    var id: String
+    var object: String
+    var created: Int
+    var model: String
+    var choices: [Choice]
+    var usage: Usage
+    var ampd: RoundRecord
+}
+
+struct StreamChoice: Encodable, Sendable {
+    var index: Int
+    var delta: ChoiceDelta?
+    var text: String?
+    var finish_reason: String?
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(index, forKey: .index)
+        try c.encodeIfPresent(delta, forKey: .delta)
+        try c.encodeIfPresent(text, forKey: .text)
+        try c.encode(finish_reason, forKey: .finish_reason)   // null until the last chunk
+    }
+
+    enum CodingKeys: String, CodingKey { case index, delta, text, finish_reason }
+}
+
+struct StreamChunk: Encodable, Sendable {
+    var id: String
+    var object: String
+    var created: Int
+    var model: String
+    var choices: [StreamChoice]
+    var usage: Usage?
+    var ampd: RoundRecord?
 }
 
 /// The routing a gateway runs (`GET /v1/routing`): the deployment's configuration as
@@ -249,9 +428,43 @@ struct StreamingDetokenizer {
     }
 }
 
-/// Type erasure for building JSON bodies.
-struct AnyEncodable: Encodable, Sendable {
-    let encodeFn: @Sendable (any Encoder) throws -> Void
-    init<T: Encodable & Sendable>(_ v: T) { encodeFn = { try v.encode(to: $0) } }
-    func encode(to encoder: any Encoder) throws { try encodeFn(encoder) }
+/// Cuts streamed text at the first stop string: text that could still begin one is held back
+/// until the next piece shows it does not (so a stop split across tokens never leaks out).
+struct StopMatcher {
+    let stops: [String]
+    var held = ""
+
+    init(_ stops: [String]) { self.stops = stops }
+
+    /// Where the earliest stop string starts in `text`.
+    static func firstMatch(in text: String, stops: [String]) -> String.Index? {
+        stops.compactMap { text.range(of: $0)?.lowerBound }.min()
+    }
+
+    /// The text that can be sent now, and whether a stop string was reached (nothing follows).
+    mutating func feed(_ piece: String) -> (String, Bool) {
+        guard !stops.isEmpty else { return (piece, false) }
+        held += piece
+        if let cut = Self.firstMatch(in: held, stops: stops) {
+            let out = String(held[..<cut])
+            held = ""
+            return (out, true)
+        }
+        // Hold back the longest suffix that is a prefix of some stop string.
+        let longest = stops.map(\.count).max() ?? 1
+        var keep = 0
+        for n in stride(from: min(longest - 1, held.count), through: 1, by: -1) {
+            let suffix = held.suffix(n)
+            if stops.contains(where: { $0.hasPrefix(suffix) }) { keep = n; break }
+        }
+        let out = String(held.dropLast(keep))
+        held = String(held.suffix(keep))
+        return (out, false)
+    }
+
+    /// What was held back, at the end of a generation that did not stop on a string.
+    mutating func flush() -> String {
+        defer { held = "" }
+        return held
+    }
 }

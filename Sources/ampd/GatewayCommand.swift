@@ -37,6 +37,9 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Write the bound port here once listening.")
     var portFile: String?
 
+    @Option(help: "API keys: a file of KEY,TENANT lines; requests need Authorization: Bearer KEY, and the key's tenant owns their KV. Without it every client is tenant default.")
+    var apiKeys: String?
+
     @OptionGroup var process: ServiceProcessOptions
 
     func run() async throws {
@@ -47,6 +50,7 @@ struct GatewayCommand: AsyncParsableCommand {
         c.host = host
         c.port = port
         c.portFile = portFile.map { URL(fileURLWithPath: $0) }
+        c.apiKeysFile = apiKeys.map { URL(fileURLWithPath: $0) }
         c.sessionTTL = sessionTtlSeconds
         if let why = ServingDeploymentAdmission.dnsLabelProblem(name) { throw ValidationError("--name: \(why)") }
         c.name = name

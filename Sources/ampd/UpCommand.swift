@@ -1,6 +1,7 @@
 import AMPDAPI
 import AMPDClient
 import AMPDEngine
+import AMPDPKI
 import ArgumentParser
 import Foundation
 import UnixSignals
@@ -86,8 +87,12 @@ struct UpCommand: AsyncParsableCommand {
                 (try? await client.deployment(name))?.status?.conditions.first { $0.type == "Ready" }?.status == .true
             }
             let portFile = root.appendingPathComponent("gateway.port")
+            // One API key, tenant default: the gateway serves nobody without it.
+            let key = "ampd-" + (0..<4).map { _ in String(format: "%016llx", UInt64.random(in: 0...UInt64.max)) }.joined()
+            let keys = root.appendingPathComponent("api-keys.csv")
+            try PEMFile.write("# KEY,TENANT\n\(key),default\n", to: keys, mode: 0o600)
             _ = try spawn("gateway", ["gateway", "--config", config.path, "--deployment", name, "--port", "\(port)",
-                                      "--port-file", portFile.path])
+                                      "--port-file", portFile.path, "--api-keys", keys.path])
             try await Self.wait("gateway") { FileManager.default.fileExists(atPath: portFile.path) }
             let gwPort = (try? String(contentsOf: portFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "\(port)"
             let server = (try ClientConfiguration.load(config)).server
@@ -95,10 +100,12 @@ struct UpCommand: AsyncParsableCommand {
 
                 ampd is up: \(name) is Ready.
                   gateway     http://127.0.0.1:\(gwPort)/v1  (OpenAI API; /v1/rounds, /v1/routing, /metrics)
+                  API key     \(key)  (tenant default; \(keys.path))
                   controller  \(server)  (export AMPD_CONFIG=\(config.path))
                   logs        \(root.path)/*.log
 
                   curl -s http://127.0.0.1:\(gwPort)/v1/chat/completions -H 'content-type: application/json' -H 'x-session-id: demo' \\
+                    -H 'authorization: Bearer \(key)' \\
                     -d '{"messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":32}'
 
                 Ctrl-C stops everything.

@@ -33,6 +33,15 @@ final class UpProcess: @unchecked Sendable {
 
     func log(_ name: String) -> String { (try? String(contentsOf: dir.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? "" }
 
+    /// The API key `ampd up` made for its gateway.
+    func key() throws -> String {
+        let text = try String(contentsOf: dir.appendingPathComponent("api-keys.csv"), encoding: .utf8)
+        guard let line = text.split(separator: "\n").first(where: { !$0.hasPrefix("#") }), let key = line.split(separator: ",").first else {
+            throw ClientError(message: "no key in api-keys.csv")
+        }
+        return String(key)
+    }
+
     /// Ctrl-C; returns the exit status.
     func stop() -> Int32 {
         if process.isRunning {
@@ -48,12 +57,14 @@ final class UpProcess: @unchecked Sendable {
 struct ChatClient: Sendable {
     let http: HTTPClient
     let base: String
+    var key: String? = nil
 
     func send(_ messages: [(String, String)], session: String, maxTokens: Int = 10) async throws -> (Int, String) {
         var req = HTTPClientRequest(url: "\(base)/v1/chat/completions")
         req.method = .POST
         req.headers.add(name: "content-type", value: "application/json")
         req.headers.add(name: "x-session-id", value: session)
+        if let key { req.headers.add(name: "authorization", value: "Bearer \(key)") }
         let msgs = messages.map { ["role": $0.0, "content": $0.1] }
         let body = try JSONSerialization.data(withJSONObject: ["messages": msgs, "max_tokens": maxTokens] as [String: Any])
         req.body = .bytes(ByteBuffer(data: body))
@@ -73,7 +84,9 @@ struct ChatClient: Sendable {
     }
 
     func routing() async throws -> Routing {
-        let res = try await http.execute(HTTPClientRequest(url: "\(base)/v1/routing"), timeout: .seconds(10))
+        var req = HTTPClientRequest(url: "\(base)/v1/routing")
+        if let key { req.headers.add(name: "authorization", value: "Bearer \(key)") }
+        let res = try await http.execute(req, timeout: .seconds(10))
         return try JSONDecoder().decode(Routing.self, from: Data(buffer: try await res.body.collect(upTo: 1 << 20)))
     }
 }
@@ -101,7 +114,7 @@ struct RoutingPoliciesEndToEndTests {
         for (name, routing) in policies {
             let up = try UpProcess(manifest: try quickstartManifest(routing: routing))
             let port = try await up.port()
-            let c = ChatClient(http: http, base: "http://127.0.0.1:\(port)")
+            let c = ChatClient(http: http, base: "http://127.0.0.1:\(port)", key: try up.key())
             let a1 = try await c.chat([("user", Self.q1)], session: "s-\(name)")
             let history = [("user", Self.q1), ("assistant", a1.choices[0].message.content), ("user", Self.q2)]
             let a2 = try await c.chat(history, session: "s-\(name)")
@@ -173,11 +186,12 @@ struct RoutingPoliciesEndToEndTests {
 
         // A queue on the prefill instance: a long prefill runs, one predicted past the TTFT SLO
         // whatever the order (B, ~800 tokens) and a short one (C) wait behind it. Algorithm 2
-        // (window 3) starts C first; window 1 keeps B first.
+        // (window 3) starts C first; window 1 keeps B first. Each run has its own prompts, so that
+        // the prefill instance's prefix cache does not make the second one instant.
         func queueRun(_ tag: String) async throws -> (ChatAnswer, ChatAnswer) {
-            let a = Task { try await c.chat([("user", Self.words(300, "alpha"))], session: "\(tag)-a", maxTokens: 2) }
+            let a = Task { try await c.chat([("user", tag + " " + Self.words(300, "alpha"))], session: "\(tag)-a", maxTokens: 2) }
             try await Task.sleep(for: .milliseconds(300))
-            let b = Task { try await c.chat([("user", Self.words(400, "bravo"))], session: "\(tag)-b", maxTokens: 2) }
+            let b = Task { try await c.chat([("user", tag + " " + Self.words(400, "bravo"))], session: "\(tag)-b", maxTokens: 2) }
             try await Task.sleep(for: .milliseconds(150))
             let cc = Task { try await c.chat([("user", "Hi")], session: "\(tag)-c", maxTokens: 2) }
             _ = try await a.value

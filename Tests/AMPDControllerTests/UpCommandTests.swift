@@ -28,6 +28,14 @@ struct UpCommandTests {
         req.method = .POST
         req.headers.add(name: "content-type", value: "application/json")
         req.body = .bytes(ByteBuffer(string: #"{"messages":[{"role":"user","content":"Hello!"}],"max_tokens":4}"#))
+        // The gateway needs the key ampd up made: without it, 401.
+        let refused = try await eventually("the gateway answering") { () -> Int? in
+            Int(try await http.execute(req, timeout: .seconds(60)).status.code)
+        }
+        #expect(refused == 401)
+        let keyLine = try String(contentsOf: dir.appendingPathComponent("api-keys.csv"), encoding: .utf8).split(separator: "\n").first { !$0.hasPrefix("#") }
+        let key = String(try #require(keyLine?.split(separator: ",").first))
+        req.headers.add(name: "authorization", value: "Bearer \(key)")
         let res = try await eventually("a chat answer") { () -> String? in
             let r = try await http.execute(req, timeout: .seconds(60))
             let body = String(buffer: try await r.body.collect(upTo: 1 << 20))
@@ -38,7 +46,7 @@ struct UpCommandTests {
         p.waitUntilExit()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(p.terminationStatus == 0, "\(text)")
-        #expect(text.contains("curl -s http://127.0.0.1:\(port)/v1/chat/completions"))
+        #expect(text.contains("curl -s http://127.0.0.1:\(port)/v1/chat/completions") && text.contains("API key     \(key)"))
         #expect(text.contains("stopped controller (exit 0)") && text.contains("stopped gateway (exit 0)"))
     }
 }

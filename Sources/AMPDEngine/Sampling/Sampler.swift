@@ -12,13 +12,26 @@ public struct SamplingParams: Sendable, Equatable, Codable {
     public var topP: Float
     /// Seed of the request's random stream: equal seeds give equal samples.
     public var seed: UInt64
+    /// Subtracted from the logit of every token already generated (OpenAI's presence penalty).
+    public var presencePenalty: Float
+    /// Subtracted once per earlier occurrence in the generated tokens (OpenAI's frequency penalty).
+    public var frequencyPenalty: Float
+    /// Logits of tokens in the prompt or the generated tokens are divided by it when positive and
+    /// multiplied by it when negative (CTRL's, as vLLM and llama.cpp apply it); 1: off.
+    public var repetitionPenalty: Float
 
-    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, seed: UInt64 = 0) {
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, seed: UInt64 = 0,
+                presencePenalty: Float = 0, frequencyPenalty: Float = 0, repetitionPenalty: Float = 1) {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
         self.seed = seed
+        self.presencePenalty = presencePenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.repetitionPenalty = repetitionPenalty
     }
+
+    var penalizes: Bool { presencePenalty != 0 || frequencyPenalty != 0 || repetitionPenalty != 1 }
 
     public static let greedy = SamplingParams()
 
@@ -26,6 +39,9 @@ public struct SamplingParams: Sendable, Equatable, Codable {
         guard temperature >= 0, temperature.isFinite else { throw .invalidRequest("temperature must be ≥ 0; got \(temperature)") }
         guard topK >= 0 else { throw .invalidRequest("top_k must be ≥ 0; got \(topK)") }
         guard topP > 0, topP <= 1 else { throw .invalidRequest("top_p must be in (0, 1]; got \(topP)") }
+        guard presencePenalty.isFinite, abs(presencePenalty) <= 2 else { throw .invalidRequest("presence_penalty must be in [-2, 2]; got \(presencePenalty)") }
+        guard frequencyPenalty.isFinite, abs(frequencyPenalty) <= 2 else { throw .invalidRequest("frequency_penalty must be in [-2, 2]; got \(frequencyPenalty)") }
+        guard repetitionPenalty > 0, repetitionPenalty <= 2 else { throw .invalidRequest("repetition_penalty must be in (0, 2]; got \(repetitionPenalty)") }
     }
 }
 
@@ -55,14 +71,35 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     }
 }
 
-/// Picks tokens from logits: greedy, or temperature with top-k and top-p.
+/// Picks tokens from logits: penalties first (presence, frequency, repetition), then greedy,
+/// or temperature with top-k and top-p.
 public struct Sampler: Sendable {
     public let params: SamplingParams
     var rng: SeededGenerator
+    /// Tokens sampled so far, with their counts (presence and frequency penalties).
+    var generated: [Int32: Int] = [:]
+    /// Tokens of the prompt (the repetition penalty covers them too).
+    var prompt: Set<Int32> = []
 
-    public init(_ params: SamplingParams) {
+    public init(_ params: SamplingParams, prompt: [Int32] = []) {
         self.params = params
         rng = SeededGenerator(seed: params.seed)
+        if params.repetitionPenalty != 1 { self.prompt = Set(prompt) }
+    }
+
+    /// The logits with the penalties applied to the tokens seen so far.
+    func penalized(_ logits: [Float]) -> [Float] {
+        var out = logits
+        if params.repetitionPenalty != 1 {
+            for t in prompt.union(generated.keys) where Int(t) < out.count {
+                let i = Int(t)
+                out[i] = out[i] > 0 ? out[i] / params.repetitionPenalty : out[i] * params.repetitionPenalty
+            }
+        }
+        for (t, n) in generated where Int(t) < out.count {
+            out[Int(t)] -= params.presencePenalty + params.frequencyPenalty * Float(n)
+        }
+        return out
     }
 
     public static func argmax(_ logits: [Float]) -> Int32 {
@@ -71,7 +108,14 @@ public struct Sampler: Sendable {
         return Int32(best)
     }
 
-    public mutating func sample(_ logits: [Float]) -> Int32 {
+    public mutating func sample(_ raw: [Float]) -> Int32 {
+        let logits = params.penalizes ? penalized(raw) : raw
+        let token = choose(logits)
+        if params.penalizes { generated[token, default: 0] += 1 }
+        return token
+    }
+
+    mutating func choose(_ logits: [Float]) -> Int32 {
         guard params.temperature > 0 else { return Self.argmax(logits) }
         var order = Array(logits.indices)
         let k = params.topK > 0 ? min(params.topK, logits.count) : logits.count
