@@ -186,6 +186,7 @@ let package = Package(
         .testTarget(name: "AMPDAutoscalingTests", dependencies: ["AMPDAutoscaling", "AMPDAPI", "AMPDPolicy"], swiftSettings: strict),
         .testTarget(name: "AMPDKVPoolTests", dependencies: ["AMPDKVPool", "AMPDPKI"], swiftSettings: strict),
         .testTarget(name: "AMPDPKITests", dependencies: ["AMPDPKI"], swiftSettings: strict),
+        .testTarget(name: "AMPDGatewayTests", dependencies: ["AMPDGateway", "AMPDAPI"], swiftSettings: strict),
         .testTarget(
             name: "AMPDControllerTests",
             dependencies: ["AMPDController", "AMPDClient", "AMPDObservability", "AMPDKVPool", "AMPDPKI", "ampd",

@@ -229,6 +229,35 @@ struct EngineTests {
         await #expect(throws: EngineError.self) { try await engine.generate(GenerationRequest(tokens: [1], sampling: SamplingParams(temperature: -1))) }
     }
 
+    @Test("penalties: presence and frequency count generated tokens, repetition covers the prompt too")
+    func penalties() {
+        let logits: [Float] = [5, 4, 1]
+        var plain = Sampler(.greedy)
+        #expect(plain.sample(logits) == 0 && plain.sample(logits) == 0)
+        var frequency = Sampler(SamplingParams(frequencyPenalty: 2))
+        #expect(frequency.sample(logits) == 0 && frequency.sample(logits) == 1)
+        var presence = Sampler(SamplingParams(presencePenalty: 0.5))
+        #expect(presence.sample(logits) == 0 && presence.sample(logits) == 0)   // 4.5 still beats 4
+        var repetition = Sampler(SamplingParams(repetitionPenalty: 2), prompt: [0])
+        #expect(repetition.sample(logits) == 1)                                 // 5 / 2 < 4
+        #expect(throws: EngineError.self) { try SamplingParams(presencePenalty: 3).validate() }
+        #expect(throws: EngineError.self) { try SamplingParams(repetitionPenalty: 0).validate() }
+    }
+
+    @Test("a stop string ends generation at the token that completes it, the token kept in the history")
+    func stopStrings() async throws {
+        let engine = try TinyModel.engine()
+        let (full, _) = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 12, stopTokens: []))
+        let tokenizer = engine.tokenizer
+        // The text of tokens 3 and 4 (bytes the tiny vocabulary spells); stop there.
+        let index = try #require((3..<10).first { !tokenizer.bytes(of: full[$0]).isEmpty })
+        let stop = String(decoding: tokenizer.bytes(of: full[index]), as: UTF8.self)
+        let firstHit = try #require((0...index).first { String(decoding: full[0...$0].flatMap { tokenizer.bytes(of: $0) }, as: UTF8.self).contains(stop) })
+        let (got, summary) = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 12, stopTokens: [], keepAlive: true, stopStrings: [stop]))
+        #expect(summary.reason == .stop && got == Array(full[0...firstHit]))
+        #expect(try await engine.tokens(of: summary.sequence) == prompt + got)
+    }
+
     @Test("sampling: equal seeds give equal samples; top-k 1 is greedy")
     func sampling() async throws {
         let engine = try TinyModel.engine()
