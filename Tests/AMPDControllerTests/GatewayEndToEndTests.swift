@@ -138,14 +138,9 @@ extension GatewayEndToEndTests {
         guard AgentInstancesTests.modelAvailable else { return }
         // A KV pool of 1 MiB (the manifest's capacityPerAgent) cannot take a 1.1 MB sequence: every push is refused.
         let manifest = try quickstartManifest(routing: "policy: static-pd", replacing: [("capacityPerAgent: 256Mi", "capacityPerAgent: 1Mi")])
-        let (ctl, agent) = try await startQuickstart(manifest: manifest)
-        defer { Task { await ctl.shutdown() } }
-        defer { _ = agent.stop() }
-        let gw = try GatewayProcess(controller: ctl)
-        defer { _ = gw.stop() }
-        let port = try await eventually("gateway listening") { gw.port() }
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        defer { Task { try? await http.shutdown() } }
+        let cluster = try await GatewayCluster.start(manifest: manifest)
+        defer { cluster.stop() }
+        let (ctl, http, port) = (cluster.ctl, cluster.http, cluster.port)
         let body = #"{"messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":12}"#
         let (s1, b1) = try await post(http, "http://127.0.0.1:\(port)/v1/chat/completions", body, session: "r1")
         #expect(s1 == 200, "\(b1)")
@@ -294,15 +289,10 @@ extension GatewayEndToEndTests {
     func kvPoolSettingsFromManifest() async throws {
         guard AgentInstancesTests.modelAvailable else { return }
         let manifest = try quickstartManifest(routing: "policy: static-pd")
-        let (ctl, agent) = try await startQuickstart(manifest: manifest)
-        defer { Task { await ctl.shutdown() } }
-        defer { _ = agent.stop() }
-        let gw = try GatewayProcess(controller: ctl)
-        defer { _ = gw.stop() }
-        let port = try await eventually("gateway listening") { gw.port() }
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        defer { Task { try? await http.shutdown() } }
-        let c = ChatClient(http: http, base: "http://127.0.0.1:\(port)")
+        let cluster = try await GatewayCluster.start(manifest: manifest)
+        defer { cluster.stop() }
+        let (ctl, agent) = (cluster.ctl, cluster.agent)
+        let c = cluster.client()
         func pools() async throws -> [KVPoolReport] {
             try await ctl.client.nodes().first { $0.metadata.name == "cpu-host" }?.status.pools ?? []
         }
@@ -354,15 +344,10 @@ extension GatewayEndToEndTests {
     @Test("the KV pool is a shared prefix cache: a prefix already in the destination pool is found by probe, not sent again, and the answer is the fresh one's")
     func poolProbeSavesTransfer() async throws {
         guard AgentInstancesTests.modelAvailable else { return }
-        let (ctl, agent) = try await startQuickstart(manifest: try quickstartManifest(routing: "policy: static-pd"))
-        defer { Task { await ctl.shutdown() } }
-        defer { _ = agent.stop() }
-        let gw = try GatewayProcess(controller: ctl)
-        defer { _ = gw.stop() }
-        let port = try await eventually("gateway listening") { gw.port() }
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        defer { Task { try? await http.shutdown() } }
-        let c = ChatClient(http: http, base: "http://127.0.0.1:\(port)")
+        let cluster = try await GatewayCluster.start(manifest: try quickstartManifest(routing: "policy: static-pd"))
+        defer { cluster.stop() }
+        let (http, port) = (cluster.http, cluster.port)
+        let c = cluster.client()
         let system = "You are a careful assistant for a travel agency. " + Array(repeating: "Answer briefly, politely and accurately.", count: 12).joined(separator: " ")
         // The first session finds an empty pool: everything is sent.
         let first = try await c.chat([("system", system), ("user", "Where is Rome?")], session: "p1", maxTokens: 8)
@@ -383,15 +368,10 @@ extension GatewayEndToEndTests {
     @Test("the client's messages are the truth: a retry returns the first answer, an edited history what the same messages return fresh; the session's KV is reused up to the first difference, locally and remotely")
     func messagesAreTheTruth() async throws {
         guard AgentInstancesTests.modelAvailable else { return }
-        let (ctl, agent) = try await startQuickstart(manifest: try quickstartManifest(routing: "policy: colocated"))
-        defer { Task { await ctl.shutdown() } }
-        defer { _ = agent.stop() }
-        let gw = try GatewayProcess(controller: ctl)
-        defer { _ = gw.stop() }
-        let port = try await eventually("gateway listening") { gw.port() }
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        defer { Task { try? await http.shutdown() } }
-        let c = ChatClient(http: http, base: "http://127.0.0.1:\(port)")
+        let cluster = try await GatewayCluster.start(manifest: try quickstartManifest(routing: "policy: colocated"))
+        defer { cluster.stop() }
+        let ctl = cluster.ctl
+        let c = cluster.client()
         for policy in ["colocated", "static-pd"] {
             if policy == "static-pd" {
                 #expect(try ctl.cli(["apply", "-f", "-"], stdin: try quickstartManifest(routing: "policy: static-pd")).0 == 0)

@@ -30,12 +30,9 @@ struct OpenAIConformanceTests {
             #expect(ProcessInfo.processInfo.environment["CI"] == nil, "CI must install the openai package (.ci/run)")
             return
         }
-        let (ctl, agent) = try await startQuickstart()
-        defer { Task { await ctl.shutdown() } }
-        defer { _ = agent.stop() }
-        let gw = try GatewayProcess(controller: ctl, extra: ["--api-keys", try keysFile(ctl.dataDir)])
-        defer { _ = gw.stop() }
-        let port = try await eventually("gateway listening") { gw.port() }
+        let cluster = try await GatewayCluster.start(gatewayArgs: { ctl in ["--api-keys", try keysFile(ctl.dataDir)] })
+        defer { cluster.stop() }
+        let (gw, port) = (cluster.gw, cluster.port)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", Binaries.packageRoot.appendingPathComponent("Tests/Conformance/openai_conformance.py").path,
@@ -52,14 +49,9 @@ struct OpenAIConformanceTests {
     @Test("API keys: no key or a wrong one is 401; the key's tenant owns the session, whatever the client says")
     func apiKeysAndTenants() async throws {
         guard AgentInstancesTests.modelAvailable else { return }
-        let (ctl, agent) = try await startQuickstart(manifest: try quickstartManifest(routing: "policy: colocated"))
-        defer { Task { await ctl.shutdown() } }
-        defer { _ = agent.stop() }
-        let gw = try GatewayProcess(controller: ctl, extra: ["--api-keys", try keysFile(ctl.dataDir)])
-        defer { _ = gw.stop() }
-        let port = try await eventually("gateway listening") { gw.port() }
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        defer { Task { try? await http.shutdown() } }
+        let cluster = try await GatewayCluster.start(manifest: try quickstartManifest(routing: "policy: colocated"), gatewayArgs: { ctl in ["--api-keys", try keysFile(ctl.dataDir)] })
+        defer { cluster.stop() }
+        let (gw, http, port) = (cluster.gw, cluster.http, cluster.port)
         let base = "http://127.0.0.1:\(port)"
         let q = [("user", "What is the capital of France?")]
         let (none, noneBody) = try await ChatClient(http: http, base: base).send(q, session: "s")
@@ -83,14 +75,9 @@ struct OpenAIConformanceTests {
     @Test("bad requests never reach an agent as a 5xx: 40 malformed or out-of-range requests are 4xx naming what is wrong, and the gateway keeps serving")
     func badRequestsAreClientErrors() async throws {
         guard AgentInstancesTests.modelAvailable else { return }
-        let (ctl, agent) = try await startQuickstart()
-        defer { Task { await ctl.shutdown() } }
-        defer { _ = agent.stop() }
-        let gw = try GatewayProcess(controller: ctl)
-        defer { _ = gw.stop() }
-        let port = try await eventually("gateway listening") { gw.port() }
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        defer { Task { try? await http.shutdown() } }
+        let cluster = try await GatewayCluster.start()
+        defer { cluster.stop() }
+        let (gw, http, port) = (cluster.gw, cluster.http, cluster.port)
         let m = #""messages":[{"role":"user","content":"Hi"}]"#
         // (path, body, words the error must contain)
         let cases: [(String, String, String)] = [

@@ -164,15 +164,10 @@ struct RoutingPoliciesEndToEndTests {
             try quickstartManifest(routing: "policy: ampd-paper\nalpha: \(alpha)\nbeta: 0.85\nreorderWindow: \(window)",
                                    replacing: [("ttftMs: 2000", "ttftMs: 3000"), ("tpotMs: 100", "tpotMs: 1000")])
         }
-        let (ctl, agent) = try await startQuickstart(manifest: try manifest(alpha: 0.01, window: 3))
-        defer { Task { await ctl.shutdown() } }
-        defer { _ = agent.stop() }
-        let gw = try GatewayProcess(controller: ctl)
-        defer { _ = gw.stop() }
-        let port = try await eventually("gateway listening") { gw.port() }
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        defer { Task { try? await http.shutdown() } }
-        let c = ChatClient(http: http, base: "http://127.0.0.1:\(port)")
+        let cluster = try await GatewayCluster.start(manifest: try manifest(alpha: 0.01, window: 3))
+        defer { cluster.stop() }
+        let (ctl, gw) = (cluster.ctl, cluster.gw)
+        let c = cluster.client()
 
         let r1 = try await c.chat([("user", Self.q1)], session: "alpha")
         #expect(r1.ampd.placement == "remote")            // nothing observed yet: eligible

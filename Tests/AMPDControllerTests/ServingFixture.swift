@@ -60,3 +60,50 @@ func quickstartManifest(routing: String, replacing edits: [(String, String)] = [
     }
     return text
 }
+
+/// A controller, an agent and a gateway as real processes serving `manifest` (the quickstart's
+/// when nil), with an HTTP client; `stop()` takes it all down.
+final class GatewayCluster: @unchecked Sendable {
+    let ctl: ControllerProcess
+    let agent: AgentProcess
+    let gw: GatewayProcess
+    let http: HTTPClient
+    let port: Int
+
+    init(ctl: ControllerProcess, agent: AgentProcess, gw: GatewayProcess, http: HTTPClient, port: Int) {
+        self.ctl = ctl
+        self.agent = agent
+        self.gw = gw
+        self.http = http
+        self.port = port
+    }
+
+    /// `gatewayArgs` gets the controller (its data directory holds files the gateway may read).
+    static func start(manifest: String? = nil, agentArgs: [String] = ["--count", "2"],
+                      gatewayArgs: (ControllerProcess) throws -> [String] = { _ in [] }) async throws -> GatewayCluster {
+        let (ctl, agent) = try await startQuickstart(agentArgs: agentArgs, manifest: manifest)
+        do {
+            let gw = try GatewayProcess(controller: ctl, extra: try gatewayArgs(ctl))
+            let port = try await eventually("gateway listening") { gw.port() }
+            return GatewayCluster(ctl: ctl, agent: agent, gw: gw, http: HTTPClient(eventLoopGroupProvider: .singleton), port: port)
+        } catch {
+            _ = agent.stop()
+            await ctl.shutdown()
+            throw error
+        }
+    }
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    func client(key: String? = nil) -> ChatClient { ChatClient(http: http, base: base, key: key) }
+
+    func stop() {
+        _ = gw.stop()
+        _ = agent.stop()
+        let (ctl, http) = (ctl, http)
+        Task {
+            try? await http.shutdown()
+            await ctl.shutdown()
+        }
+    }
+}
