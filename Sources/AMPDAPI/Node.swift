@@ -89,12 +89,15 @@ public struct InstanceReport: Codable, Sendable, Hashable {
     public var phase: InstancePhase
     /// Why an instance failed, or what it is waiting for.
     public var message: String?
+    /// Its role (gateways find draining decode instances by it, to hand their sessions off).
+    public var role: InstanceRole?
 
-    public init(instance: String, deployment: String, phase: InstancePhase, message: String? = nil) {
+    public init(instance: String, deployment: String, phase: InstancePhase, message: String? = nil, role: InstanceRole? = nil) {
         self.instance = instance
         self.deployment = deployment
         self.phase = phase
         self.message = message
+        self.role = role
     }
 }
 

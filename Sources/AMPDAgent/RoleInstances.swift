@@ -103,7 +103,7 @@ actor RoleInstances {
 
     func reports() -> [InstanceReport] {
         instances.values.sorted { $0.spec.instance < $1.spec.instance }.map {
-            InstanceReport(instance: $0.spec.instance, deployment: $0.spec.deployment, phase: $0.phase, message: $0.message)
+            InstanceReport(instance: $0.spec.instance, deployment: $0.spec.deployment, phase: $0.phase, message: $0.message, role: $0.spec.role)
         }
     }
 

@@ -408,6 +408,7 @@ components:
         deployment: {type: string}
         phase: {enum: [Starting, Running, Draining, Failed]}
         message: {type: string, description: why an instance failed or what it waits for}
+        role: {enum: [prefill, decode]}
     Heartbeat:
       type: object
       required: [load, instances]

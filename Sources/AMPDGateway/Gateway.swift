@@ -74,7 +74,7 @@ public struct Gateway: Sendable {
             logger.warning("No cost-model profile; the dispatcher assumes SmolLM2-135M on cpu-1core", metadata: ["event": "NoProfile", "error": "\(error)"])
             cost = CostModel(model: try ProfileCatalog.builtin.model("SmolLM2-135M"), hardware: try ProfileCatalog.builtin.hardware("cpu-1core"))
         }
-        let driver = RoundDriver(engine: RoundEngine(routing: RoutingConfiguration(d.spec), slo: Self.slo(d), cost: cost), caller: caller, logger: logger)
+        let driver = RoundDriver(engine: RoundEngine(routing: RoutingConfiguration(d.spec), slo: Self.slo(d), cost: cost), caller: caller, pool: d.metadata.key, logger: logger)
         await TopologyRefresher.follow(topology, driver: driver)
         let runner = RoundRunner(caller: caller, driver: driver, tokenizer: tokenizer, pool: d.metadata.key, logger: logger)
         let records = RoundLog()
@@ -120,7 +120,8 @@ struct TopologyRefresher: Service {
         let (instances, spec) = await topology.current()
         guard let spec else { return }
         await driver.configure(RoutingConfiguration(spec.spec), Gateway.slo(spec))
-        await driver.setInstances(instances, tensor: [.prefill: spec.spec.prefill?.tensor ?? 1, .decode: spec.spec.decode.tensor])
+        await driver.setInstances(instances, draining: await topology.drainingInstances(),
+                                  tensor: [.prefill: spec.spec.prefill?.tensor ?? 1, .decode: spec.spec.decode.tensor])
     }
 
     func run() async throws {

@@ -20,6 +20,8 @@ actor RoundDriver {
     struct SessionState: Sendable {
         var owner: String
         var sequence: UInt64
+        /// Whose KV it is (salts and seals it in the pools).
+        var tenant: String
         /// Tokens the owner's sequence holds: prompts, turns and replies.
         var tokens: [Int32]
         var rounds: Int
@@ -43,7 +45,11 @@ actor RoundDriver {
     }
 
     var engine: RoundEngine
+    /// Running instances, and draining ones (still reachable, for hand-offs).
     var endpoints: [String: InstanceEndpoint] = [:]
+    var draining: Set<String> = []
+    /// The deployment's KV pool on each agent (`namespace/name`).
+    let pool: String
     var sessions: [String: SessionState] = [:]
     var waiting: [RoundID: CheckedContinuation<PrefillDispatch, any Error>] = [:]
     /// Outcomes decided before their round started waiting.
@@ -55,9 +61,10 @@ actor RoundDriver {
     let caller: AgentCaller
     let logger: Logger
 
-    init(engine: RoundEngine, caller: AgentCaller, logger: Logger) {
+    init(engine: RoundEngine, caller: AgentCaller, pool: String, logger: Logger) {
         self.engine = engine
         self.caller = caller
+        self.pool = pool
         self.logger = logger
     }
 
@@ -68,16 +75,60 @@ actor RoundDriver {
 
     // MARK: - Cluster and configuration
 
-    /// The deployment's running instances; the engine hears of changes only.
-    func setInstances(_ list: [InstanceEndpoint], tensor: [InstanceRole: Int]) {
-        let next = Dictionary(list.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        guard next != endpoints else { return }
+    /// The deployment's running instances, and the decode instances draining out of it; the
+    /// engine hears of changes only, and hands the draining ones' sessions off.
+    func setInstances(_ list: [InstanceEndpoint], draining drains: [InstanceEndpoint] = [], tensor: [InstanceRole: Int]) {
+        let running = Dictionary(list.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let next = running.merging(drains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let newlyDraining = Set(drains.map(\.name)).subtracting(draining).subtracting(running.keys)
+        let runningBefore = endpoints.filter { !draining.contains($0.key) }
+        draining = Set(drains.map(\.name)).subtracting(running.keys)
+        guard next != endpoints || !newlyDraining.isEmpty else { return }
         endpoints = next
-        let nodes = Array(Set(list.map(\.node))).sorted()
-        let infos = list.map {
-            InstanceInfo(name: $0.name, role: $0.role == .prefill ? .prefill : .decode, tp: tensor[$0.role] ?? 1, node: nodes.firstIndex(of: $0.node) ?? 0)
+        if running != runningBefore {
+            let nodes = Array(Set(list.map(\.node))).sorted()
+            let infos = list.map {
+                InstanceInfo(name: $0.name, role: $0.role == .prefill ? .prefill : .decode, tp: tensor[$0.role] ?? 1, node: nodes.firstIndex(of: $0.node) ?? 0)
+            }
+            apply(engine.handle(.instancesChanged(infos), now: now))
         }
-        apply(engine.handle(.instancesChanged(infos), now: now))
+        for name in newlyDraining.sorted() {
+            logger.info("Instance draining", metadata: ["event": "InstanceDraining", "instance": "\(name)",
+                                                        "sessions": "\(sessions.values.filter { $0.owner == name }.count)"])
+            apply(engine.handle(.instanceDraining(name), now: now))
+        }
+    }
+
+    /// Moves a session's KV from a draining decode instance to `to` (export into its pool,
+    /// import there), after any round of it in flight; on failure the session starts afresh.
+    func moveSession(_ session: String, from: String, to: String) async {
+        await acquire(session)
+        defer { finish(session) }
+        guard let state = sessions[session], state.owner == from, let source = endpoints[from], let target = endpoints[to] else {
+            apply(engine.handle(.sessionMoveFailed(session), now: now))
+            return
+        }
+        let start = ContinuousClock.now
+        do {
+            let ref = try await caller.export(source, ExportRequest(sequence: state.sequence, destination: KVDestination(
+                host: target.host, port: target.kvPort, pool: pool, tenant: state.tenant, key: UInt64.random(in: 1...UInt64.max))))
+            let imported = try await caller.importKV(target, ImportRequest(kv: ref))
+            await caller.release(source, sequence: state.sequence)
+            var moved = state
+            moved.owner = to
+            moved.sequence = imported.sequence
+            sessions[session] = moved
+            apply(engine.handle(.sessionMoved(session), now: now))
+            logger.info("Session handed off", metadata: ["event": "SessionHandedOff", "session": "\(session)", "from": "\(from)", "to": "\(to)",
+                                                         "tokens": "\(imported.tokens)", "kvBytes": "\(ref.bytes)", "kvBytesSaved": "\(ref.savedBytes)",
+                                                         "ms": "\((ContinuousClock.now - start).components.attoseconds / 1_000_000_000_000_000 + (ContinuousClock.now - start).components.seconds * 1000)"])
+        } catch {
+            logger.warning("Session hand-off failed", metadata: ["event": "SessionHandOffFailed", "session": "\(session)", "from": "\(from)",
+                                                                 "to": "\(to)", "error": "\(error)"])
+            sessions[session] = nil
+            await caller.release(source, sequence: state.sequence)
+            apply(engine.handle(.sessionMoveFailed(session), now: now))
+        }
     }
 
     /// The deployment's routing and SLO, as its manifest says now.
@@ -173,9 +224,9 @@ actor RoundDriver {
 
     /// The round finished: the session's sequence on its owner now holds `tokens`. Without a
     /// sequence (a finished round whose KV could not move) the session ends with it.
-    func complete(_ start: Start, session: String, sequence: UInt64?, tokens: [Int32], generated: Int, itl: Double?) {
+    func complete(_ start: Start, session: String, tenant: String, sequence: UInt64?, tokens: [Int32], generated: Int, itl: Double?) {
         if let sequence {
-            sessions[session] = SessionState(owner: start.owner.name, sequence: sequence, tokens: tokens, rounds: start.number)
+            sessions[session] = SessionState(owner: start.owner.name, sequence: sequence, tenant: tenant, tokens: tokens, rounds: start.number)
         } else {
             sessions[session] = nil
         }
@@ -227,6 +278,8 @@ actor RoundDriver {
                 }
             case .moveKV(let id, _, _), .recompute(let id, _, _):
                 if id == round { mine.append(a) }
+            case .moveSession(let session, let from, let to):
+                Task { await self.moveSession(session, from: from, to: to) }
             }
         }
         return mine

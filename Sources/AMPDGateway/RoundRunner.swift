@@ -238,7 +238,7 @@ struct RoundRunner: Sendable {
         let first = firstAt ?? lastAt
         let ttft = seconds(arrivedAt, first)
         let tpot = generated.count > 1 ? seconds(first, lastAt) / Double(generated.count - 1) : 0
-        await driver.complete(start, session: input.session, sequence: sequence, tokens: start.tokens + generated,
+        await driver.complete(start, session: input.session, tenant: input.tenant, sequence: sequence, tokens: start.tokens + generated,
                               generated: generated.count, itl: tpot > 0 ? tpot : nil)
         let record = RoundRecord(
             session: input.session, round: start.number, policy: start.routing.policy.rawValue, placement: d.local ? "local" : "remote",

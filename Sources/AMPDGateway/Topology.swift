@@ -19,6 +19,9 @@ actor Topology {
     let deployment: String
     let namespace: String
     var instances: [InstanceEndpoint] = []
+    /// Decode instances of the deployment that are draining (no longer assigned, still serving
+    /// their sequences): their sessions are handed off to the remaining ones.
+    var draining: [InstanceEndpoint] = []
     var spec: ServingDeployment?
 
     init(client: ControllerClient, deployment: String, namespace: String) {
@@ -38,9 +41,19 @@ actor Topology {
                                         apiPort: ep.api, kvPort: ep.kv))
         }
         instances = out.sorted { $0.name < $1.name }
+        var drains: [InstanceEndpoint] = []
+        for n in nodes.values where n.status.phase == .ready {
+            guard let ep = n.spec.endpoints else { continue }
+            for r in n.status.instances where r.deployment == d.metadata.key && r.phase == .draining && r.role == .decode {
+                drains.append(InstanceEndpoint(name: r.instance, role: .decode, node: n.name, host: n.spec.addresses.first ?? "127.0.0.1",
+                                               apiPort: ep.api, kvPort: ep.kv))
+            }
+        }
+        draining = drains.sorted { $0.name < $1.name }
         spec = d
     }
 
     func current() -> ([InstanceEndpoint], ServingDeployment?) { (instances, spec) }
+    func drainingInstances() -> [InstanceEndpoint] { draining }
 }
 

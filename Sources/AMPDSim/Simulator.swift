@@ -235,8 +235,9 @@ public final class Simulator {
                 workers[w].linkFreeAt = begin + send
                 result.kvBytesMoved += setup.cost.kvBytes(tokens: task.new)
                 heap.push(begin + send, .kvArrived(task: id))
-            case .recompute, .fail, .release:
-                // Transfers never fail in the simulator, and its KV has no memory to release.
+            case .recompute, .fail, .release, .moveSession:
+                // Transfers never fail in the simulator, its KV has no memory to release, and
+                // its instances never drain.
                 break
             }
         }

@@ -40,7 +40,8 @@ struct ChatAnswer: Decodable {
         struct Queue: Decodable { let aheadAtArrival: Int; let overtook: Int; let postponed: Int; let waitedSeconds: Double; let reorder: String }
         let placement: String; let kvOutcome: String; let kvBytesMoved: Int; let cachedTokens: Int; let round: Int; let reason: String
         let history: String; let historyKVBytes: Int; let policy: String; let queue: Queue; let promptTokens: Int; let kvBytesSaved: Int
-        let reusedTokens: Int; let reuse: String
+        let reusedTokens: Int; let reuse: String; let decodeInstance: String
+        var decodeInstanceName: String { decodeInstance }
     }
     let choices: [Choice]
     let ampd: Ampd
@@ -400,5 +401,36 @@ extension GatewayEndToEndTests {
             #expect(e.ampd.reusedTokens > 20 && e.ampd.reuse.contains("differs") && e.ampd.promptTokens < fresh.ampd.promptTokens, "\(e.ampd)")
             if policy == "static-pd" { #expect(e.ampd.placement == "remote" && e.ampd.history == "read") }
         }
+    }
+}
+
+extension GatewayEndToEndTests {
+    @Test("a scale-down of the decode pool hands the idle sessions off with their KV: their next rounds reuse their history on the surviving instance, token-identical to fresh requests")
+    func drainHandsSessionsOff() async throws {
+        guard AgentInstancesTests.modelAvailable else { return }
+        let two = try quickstartManifest(routing: "policy: colocated", replacing: [("  decode:\n    replicas: 1", "  decode:\n    replicas: 2")])
+        let cluster = try await GatewayCluster.start(manifest: two)
+        defer { cluster.stop() }
+        let (ctl, gw) = (cluster.ctl, cluster.gw)
+        let c = cluster.client()
+        let questions = (0..<8).map { "Name one thing about the number \($0 + 2)." }
+        var first: [ChatAnswer] = []
+        for (i, q) in questions.enumerated() { first.append(try await c.chat([("user", q)], session: "drain-\(i)", maxTokens: 6)) }
+        let onSecond = first.filter { $0.ampd.decodeInstanceName == "smollm2-decode-1" }.count
+        #expect(onSecond >= 2 && onSecond <= 6, "sessions spread over both decode instances")
+        // Scale the decode pool down to one: decode-1 drains, and its sessions move to decode-0.
+        #expect(try ctl.cli(["apply", "-f", "-"], stdin: try quickstartManifest(routing: "policy: colocated")).0 == 0)
+        _ = try await eventually("sessions handed off", timeout: .seconds(40)) { () -> Bool? in
+            gw.log().split(separator: "\n").filter { $0.contains("\"SessionHandedOff\"") }.count == onSecond ? true : nil
+        }
+        for (i, q) in questions.enumerated() {
+            let history = [("user", q), ("assistant", first[i].choices[0].message.content), ("user", "And one more?")]
+            let next = try await c.chat(history, session: "drain-\(i)", maxTokens: 6)
+            #expect(next.ampd.decodeInstanceName == "smollm2-decode-0" && next.ampd.reusedTokens > 20 && next.ampd.history != "recomputed"
+                    && next.ampd.reuse.contains("extends"), "session \(i): \(next.ampd)")
+            let fresh = try await c.chat(history, session: "drain-fresh-\(i)", maxTokens: 6)
+            #expect(next.choices[0].message.content == fresh.choices[0].message.content, "session \(i)")
+        }
+        #expect(!gw.log().contains("SessionOwnerGone") && !gw.log().contains("SessionHandOffFailed"))
     }
 }

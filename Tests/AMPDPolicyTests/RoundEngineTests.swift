@@ -198,4 +198,31 @@ struct RoundEngineTests {
         #expect(Self.starts(a).map(\.round) == [2])
         #expect(e.owner(of: "a") == nil)
     }
+
+    @Test("a draining decode instance hands its idle sessions off to the remaining one; a session mid-round moves when its round ends")
+    func handOff() {
+        var e = engine(RoutingConfiguration(policy: .colocated), [d0, d1])
+        let a = Self.starts(arrive(&e, 1, "a", new: 500))[0]
+        let b = Self.starts(arrive(&e, 2, "b"))[0]
+        #expect(a.owner == "d0" && b.owner == "d1")
+        finish(&e, a)
+        finish(&e, b)
+        let c = Self.starts(arrive(&e, 3, "c", now: 2))[0]            // on d1 (less KV); still running when d1 drains
+        #expect(c.owner == "d1")
+        _ = e.handle(.instancesChanged([d0]), now: 3)
+        let moves = e.handle(.instanceDraining("d1"), now: 3)
+        #expect(moves.contains(.moveSession("b", from: "d1", to: "d0")))
+        // A round on a moving session waits (the gateway serializes; the engine refuses).
+        #expect(arrive(&e, 4, "b", history: 116, new: 5, now: 3.1).contains { if case .fail(4, let f) = $0 { f.kind == .sessionBusy } else { false } })
+        _ = e.handle(.sessionMoved("b"), now: 3.5)
+        #expect(e.owner(of: "b") == "d0")
+        let next = Self.starts(arrive(&e, 5, "b", history: 116, new: 5, now: 4))[0]
+        #expect(next.owner == "d0" && next.history == 116)
+        #expect(!moves.contains { if case .moveSession("c", _, _) = $0 { true } else { false } })
+        _ = e.handle(.prefillDone(3, computeSeconds: 0.1), now: 4)
+        #expect(e.handle(.decodeDone(3, generated: 4, itl: 0.02), now: 5) == [.moveSession("c", from: "d1", to: "d0")])
+        // A failed move: the session starts afresh.
+        _ = e.handle(.sessionMoveFailed("c"), now: 6)
+        #expect(e.owner(of: "c") == nil)
+    }
 }

@@ -13,7 +13,10 @@
 /// - **queues**: each instance runs `prefillSlots` prefills at a time; the rest wait here,
 ///   and Algorithm 2 (the manifest's window and postponement cap) picks the next;
 /// - **failures**: no decode instance, no prefill instance (`onPrefillUnavailable`), a
-///   failed history read or KV move (`onTransferFailure`), a lost history, an abandoned round.
+///   failed history read or KV move (`onTransferFailure`), a lost history, an abandoned round;
+/// - **hand-off**: a decode instance that drains (scale-down, planner step, node drain) gives its
+///   idle sessions, with their KV, to the least loaded remaining decode instance instead of
+///   leaving them to recompute (rounds in flight finish first, then move).
 public struct RoundEngine: Sendable {
     public struct Options: Sendable, Equatable {
         /// Seconds over which TTFT and ITL are averaged (the paper's 10 s).
@@ -51,6 +54,8 @@ public struct RoundEngine: Sendable {
         /// Tokens of KV the owner holds for it.
         var tokens = 0
         var round: RoundID?
+        /// Where its KV is being moved to (it drains from its owner).
+        var moving: String?
     }
 
     enum Phase { case queued, prefilling, moving, decoding }
@@ -81,6 +86,8 @@ public struct RoundEngine: Sendable {
     var sessions: [String: Session] = [:]
     var rounds: [RoundID: Round] = [:]
     var nextOrdinal: UInt64 = 1
+    /// Decode instances that left but still serve: their sessions are handed off.
+    var draining: Set<String> = []
 
     public init(routing: RoutingConfiguration, slo: LatencySLO, cost: CostModel, instances: [InstanceInfo] = [], options: Options = Options()) {
         self.routing = routing
@@ -105,7 +112,38 @@ public struct RoundEngine: Sendable {
         case .decodeDone(let id, let generated, let itl): return decodeDone(id, generated: generated, itl: itl, now: now)
         case .roundAbandoned(let id): return abandon(id, now: now)
         case .sessionEnded(let s): return endSession(s)
+        case .instanceDraining(let name):
+            guard instances[name] == nil else { return [] }
+            draining.insert(name)
+            return sessions.filter { $0.value.owner == name }.keys.sorted().flatMap { handOff($0) }
+        case .sessionMoved(let s):
+            guard let to = sessions[s]?.moving else { return [] }
+            sessions[s]!.owner = to
+            sessions[s]!.moving = nil
+            return []
+        case .sessionMoveFailed(let s):
+            if sessions[s]?.moving != nil { sessions[s] = nil }
+            return []
         }
+    }
+
+    /// Moves an idle session off a draining owner, to the decode instance holding the least KV.
+    mutating func handOff(_ s: String) -> [RoundAction] {
+        guard let session = sessions[s], session.round == nil, session.moving == nil, draining.contains(session.owner),
+              instances[session.owner] == nil, let to = leastLoadedDecode() else { return [] }
+        sessions[s]!.moving = to
+        return [.moveSession(s, from: session.owner, to: to)]
+    }
+
+    /// The decode instance holding the least KV: idle sessions' tokens, and the whole context of
+    /// rounds in flight from their arrival on (ties: by name).
+    func leastLoadedDecode() -> String? {
+        var held: [String: Int] = [:]
+        for s in sessions.values {
+            let owner = s.moving ?? s.owner
+            held[owner, default: 0] += s.round.flatMap { rounds[$0] }.map { $0.history + $0.new + $0.arrival.maxTokens } ?? s.tokens
+        }
+        return order.filter { instances[$0]!.info.role == .decode }.min { (held[$0] ?? 0, $0) < (held[$1] ?? 0, $1) }
     }
 
     mutating func setInstances(_ list: [InstanceInfo], now: Double) -> [RoundAction] {
@@ -119,6 +157,7 @@ public struct RoundEngine: Sendable {
         let orphans = instances.filter { next[$0.key] == nil }.flatMap { $0.value.queue.map(\.id) }
         instances = next
         order = next.keys.sorted()
+        draining.subtract(next.keys)
         var actions: [RoundAction] = []
         for id in orphans.sorted() {
             guard let r = rounds.removeValue(forKey: id) else { continue }
@@ -149,6 +188,9 @@ public struct RoundEngine: Sendable {
         var history = a.history
         var new = a.new
         var session: Session
+        if sessions[a.session]?.moving != nil {
+            return [.fail(a.round, RoundFailure(.sessionBusy, status: 409, "session \(a.session) is being moved to another decode instance"))]
+        }
         if let s = sessions[a.session], instances[s.owner] != nil {
             guard s.round == nil else {
                 return [.fail(a.round, RoundFailure(.sessionBusy, status: 409, "session \(a.session) already has a round in flight"))]
@@ -156,14 +198,8 @@ public struct RoundEngine: Sendable {
             session = s
         } else {
             // A new session, or its owner is gone: bind it to the decode instance holding the
-            // least KV (idle sessions' tokens, and the whole context of rounds in flight, from
-            // their arrival on); its history starts from nothing.
-            var held: [String: Int] = [:]
-            for s in sessions.values {
-                held[s.owner, default: 0] += s.round.flatMap { rounds[$0] }.map { $0.history + $0.new + $0.arrival.maxTokens } ?? s.tokens
-            }
-            func load(_ n: String) -> Int { held[n] ?? 0 }
-            let owner = decodes.min { (load($0), $0) < (load($1), $1) }!
+            // least KV; its history starts from nothing.
+            let owner = leastLoadedDecode()!
             let previous = sessions[a.session]?.owner
             session = Session(owner: owner, ordinal: nextOrdinal)
             nextOrdinal += 1
@@ -312,6 +348,8 @@ public struct RoundEngine: Sendable {
             s.round = nil
             s.tokens = r.history + r.new + generated
             sessions[r.arrival.session] = s
+            // Its owner drained while it ran: now it moves.
+            actions += handOff(r.arrival.session)
         }
         if r.phase == .prefilling || r.phase == .queued { actions += pump(r.target, now: now) }
         return actions

@@ -85,6 +85,13 @@ public enum RoundEvent: Sendable, Equatable {
     case roundAbandoned(RoundID)
     /// The session ended (or expired): its KV is released.
     case sessionEnded(String)
+    /// A decode instance left the deployment but still serves (it drains): its idle sessions
+    /// move, with their KV, to the decode instances that remain.
+    case instanceDraining(String)
+    /// A session's KV is on its new decode instance (after `moveSession`).
+    case sessionMoved(String)
+    /// A session could not be moved: it starts afresh next time.
+    case sessionMoveFailed(String)
 }
 
 /// Why a round recomputes instead of reusing moved KV.
@@ -175,4 +182,6 @@ public enum RoundAction: Sendable, Equatable {
     case fail(RoundID, RoundFailure)
     /// Drop the session's KV on `instance`.
     case release(session: String, on: String)
+    /// Move an idle session's KV from a draining decode instance to another; its rounds wait.
+    case moveSession(String, from: String, to: String)
 }
