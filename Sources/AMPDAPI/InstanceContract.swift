@@ -104,15 +104,18 @@ public struct PrefillRequest: Codable, Sendable, Hashable {
     public var stopTokens: [Int32]?
     /// Text that ends generation (the caller cuts the output at the first match).
     public var stopStrings: [String]
+    /// Salts the sequence's prefix-cache block hashes (the tenant's, under `tenantIsolation`).
+    public var cacheSalt: UInt64
     public var destination: KVDestination
 
     public init(tokens: [Int32], history: KVRef? = nil, sampling: SamplingOptions, stopTokens: [Int32]? = nil, stopStrings: [String] = [],
-                destination: KVDestination) {
+                cacheSalt: UInt64 = 0, destination: KVDestination) {
         self.tokens = tokens
         self.history = history
         self.sampling = sampling
         self.stopTokens = stopTokens
         self.stopStrings = stopStrings
+        self.cacheSalt = cacheSalt
         self.destination = destination
     }
 }
@@ -129,9 +132,11 @@ public struct GenerateRequest: Codable, Sendable, Hashable {
     public var stopTokens: [Int32]?
     /// Text that ends generation (the caller cuts the output at the first match).
     public var stopStrings: [String]
+    /// Salts a new sequence's prefix-cache block hashes (the tenant's, under `tenantIsolation`).
+    public var cacheSalt: UInt64
 
     public init(sequence: UInt64? = nil, tokens: [Int32], kv: KVRef? = nil, maxTokens: Int, sampling: SamplingOptions, stopTokens: [Int32]? = nil,
-                stopStrings: [String] = []) {
+                stopStrings: [String] = [], cacheSalt: UInt64 = 0) {
         self.sequence = sequence
         self.tokens = tokens
         self.kv = kv
@@ -139,6 +144,7 @@ public struct GenerateRequest: Codable, Sendable, Hashable {
         self.sampling = sampling
         self.stopTokens = stopTokens
         self.stopStrings = stopStrings
+        self.cacheSalt = cacheSalt
     }
 }
 

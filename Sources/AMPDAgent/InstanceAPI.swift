@@ -152,7 +152,8 @@ struct InstanceAPI {
             pushFrom = try await Self.engineCall { try await engine.computedTokens(of: s) }
         }
         let request = GenerationRequest(sequence: sequence, tokens: call.tokens, maxTokens: 1, sampling: Self.sampling(call.sampling),
-                                        stopTokens: call.stopTokens.map(Set.init), keepAlive: true, prefillOnly: true, stopStrings: call.stopStrings)
+                                        stopTokens: call.stopTokens.map(Set.init), keepAlive: true, prefillOnly: true, stopStrings: call.stopStrings,
+                                        cacheSalt: call.cacheSalt)
         let stream: AsyncThrowingStream<GenerationEvent, any Error>
         do { stream = try await engine.generate(request) } catch {
             if let sequence { await engine.release(sequence) }
@@ -179,7 +180,8 @@ struct InstanceAPI {
         var sequence = call.sequence
         if let kv = call.kv { sequence = try await importKV(engine, kv, into: call.sequence) }
         let request = GenerationRequest(sequence: sequence, tokens: call.tokens, maxTokens: call.maxTokens, sampling: Self.sampling(call.sampling),
-                                        stopTokens: call.stopTokens.map(Set.init), keepAlive: true, stopStrings: call.stopStrings)
+                                        stopTokens: call.stopTokens.map(Set.init), keepAlive: true, stopStrings: call.stopStrings,
+                                        cacheSalt: call.cacheSalt)
         let stream: AsyncThrowingStream<GenerationEvent, any Error>
         do { stream = try await engine.generate(request) } catch {
             // A sequence imported for this request is dropped with it.

@@ -119,7 +119,7 @@ struct TopologyRefresher: Service {
     static func follow(_ topology: Topology, driver: RoundDriver) async {
         let (instances, spec) = await topology.current()
         guard let spec else { return }
-        await driver.configure(RoutingConfiguration(spec.spec), Gateway.slo(spec))
+        await driver.configure(RoutingConfiguration(spec.spec), Gateway.slo(spec), tenantIsolation: spec.spec.kvPool?.tenantIsolation ?? true)
         await driver.setInstances(instances, draining: await topology.drainingInstances(),
                                   tensor: [.prefill: spec.spec.prefill?.tensor ?? 1, .decode: spec.spec.decode.tensor])
     }

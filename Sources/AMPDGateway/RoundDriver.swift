@@ -40,6 +40,8 @@ actor RoundDriver {
         var tokens: [Int32]
         /// Why the session's history was reused as it was (for the round record).
         var reuse: String
+        /// Salts the prefix-cache block hashes of the sequences the round starts.
+        var cacheSalt: UInt64
         var number: Int
         var routing: RoutingConfiguration
     }
@@ -48,6 +50,8 @@ actor RoundDriver {
     /// Running instances, and draining ones (still reachable, for hand-offs).
     var endpoints: [String: InstanceEndpoint] = [:]
     var draining: Set<String> = []
+    /// `kvPool.tenantIsolation`: each tenant's sequences share prefix blocks only with its own.
+    var tenantIsolation = true
     /// The deployment's KV pool on each agent (`namespace/name`).
     let pool: String
     var sessions: [String: SessionState] = [:]
@@ -131,8 +135,9 @@ actor RoundDriver {
         }
     }
 
-    /// The deployment's routing and SLO, as its manifest says now.
-    func configure(_ routing: RoutingConfiguration, _ slo: LatencySLO) {
+    /// The deployment's routing, SLO and tenant isolation, as its manifest says now.
+    func configure(_ routing: RoutingConfiguration, _ slo: LatencySLO, tenantIsolation: Bool = true) {
+        self.tenantIsolation = tenantIsolation
         guard routing != engine.routing || slo != engine.slo else { return }
         logger.info("Routing configured", metadata: ["event": "RoutingConfigured", "policy": "\(routing.policy.rawValue)", "alpha": "\(routing.alpha)",
                                                       "beta": "\(routing.beta)", "reorderWindow": "\(routing.reorderWindow)",
@@ -180,7 +185,14 @@ actor RoundDriver {
 
     /// Hands a round to the engine and waits until its prefill may start (it may wait in the
     /// engine's queue); throws the engine's `RoundFailure` if it cannot run.
-    func begin(session: String, prompt tokens: [Int32], maxTokens: Int) async throws -> Start {
+    /// A tenant's prefix-cache salt: stable (FNV-1a of its name), never 0.
+    static func salt(_ tenant: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in tenant.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        return h == 0 ? 1 : h
+    }
+
+    func begin(session: String, tenant: String, prompt tokens: [Int32], maxTokens: Int) async throws -> Start {
         let id = nextRound
         nextRound += 1
         let existing = sessions[session]
@@ -208,6 +220,7 @@ actor RoundDriver {
         }
         return Start(round: id, dispatch: dispatch, instance: instance, owner: owner, previous: dispatch.history > 0 ? existing : nil,
                      tokens: tokens, reuse: dispatch.history > 0 ? why : (existing == nil ? "new session" : "nothing reused: " + why),
+                     cacheSalt: tenantIsolation ? Self.salt(tenant) : 0,
                      number: (existing?.rounds ?? 0) + 1, routing: engine.routing)
     }
 

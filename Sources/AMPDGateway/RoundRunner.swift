@@ -44,7 +44,7 @@ struct RoundRunner: Sendable {
         await driver.acquire(input.session)
         let start: RoundDriver.Start
         do {
-            start = try await driver.begin(session: input.session, prompt: input.prompt, maxTokens: input.maxTokens)
+            start = try await driver.begin(session: input.session, tenant: input.tenant, prompt: input.prompt, maxTokens: input.maxTokens)
         } catch {
             await driver.finish(input.session)
             if let f = error as? RoundFailure { throw GatewayError(f.message, status: f.status) }
@@ -144,14 +144,14 @@ struct RoundRunner: Sendable {
             var lines: AsyncThrowingStream<InstanceStreamLine, any Error>
             do {
                 lines = try await caller.generate(owner, GenerateRequest(sequence: start.previous?.sequence, tokens: reused,
-                                                                         maxTokens: input.maxTokens, sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings))
+                                                                         maxTokens: input.maxTokens, sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings, cacheSalt: start.cacheSalt))
             } catch let e as InstanceCallError where e.code == .sequenceGone && start.previous != nil {
                 // The owner dropped this idle session's KV to make room: the engine has it recomputed there.
                 let actions = await driver.report(.historyLost(id), round: id)
                 if let f = Self.failure(in: actions) { throw f }
                 historyMode = "recomputed"
                 logger.info("Session KV gone; recomputing", metadata: ["event": "SessionKVRecomputed", "session": "\(input.session)", "owner": "\(owner.name)"])
-                lines = try await caller.generate(owner, GenerateRequest(tokens: start.tokens, maxTokens: input.maxTokens, sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings))
+                lines = try await caller.generate(owner, GenerateRequest(tokens: start.tokens, maxTokens: input.maxTokens, sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings, cacheSalt: start.cacheSalt))
             }
             try await decode(lines, since: since)
         } else {
@@ -184,7 +184,7 @@ struct RoundRunner: Sendable {
             do {
                 let lines = try await caller.prefill(instance, PrefillRequest(
                     tokens: historyRef == nil ? start.tokens : reused, history: historyRef, sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings,
-                    destination: KVDestination(host: owner.host, port: owner.kvPort, pool: pool, tenant: input.tenant, key: UInt64.random(in: 1...UInt64.max))))
+                    cacheSalt: start.cacheSalt, destination: KVDestination(host: owner.host, port: owner.kvPort, pool: pool, tenant: input.tenant, key: UInt64.random(in: 1...UInt64.max))))
                 for try await l in lines {
                     if let t = l.token { _ = await take(t, prefillSince: since) }
                     if let r = l.done { cached = r.cachedTokens }
@@ -209,7 +209,7 @@ struct RoundRunner: Sendable {
                         sequence = try await caller.importKV(owner, ImportRequest(kv: ref, into: appendTo)).sequence
                     } else {
                         lines = try await caller.generate(owner, GenerateRequest(sequence: appendTo, tokens: [], kv: ref, maxTokens: input.maxTokens - 1,
-                                                                                 sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings))
+                                                                                 sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings, cacheSalt: start.cacheSalt))
                     }
                     kvBytes = historyBytes + ref.bytes
                     kvSaved += ref.savedBytes
@@ -230,7 +230,7 @@ struct RoundRunner: Sendable {
                 // A finished round needs nothing more; otherwise the owner computes the context itself.
                 if !complete {
                     lines = try await caller.generate(owner, GenerateRequest(tokens: start.tokens + generated, maxTokens: input.maxTokens - generated.count,
-                                                                             sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings))
+                                                                             sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings, cacheSalt: start.cacheSalt))
                 }
             }
             if let lines { try await decode(lines, since: since) }

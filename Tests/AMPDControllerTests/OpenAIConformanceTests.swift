@@ -69,6 +69,10 @@ struct OpenAIConformanceTests {
         #expect(again.ampd.reusedTokens > 0)
         let other = try await globex.chat(q, session: "shared-id")
         #expect(other.ampd.reusedTokens == 0 && other.ampd.reuse == "new session", "\(other.ampd)")
+        // Nor does it share acme's prefix blocks on the decode instance (tenantIsolation: true),
+        // while acme's own new session does.
+        #expect(other.ampd.cachedTokens == 0, "\(other.ampd)")
+        #expect(try await acme.chat(q, session: "another-id").ampd.cachedTokens > 0)
         #expect(gw.log().contains("\"APIKeysLoaded\""))
     }
 

@@ -229,6 +229,21 @@ struct EngineTests {
         await #expect(throws: EngineError.self) { try await engine.generate(GenerationRequest(tokens: [1], sampling: SamplingParams(temperature: -1))) }
     }
 
+    @Test("a cache salt keeps prefix blocks to sequences of the same salt (one tenant's), across export and import too")
+    func cacheSalt() async throws {
+        let engine = try TinyModel.engine(), other = try TinyModel.engine()
+        let (_, a) = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 2, stopTokens: [], keepAlive: true, cacheSalt: 7))
+        let (_, b) = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 2, stopTokens: [], cacheSalt: 8))
+        let (_, c) = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 2, stopTokens: [], cacheSalt: 7))
+        #expect(b.cachedTokens == 0 && c.cachedTokens == 32)
+        // An export carries its salt: the importing engine shares its blocks only with that salt.
+        let id = try await other.importKV(try await engine.exportKV(a.sequence))
+        let (_, d) = try await run(other, GenerationRequest(tokens: prompt, maxTokens: 2, stopTokens: [], cacheSalt: 8))
+        let (_, e) = try await run(other, GenerationRequest(tokens: prompt, maxTokens: 2, stopTokens: [], cacheSalt: 7))
+        #expect(d.cachedTokens == 0 && e.cachedTokens == 32)
+        await other.release(id)
+    }
+
     @Test("penalties: presence and frequency count generated tokens, repetition covers the prompt too")
     func penalties() {
         let logits: [Float] = [5, 4, 1]

@@ -45,6 +45,9 @@ public actor NativeEngine: InferenceEngine {
         /// drop (oldest first) when a running request needs blocks. Nil while in use, and
         /// for sequences waiting for their export or their first round after an import.
         var idleSince: ContinuousClock.Instant? = nil
+        /// Salts its block hashes: blocks are shared only between sequences of the same salt
+        /// (one tenant's), so one tenant's prompts never speed up, or reveal, another's.
+        var salt: UInt64 = 0
     }
 
     struct Active {
@@ -127,12 +130,13 @@ public actor NativeEngine: InferenceEngine {
             cached = seq.computed
         } else {
             guard !request.tokens.isEmpty else { throw .invalidRequest("a new sequence needs at least one token") }
-            seq = Sequence(tokens: request.tokens, computed: 0, blockTable: [], active: nil)
+            seq = Sequence(tokens: request.tokens, computed: 0, blockTable: [], active: nil, salt: request.cacheSalt)
             id = nextID
             nextID += 1
-            // Share cached full blocks of the prefix, leaving at least one token to compute.
+            // Share cached full blocks of the prefix (of the same salt), leaving at least one token to compute.
             let shareable = (request.tokens.count - 1) / options.blockTokens
-            let hashes = PrefixHash.chain(Array(request.tokens[0..<(shareable * options.blockTokens)]), blockTokens: options.blockTokens)
+            let hashes = PrefixHash.chain(Array(request.tokens[0..<(shareable * options.blockTokens)]), blockTokens: options.blockTokens,
+                                          salt: request.cacheSalt)
             seq.blockTable = blocks.acquirePrefix(hashes)
             seq.blockHashes = Array(hashes.prefix(seq.blockTable.count))
             seq.computed = seq.blockTable.count * options.blockTokens
@@ -236,7 +240,7 @@ public actor NativeEngine: InferenceEngine {
             modelFingerprint: fingerprint, architecture: c.architecture, layers: c.layers, kvHeads: c.kvHeads,
             headDim: c.headDim, dtype: "f16", blockTokens: B, tokens: s.tokens,
             computedTokens: s.computed, blockHashes: fullHashes.map { String($0, radix: 16) }, blockCount: usedBlocks - firstBlock,
-            startToken: firstBlock > 0 ? firstBlock * B : nil)
+            startToken: firstBlock > 0 ? firstBlock * B : nil, cacheSalt: s.salt == 0 ? nil : s.salt)
         do {
             return try KVExportFormat.encode(header: header) { out in
                 for b in s.blockTable[firstBlock..<usedBlocks] {
@@ -299,7 +303,9 @@ public actor NativeEngine: InferenceEngine {
         guard payload.count == h.blockCount * c.layers * 2 * perLayer else {
             throw .invalidKVExport("payload is \(payload.count) bytes; \(h.blockCount) blocks need \(h.blockCount * c.layers * 2 * perLayer)")
         }
-        let fullHashes = PrefixHash.chain(Array(h.tokens[0..<h.computedTokens]), blockTokens: h.blockTokens)
+        let salt = h.cacheSalt ?? 0
+        if let base, base.salt != salt { throw .invalidKVExport("the export's cache salt differs from sequence \(target ?? 0)'s") }
+        let fullHashes = PrefixHash.chain(Array(h.tokens[0..<h.computedTokens]), blockTokens: h.blockTokens, salt: salt)
         guard fullHashes.map({ String($0, radix: 16) }) == h.blockHashes else {
             throw .invalidKVExport("block hashes do not match the tokens")
         }
@@ -335,7 +341,7 @@ public actor NativeEngine: InferenceEngine {
         }
         let id = nextID
         nextID += 1
-        sequences[id] = Sequence(tokens: h.tokens, computed: h.computedTokens, blockTable: table, blockHashes: fullHashes, active: nil)
+        sequences[id] = Sequence(tokens: h.tokens, computed: h.computedTokens, blockTable: table, blockHashes: fullHashes, active: nil, salt: salt)
         return id
     }
 
@@ -440,7 +446,7 @@ public actor NativeEngine: InferenceEngine {
         let full = s.computed / B
         var parent = s.blockHashes.last ?? PrefixHash.root
         for i in s.blockHashes.count..<max(s.blockHashes.count, full) {
-            parent = PrefixHash.block(parent: parent, tokens: s.tokens[(i * B)..<((i + 1) * B)])
+            parent = PrefixHash.block(parent: parent, tokens: s.tokens[(i * B)..<((i + 1) * B)], salt: s.salt)
             s.blockHashes.append(parent)
             blocks.register(s.blockTable[i], hash: parent)
         }

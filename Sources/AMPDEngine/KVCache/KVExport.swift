@@ -30,6 +30,8 @@ public struct KVExportHeader: Codable, Sendable, Equatable {
     /// only the blocks from this token on, for a receiver that has the earlier ones (the
     /// session's decode instance, after a remote incremental prefill). Nil or 0: everything.
     public var startToken: Int?
+    /// The salt of the block hashes (the sequence's tenant), nil for none.
+    public var cacheSalt: UInt64?
 }
 
 public enum KVExportFormat {
