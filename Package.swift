@@ -185,7 +185,8 @@ let package = Package(
         .testTarget(name: "AMPDPolicyTests", dependencies: ["AMPDPolicy", "AMPDSim"], swiftSettings: strict),
         .testTarget(name: "AMPDAutoscalingTests", dependencies: ["AMPDAutoscaling", "AMPDAPI", "AMPDPolicy"], swiftSettings: strict),
         .testTarget(name: "AMPDKVPoolTests", dependencies: ["AMPDKVPool", "AMPDPKI"], swiftSettings: strict),
-        .testTarget(name: "AMPDPKITests", dependencies: ["AMPDPKI"], swiftSettings: strict),
+        .testTarget(name: "AMPDPKITests", dependencies: ["AMPDPKI", .product(name: "SwiftASN1", package: "swift-asn1"),
+                                                    .product(name: "X509", package: "swift-certificates")], swiftSettings: strict),
         .testTarget(name: "AMPDGatewayTests", dependencies: ["AMPDGateway", "AMPDAPI"], swiftSettings: strict),
         .testTarget(
             name: "AMPDControllerTests",

@@ -253,6 +253,8 @@ public struct InstanceStreamLine: Codable, Sendable, Hashable {
 
 /// What went wrong on an instance, by code: callers decide on the code, never the text.
 public enum InstanceErrorCode: String, Codable, Sendable, Hashable, CaseIterable {
+    /// The client certificate is not one the instance API serves (revoked, a CA's, server-only).
+    case forbidden
     case noSuchInstance
     /// The sequence is not (or no longer) live: an idle session's KV gave way, or it was released.
     case sequenceGone
@@ -271,6 +273,7 @@ public enum InstanceErrorCode: String, Codable, Sendable, Hashable, CaseIterable
     /// The HTTP status it answers with.
     public var status: Int {
         switch self {
+        case .forbidden: 403
         case .noSuchInstance: 404
         case .sequenceGone: 410
         case .sequenceBusy: 409

@@ -96,7 +96,7 @@ public struct Agent: Sendable {
         let pools = KVPools()
         let server = try await KVPoolServer.bind(
             host: config.kvHost, port: config.kvPort, tls: { tlsBox.withLockedValue { $0 } }, pools: pools, logger: logger,
-            isRevoked: { await revocations.contains($0) })
+            checkPeer: { der in await PeerCertificatePolicy.problem(der: der, isRevoked: { await revocations.contains($0) }) })
         logger.info("KV pool endpoint listening", metadata: ["event": "KVPoolListening", "port": "\(server.port)", "serial": "\(first.serial)"])
 
         // The instance API: HTTPS requiring a client certificate from the cluster CA.
@@ -119,7 +119,9 @@ public struct Agent: Sendable {
         }
         let apiPort = PortBox()
         let metrics = MetricsRegistry()
-        let api = InstanceAPI(instances: instances, pools: pools, clientTLS: { clientBox.withLockedValue { $0 } }, metrics: metrics, logger: logger)
+        let api = InstanceAPI(instances: instances, pools: pools, clientTLS: { clientBox.withLockedValue { $0 } }, metrics: metrics,
+                              checkPeer: { der in await PeerCertificatePolicy.problem(der: der, isRevoked: { await revocations.contains($0) }) },
+                              logger: logger)
         let app = Application(
             router: api.router(),
             server: try .tls(.http1(), tlsConfiguration: apiTLS),

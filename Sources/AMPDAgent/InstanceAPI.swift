@@ -17,10 +17,13 @@ struct InstanceAPI {
     let pools: KVPools
     let clientTLS: @Sendable () -> NIOSSLContext
     let metrics: MetricsRegistry
+    /// Why a client certificate is refused (`PeerCertificatePolicy`), nil when it is served.
+    let checkPeer: @Sendable ([UInt8]) async -> String?
     let logger: Logger
 
-    func router() -> Router<BasicRequestContext> {
-        let r = Router(context: BasicRequestContext.self)
+    func router() -> Router<PeerRequestContext> {
+        let r = Router(context: PeerRequestContext.self)
+        r.add(middleware: PeerCheck(check: checkPeer, logger: logger))
         r.get("/healthz") { _, _ in "ok\n" }
         r.get("/metrics") { _, _ in
             var h = HTTPFields()
@@ -82,7 +85,7 @@ struct InstanceAPI {
     }
 
     /// The named running instance and the request body, or the typed error naming what is wrong.
-    func engineAndBody<T: Decodable>(_ req: Request, _ ctx: BasicRequestContext, _ type: T.Type) async throws -> (NativeEngine, T) {
+    func engineAndBody<T: Decodable>(_ req: Request, _ ctx: PeerRequestContext, _ type: T.Type) async throws -> (NativeEngine, T) {
         let name = try ctx.parameters.require("instance")
         guard let engine = await instances.engine(name) else { throw InstanceError(.noSuchInstance, "no running instance \(name) on this agent") }
         do {
@@ -236,6 +239,39 @@ struct InstanceAPI {
         })
     }
 }
+/// A request context that keeps the connection, so that its client certificate can be checked.
+struct PeerRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+}
+
+/// Refuses, with 403 and the reason, a request whose client certificate the cluster's policy
+/// does not accept (revoked, a CA's, server-only): TLS has only checked the chain.
+struct PeerCheck: RouterMiddleware {
+    typealias Context = PeerRequestContext
+    let check: @Sendable ([UInt8]) async -> String?
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let why: String?
+        if let cert = try? await context.channel.nioSSL_peerCertificate().get(), let der = try? cert.toDERBytes() {
+            why = await check(der)
+        } else {
+            why = "no client certificate"
+        }
+        if let why {
+            logger.warning("Refused a client certificate", metadata: ["event": "PeerRefused", "endpoint": "instance-api", "reason": "\(why)"])
+            return await InstanceAPI.answer { throw InstanceError(.forbidden, why) }
+        }
+        return try await next(request, context)
+    }
+}
+
 extension Duration {
     /// Whole milliseconds, for logs.
     var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }

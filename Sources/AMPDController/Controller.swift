@@ -59,7 +59,7 @@ public struct Controller: Sendable {
         var dns = ["localhost"], ips = ["127.0.0.1", "::1"]
         for n in config.serverNames { if IPAddressBytes.parse(n) != nil { ips.append(n) } else { dns.append(n) } }
         if config.host != "0.0.0.0" && config.host != "::" && IPAddressBytes.parse(config.host) != nil && !ips.contains(config.host) { ips.append(config.host) }
-        let serving = try ca.issue(commonName: "ampd-controller", dnsNames: dns, ipAddresses: ips, validity: 30 * 86_400)
+        let serving = try ca.issue(commonName: "ampd-controller", dnsNames: dns, ipAddresses: ips, validity: 30 * 86_400, serverOnly: true)
         try PEMFile.write(serving.certificatePEM, to: dir.appendingPathComponent("tls.crt"), mode: 0o644)
         try PEMFile.write(serving.privateKeyPEM, to: dir.appendingPathComponent("tls.key"), mode: 0o600)
 

@@ -59,16 +59,17 @@ public final class KVPoolServer: Sendable {
     public let port: Int
     let channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
     let logger: Logger
-    let isRevoked: (@Sendable (String) async -> Bool)?
+    let checkPeer: (@Sendable ([UInt8]) async -> String?)?
 
     /// `tls` is read for every new connection, so a renewed certificate takes
-    /// effect without dropping open connections. `isRevoked` is asked the peer
-    /// certificate's serial (lowercase hex, no leading zeros) on its first frame.
+    /// effect without dropping open connections. `checkPeer` is asked about the peer
+    /// certificate (DER) on its first frame, and its answer (a reason) refuses the connection
+    /// (`PeerCertificatePolicy`: a revoked, CA or server-only certificate).
     /// Without `tls` the endpoint speaks the same frames over plain TCP: only the
     /// transport benchmark's reference does that (agents always pass one, and
     /// manifests cannot turn TLS off).
     public static func bind(host: String, port: Int, tls: (@Sendable () -> NIOSSLContext)?, pools: KVPools, logger: Logger,
-                            isRevoked: (@Sendable (String) async -> Bool)? = nil,
+                            checkPeer: (@Sendable ([UInt8]) async -> String?)? = nil,
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> KVPoolServer {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -80,7 +81,7 @@ public final class KVPoolServer: Sendable {
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
                 }
             }
-        return KVPoolServer(pools: pools, port: channel.channel.localAddress?.port ?? port, channel: channel, logger: logger, isRevoked: isRevoked)
+        return KVPoolServer(pools: pools, port: channel.channel.localAddress?.port ?? port, channel: channel, logger: logger, checkPeer: checkPeer)
     }
 
     /// An endpoint serving one pool, named "" (tests, tools).
@@ -90,17 +91,17 @@ public final class KVPoolServer: Sendable {
     }
 
     init(pools: KVPools, port: Int, channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, logger: Logger,
-         isRevoked: (@Sendable (String) async -> Bool)?) {
+         checkPeer: (@Sendable ([UInt8]) async -> String?)?) {
         self.pools = pools
         self.port = port
         self.channel = channel
         self.logger = logger
-        self.isRevoked = isRevoked
+        self.checkPeer = checkPeer
     }
 
-    public struct Revoked: Error, CustomStringConvertible {
-        public let serial: String
-        public var description: String { "peer certificate \(serial) is revoked" }
+    public struct Refused: Error, CustomStringConvertible {
+        public let reason: String
+        public var description: String { reason }
     }
 
     /// Serves until the listening channel closes (`close()`) or the task is cancelled.
@@ -124,12 +125,10 @@ public final class KVPoolServer: Sendable {
             try await connection.executeThenClose { inbound, outbound in
                 var checked = false
                 for try await var frame in inbound {
-                    if !checked, let isRevoked {
+                    if !checked, let checkPeer {
                         checked = true
-                        if let cert = try await connection.channel.nioSSL_peerCertificate().get() {
-                            let serial = CertificateSerial.hex(cert.serialNumber)
-                            if await isRevoked(serial) { throw Revoked(serial: serial) }
-                        }
+                        guard let cert = try await connection.channel.nioSSL_peerCertificate().get() else { throw Refused(reason: "no client certificate") }
+                        if let why = await checkPeer(try cert.toDERBytes()) { throw Refused(reason: why) }
                     }
                     let bytes = frame.readBytes(length: frame.readableBytes) ?? []
                     let (id, pool, request) = try KVPoolCodec.decodeRequest(bytes[...])

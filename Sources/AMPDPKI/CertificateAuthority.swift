@@ -72,19 +72,23 @@ public struct CertificateAuthority: Sendable {
         return ca
     }
 
-    /// Issues a leaf certificate for TLS (server and client auth) with the given names.
+    /// Issues a leaf certificate for TLS with the given names: server and client auth, or
+    /// server auth only (`serverOnly`: the controller's serving certificate, which no mutual-TLS
+    /// endpoint accepts as a client's).
     public func issue(commonName: String, dnsNames: [String], ipAddresses: [String],
-                      validity: TimeInterval, now: Date = Date()) throws -> IssuedCertificate {
+                      validity: TimeInterval, now: Date = Date(), serverOnly: Bool = false) throws -> IssuedCertificate {
         let leafKey = P256.Signing.PrivateKey()
         let (cert, _) = try leaf(publicKey: Certificate.PublicKey(leafKey.publicKey), commonName: commonName,
-                                 dnsNames: dnsNames, ipAddresses: ipAddresses, validity: validity, now: now)
+                                 dnsNames: dnsNames, ipAddresses: ipAddresses, validity: validity, now: now,
+                                 usages: serverOnly ? [.serverAuth] : [.serverAuth, .clientAuth])
         return IssuedCertificate(certificatePEM: try cert.serializeAsPEM().pemString,
                                  privateKeyPEM: leafKey.pemRepresentation, notValidAfter: cert.notValidAfter)
     }
 
-    /// A TLS leaf (server and client auth) for `publicKey`, signed by this CA.
+    /// A TLS leaf for `publicKey` (server and client auth unless told), signed by this CA.
     func leaf(publicKey: Certificate.PublicKey, commonName: String, dnsNames: [String], ipAddresses: [String],
-              validity: TimeInterval, now: Date) throws -> (Certificate, Certificate.SerialNumber) {
+              validity: TimeInterval, now: Date,
+              usages: [ExtendedKeyUsage.Usage] = [.serverAuth, .clientAuth]) throws -> (Certificate, Certificate.SerialNumber) {
         var sans: [GeneralName] = dnsNames.map { .dnsName($0) }
         for ip in ipAddresses {
             guard let bytes = IPAddressBytes.parse(ip) else { throw PKIError("not an IP address: \"\(ip)\"") }
@@ -98,7 +102,7 @@ public struct CertificateAuthority: Sendable {
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.notCertificateAuthority)
             Critical(KeyUsage(digitalSignature: true))
-            try ExtendedKeyUsage([.serverAuth, .clientAuth])
+            try ExtendedKeyUsage(usages)
             SubjectAlternativeNames(sans)
             SubjectKeyIdentifier(hash: publicKey)
             AuthorityKeyIdentifier(keyIdentifier: try certificate.extensions.subjectKeyIdentifier?.keyIdentifier)

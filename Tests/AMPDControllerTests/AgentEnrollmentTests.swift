@@ -1,3 +1,5 @@
+import NIOCore
+import AsyncHTTPClient
 import AMPDAPI
 import AMPDClient
 import AMPDKVPool
@@ -56,6 +58,58 @@ struct NIOSSLContextBox: @unchecked Sendable { let context: NIOSSLContext; init(
 
 @Suite("Agent enrollment and the KV pool endpoint", .serialized)
 struct AgentEnrollmentTests {
+    /// The status of `GET /healthz` on an agent's instance API with a client certificate (PEM
+    /// files); nil when the TLS handshake refuses it.
+    func instanceAPIStatus(port: Int, certificate: URL, key: URL, ca: URL) async -> Int? {
+        do {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate.path).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key.path, format: .pem))
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca.path))
+            tls.certificateVerification = .noHostnameVerification
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+            defer { Task { try? await http.shutdown() } }
+            return Int(try await http.execute(HTTPClientRequest(url: "https://127.0.0.1:\(port)/healthz"), timeout: .seconds(10)).status.code)
+        } catch {
+            return nil
+        }
+    }
+
+    @Test("the instance API and the KV endpoint take only client certificates: the CA's and the controller's serving certificate are refused, and a revoked one once the agent has refreshed")
+    func mutualTLSIdentity() async throws {
+        let ctl = try ControllerProcess()
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        let a = try AgentProcess(controller: ctl, name: "node-a")
+        let b = try AgentProcess(controller: ctl, name: "node-b")
+        defer { _ = a.stop(); _ = b.stop() }
+        let portA = try await eventually("agent A listening") { try a.port() }
+        _ = try await eventually("agent B listening") { try b.port() }
+        let ca = ctl.dataDir.appendingPathComponent("ca.crt")
+        func status(_ dir: URL, _ cert: String, _ key: String) async -> Int? {
+            await instanceAPIStatus(port: portA.apiPort, certificate: dir.appendingPathComponent(cert), key: dir.appendingPathComponent(key), ca: ca)
+        }
+        #expect(await status(b.dataDir, "agent.crt", "agent.key") == 200)
+        #expect(await status(ctl.dataDir, "ca.crt", "ca.key") == 403)
+        // Server-only: TLS itself refuses it (no client-auth purpose), or the policy does (403).
+        let servingStatus = await status(ctl.dataDir, "tls.crt", "tls.key")
+        #expect(servingStatus == nil || servingStatus == 403)
+        #expect(a.log().contains("is a CA certificate"))
+        // The KV endpoint applies the same policy.
+        let caPEM = try String(contentsOf: ca, encoding: .utf8)
+        let serving = try KVPoolTLS.client(certificatePEM: try String(contentsOf: ctl.dataDir.appendingPathComponent("tls.crt"), encoding: .utf8),
+                                           privateKeyPEM: try String(contentsOf: ctl.dataDir.appendingPathComponent("tls.key"), encoding: .utf8), caPEM: caPEM)
+        await #expect(throws: (any Error).self) {
+            try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: serving) { try await $0.send(.probe(tenant: "t", hashes: [1])) }
+        }
+        // Revoked (node B deleted): refused once A has refreshed its revocation list.
+        _ = try await ctl.client.raw(.DELETE, "/apis/ampd.dev/v1alpha1/nodes/node-b")
+        _ = try await eventually("A refuses B's revoked certificate on its instance API") { () -> Bool? in
+            await status(b.dataDir, "agent.crt", "agent.key") == 403 ? true : nil
+        }
+        #expect(a.log().contains("is revoked"))
+    }
+
     func gatewayTLS(_ ctl: ControllerProcess, caPEM: String) async throws -> NIOSSLContextBox {
         let (key, csr) = try CertificateAuthority.makeCSR(commonName: "gateway")
         let body = try JSONEncoder().encode(CertificateSigningRequestSpec(name: "gateway", role: .gateway, csrPEM: csr))

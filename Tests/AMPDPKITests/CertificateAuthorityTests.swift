@@ -1,6 +1,7 @@
 import AMPDPKI
 import Foundation
 import Testing
+import SwiftASN1
 import X509
 
 @Suite("Certificate authority")
@@ -69,5 +70,24 @@ struct CSRSigningTests {
         }
         #expect(e.message.contains("does not verify") || e.message.contains("certificate signing request"))
         #expect(throws: PKIError.self) { try ca.sign(csrPEM: csr, commonName: "n", dnsNames: [], ipAddresses: ["not-an-ip"], validity: 60) }
+    }
+
+    @Test("client certificates: a leaf for client auth passes; a CA certificate, a server-only one and a revoked one are refused with the reason")
+    func peerPolicy() async throws {
+        let ca = try CertificateAuthority.create(commonName: "test CA")
+        func der(_ pem: String) throws -> [UInt8] {
+            var out = [UInt8]()
+            var serializer = DER.Serializer()
+            try serializer.serialize(try Certificate(pemEncoded: pem))
+            out = serializer.serializedBytes
+            return out
+        }
+        let client = try ca.issue(commonName: "agent", dnsNames: [], ipAddresses: [], validity: 3600)
+        let server = try ca.issue(commonName: "controller", dnsNames: ["localhost"], ipAddresses: [], validity: 3600, serverOnly: true)
+        #expect(await PeerCertificatePolicy.problem(der: try der(client.certificatePEM), isRevoked: { _ in false }) == nil)
+        #expect(await PeerCertificatePolicy.problem(der: try der(ca.certificatePEM), isRevoked: { _ in false })?.contains("CA certificate") == true)
+        #expect(await PeerCertificatePolicy.problem(der: try der(server.certificatePEM), isRevoked: { _ in false })?.contains("not for client authentication") == true)
+        #expect(await PeerCertificatePolicy.problem(der: try der(client.certificatePEM), isRevoked: { _ in true })?.contains("revoked") == true)
+        #expect(await PeerCertificatePolicy.problem(der: [1, 2, 3], isRevoked: { _ in false })?.contains("does not parse") == true)
     }
 }
