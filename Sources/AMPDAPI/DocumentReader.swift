@@ -36,18 +36,33 @@ public enum DocumentReader {
         } catch {
             throw InvalidObjectError(kind: "document", causes: [FieldError("", "invalid JSON: \(error)")])
         }
+        if let path = JSONDuplicateKeys.first(in: data) {
+            throw InvalidObjectError(kind: "document", causes: [FieldError(path, "duplicate key")])
+        }
         if case .array(let items) = value {
             return items.enumerated().map { Document(value: $0.element, index: $0.offset + 1, line: nil) }
         }
         return [Document(value: value, index: 1, line: nil)]
     }
 
+    /// Most nodes one submission may hold, and how deeply they may nest.
+    public static let maxNodes = 100_000
+    public static let maxDepth = 64
+
     public static func readYAML(_ text: String) throws(InvalidObjectError) -> [Document] {
+        // Anchors and aliases are refused before the YAML is composed: expanding them is how a
+        // few hundred bytes become gigabytes ("billion laughs"), and manifests never need them.
+        if let (line, column, what) = anchorOrAlias(in: text) {
+            throw InvalidObjectError(kind: "document", causes: [
+                FieldError("", "YAML \(what) are not accepted (line \(line), column \(column)): write the values out")
+            ])
+        }
         var docs: [Document] = []
         do {
             let parser = try Parser(yaml: text)
+            var budget = maxNodes
             while let node = try parser.nextRoot() {
-                let value = try convert(node, path: "")
+                let value = try convert(node, path: "", depth: 0, budget: &budget)
                 if value == .null { continue }  // an empty document between separators
                 docs.append(Document(value: value, index: docs.count + 1, line: node.mark.map { $0.line }))
             }
@@ -59,8 +74,60 @@ public enum DocumentReader {
         return docs
     }
 
-    /// Converts a YAML node to a tree, resolving scalars by their YAML 1.1 tags, as Kubernetes does.
-    static func convert(_ node: Yams.Node, path: String) throws -> JSONValue {
+    /// Where the first anchor (`&name`) or alias (`*name`) stands, outside quotes, comments and
+    /// block scalars: at the start of a node (after indentation, `- `, `: `, `? `, `[`, `{` or `,`).
+    static func anchorOrAlias(in text: String) -> (line: Int, column: Int, what: String)? {
+        var blockIndent: Int?   // inside a block scalar: lines indented deeper than this are literal
+        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let chars = Array(raw)
+            let indent = chars.prefix { $0 == " " }.count
+            if let b = blockIndent {
+                if chars.allSatisfy({ $0 == " " || $0 == "\r" }) || indent > b { continue }
+                blockIndent = nil
+            }
+            var quote: Character?
+            var previous: Character?   // the last non-space character outside quotes
+            var i = 0
+            while i < chars.count {
+                let c = chars[i]
+                if let q = quote {
+                    if q == "\"" && c == "\\" { i += 2; continue }
+                    if c == q {
+                        if q == "'" && i + 1 < chars.count && chars[i + 1] == "'" { i += 2; continue }
+                        quote = nil
+                    }
+                    i += 1
+                    continue
+                }
+                if c == "#" && (i == 0 || chars[i - 1] == " " || chars[i - 1] == "\t") { break }
+                if (c == "\"" || c == "'") && (previous == nil || ":-[{,?".contains(previous!)) { quote = c; previous = c; i += 1; continue }
+                if (c == "&" || c == "*") && (previous == nil || ":-[{,?".contains(previous!)) && i + 1 < chars.count
+                    && !" \t,[]{}".contains(chars[i + 1]) && (i == 0 || " \t[{,".contains(chars[i - 1])) {
+                    return (n + 1, i + 1, c == "&" ? "anchors" : "aliases")
+                }
+                if c != " " && c != "\t" { previous = c }
+                i += 1
+            }
+            // A block scalar indicator ends the line: what follows, indented deeper, is text.
+            let trimmed = String(raw).split(separator: "#").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            if quote == nil, let last = trimmed.split(separator: " ").last, let first = last.first, first == "|" || first == ">",
+               last.dropFirst().allSatisfy({ "+-0123456789".contains($0) }) {
+                blockIndent = indent
+            }
+        }
+        return nil
+    }
+
+    /// Converts a YAML node to a tree, resolving scalars by their YAML 1.1 tags, as Kubernetes does;
+    /// at most `budget` nodes (shared with the rest of the submission), nested at most `maxDepth` deep.
+    static func convert(_ node: Yams.Node, path: String, depth: Int, budget: inout Int) throws -> JSONValue {
+        budget -= 1
+        guard budget >= 0 else {
+            throw InvalidObjectError(kind: "document", causes: [FieldError(path, "more than \(maxNodes) values in one submission")])
+        }
+        guard depth <= maxDepth else {
+            throw InvalidObjectError(kind: "document", causes: [FieldError(path, "nested more than \(maxDepth) levels deep")])
+        }
         switch node {
         case .scalar(let scalar):
             switch Tag.Name(rawValue: node.tag.rawValue) {
@@ -89,11 +156,13 @@ public enum DocumentReader {
                         FieldError(childPath, "duplicate key\(where_(k))")
                     ])
                 }
-                out[key] = try convert(v, path: childPath)
+                out[key] = try convert(v, path: childPath, depth: depth + 1, budget: &budget)
             }
             return .object(out)
         case .sequence(let seq):
-            return .array(try seq.enumerated().map { try convert($0.element, path: "\(path)[\($0.offset)]") })
+            var items: [JSONValue] = []
+            for (i, element) in seq.enumerated() { items.append(try convert(element, path: "\(path)[\(i)]", depth: depth + 1, budget: &budget)) }
+            return .array(items)
         case .alias:
             return .null
         }

@@ -14,8 +14,7 @@ public enum StrictDecoder {
         let name = input["metadata"]?["name"].flatMap { if case .string(let s) = $0 { s } else { nil } }
         let decoded: T
         do {
-            let data = try JSONCoding.encoder.encode(input)
-            decoded = try JSONCoding.decoder.decode(T.self, from: data)
+            decoded = try T(from: JSONValueDecoder(input))
         } catch let error as DecodingError {
             throw InvalidObjectError(kind: kind, name: name, causes: [cause(error)])
         } catch let error as InvalidObjectError {

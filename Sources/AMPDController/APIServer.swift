@@ -436,7 +436,11 @@ struct APIServer: Sendable {
 
     static func body(_ req: Request) async throws -> ByteBuffer {
         var r = req
-        return try await r.collectBody(upTo: maxBody)
+        do {
+            return try await r.collectBody(upTo: maxBody)
+        } catch is NIOTooManyBytesError {
+            throw APIStatus(reason: .badRequest, code: 413, message: "request body exceeds \(maxBody) bytes")
+        }
     }
 
     static func decodeBody<T: Codable>(_ type: T.Type, _ req: Request, kind: String) async throws -> T {
@@ -446,6 +450,9 @@ struct APIServer: Sendable {
             value = try JSONCoding.decoder.decode(JSONValue.self, from: Data(buffer: buf))
         } catch let e as DecodingError {
             throw APIStatus.badRequest("body is not JSON: \(DocumentReader.describe(e))")
+        }
+        if let path = JSONDuplicateKeys.first(in: Data(buffer: buf)) {
+            throw APIStatus.invalid(InvalidObjectError(kind: kind, causes: [FieldError(path, "duplicate key")]))
         }
         do { return try StrictDecoder.decode(T.self, from: value, kind: kind) } catch { throw APIStatus.invalid(error) }
     }

@@ -157,6 +157,17 @@ struct ReconcileLoop: Service {
     let logger: Logger
 
     func run() async throws {
+        // Cancelled (another service failed, e.g. the port was taken) or shut down: the queue
+        // closes, so the loop ends instead of waiting for keys forever.
+        let queue = self.queue
+        try await withTaskCancellationHandler {
+            try await loop()
+        } onCancel: {
+            Task { await queue.shutdown() }
+        }
+    }
+
+    func loop() async throws {
         var failures: [String: Int] = [:]
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in

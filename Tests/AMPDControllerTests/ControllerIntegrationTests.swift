@@ -78,6 +78,51 @@ struct ControllerIntegrationTests {
         #expect(code == 0 && out.contains("Conditions:"))
     }
 
+    @Test("hostile input: an alias bomb, a 10 MB body, duplicate keys and a fractional replica count are 4xx naming the problem; the controller keeps answering")
+    func hostileInput() async throws {
+        let ctl = try ControllerProcess()
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        let path = "/apis/ampd.dev/v1alpha1/namespaces/default/servingdeployments"
+        var bomb = "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+        for (i, name) in ["b", "c", "d", "e", "f", "g", "h", "i"].enumerated() {
+            bomb += "\(name): &\(name) [" + Array(repeating: "*\(i == 0 ? "a" : ["b", "c", "d", "e", "f", "g", "h"][i - 1])", count: 9).joined(separator: ",") + "]\n"
+        }
+        let (s1, b1) = try await ctl.client.raw(.POST, path, body: Data(bomb.utf8))
+        #expect(s1 == 422 && String(decoding: b1, as: UTF8.self).contains("anchors are not accepted"))
+        let (s2, _) = try await ctl.client.raw(.POST, path, body: Data(repeating: UInt8(ascii: "a"), count: 10 << 20))
+        #expect(s2 == 413)
+        let manifest = try String(contentsOfFile: quickstart, encoding: .utf8)
+        let (s3, b3) = try await ctl.client.raw(.POST, path, body: Data(#"{"kind":"ServingDeployment","kind":"X"}"#.utf8))
+        #expect(s3 == 422 && String(decoding: b3, as: UTF8.self).contains("duplicate key"), "\(String(decoding: b3, as: UTF8.self))")
+        let (s4, b4) = try await ctl.client.raw(.POST, path, body: Data(manifest.replacingOccurrences(of: "replicas: 1", with: "replicas: 1.5").utf8))
+        #expect(s4 == 422 && String(decoding: b4, as: UTF8.self).contains("replicas: expected an integer, got 1.5"), "\(String(decoding: b4, as: UTF8.self))")
+        #expect(try ctl.cli(["apply", "-f", quickstart]).0 == 0)
+    }
+
+    @Test("a controller whose port is taken exits 1 with the reason, at once")
+    func portInUse() async throws {
+        let ctl = try ControllerProcess()
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        let port = try #require(URL(string: try ClientConfiguration.load(URL(fileURLWithPath: ctl.configPath)).server)?.port)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-ctl-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let p = Process()
+        p.executableURL = Binaries.ampd
+        p.arguments = ["controller", "--data-dir", dir.path, "--port", "\(port)", "--exit-with-parent"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let deadline = Date().addingTimeInterval(20)
+        while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationReason == .exit && p.terminationStatus == 1 && text.contains("Address already in use"), "\(text)")
+    }
+
     @Test func conflictingAppliesGet409() async throws {
         let ctl = try ControllerProcess()
         try await ctl.start()
