@@ -39,27 +39,11 @@ struct UpCommand: AsyncParsableCommand {
         let manifestText = try String(contentsOfFile: file, encoding: .utf8)
         guard let doc = try DocumentReader.read(Data(manifestText.utf8)).first?.value,
               case .string(let name)? = doc["metadata"]?["name"] else { throw ValidationError("\(file): no ServingDeployment with metadata.name") }
-        var children: [(String, Process)] = []
-        func spawn(_ label: String, _ args: [String]) throws -> Process {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: me)
-            p.arguments = args + ["--exit-with-parent"]   // none outlives `ampd up`, even if it is killed
-            let log = root.appendingPathComponent("\(label).log")
-            FileManager.default.createFile(atPath: log.path, contents: nil)
-            let h = try FileHandle(forWritingTo: log)
-            p.standardOutput = h
-            p.standardError = h
-            try p.run()
-            children.append((label, p))
-            return p
+        let children = Children(executable: me, logs: root)
+        func spawn(_ label: String, _ args: [String], environment: [String: String] = [:], restartable: Bool = false) throws {
+            try children.spawn(label, args, environment: environment, restartable: restartable)
         }
-        func stopAll() {
-            for (label, p) in children.reversed() where p.isRunning {
-                kill(p.processIdentifier, SIGTERM)
-                p.waitUntilExit()
-                say("stopped \(label) (exit \(p.terminationStatus))")
-            }
-        }
+        func stopAll() { children.stopAll() }
         do {
             // The model first, so that agents find it.
             if (try? ModelLocator.resolve()) == nil {
@@ -67,16 +51,18 @@ struct UpCommand: AsyncParsableCommand {
                 try Self.fetchModel()
             }
             let ctlDir = root.appendingPathComponent("controller")
-            _ = try spawn("controller", ["controller", "--data-dir", ctlDir.path, "--port", "0"])
+            try spawn("controller", ["controller", "--data-dir", ctlDir.path, "--port", "0"])
             let config = ctlDir.appendingPathComponent("client.json")
             try await Self.wait("controller") { FileManager.default.fileExists(atPath: config.path) }
             let tokens = try String(contentsOf: ctlDir.appendingPathComponent("tokens.csv"), encoding: .utf8)
             guard let nodeToken = tokens.split(separator: "\n").first(where: { $0.hasSuffix(",node") })?.split(separator: ",").first else {
                 throw ValidationError("no node token in tokens.csv")
             }
+            // The node token goes by environment, never on a command line (`ps` shows those).
             for i in 0..<agents {
-                _ = try spawn("agent-\(i)", ["agent", "--config", config.path, "--token", String(nodeToken), "--name", "local-\(i)",
-                                             "--data-dir", root.appendingPathComponent("agent-\(i)").path, "--count", "\(slots)"])
+                try spawn("agent-\(i)", ["agent", "--config", config.path, "--name", "local-\(i)",
+                                         "--data-dir", root.appendingPathComponent("agent-\(i)").path, "--count", "\(slots)"],
+                          environment: ["AMPD_NODE_TOKEN": String(nodeToken)], restartable: true)
             }
             let client = try ControllerClient(config: try ClientConfiguration.load(config))
             defer { Task { try? await client.shutdown() } }
@@ -91,8 +77,8 @@ struct UpCommand: AsyncParsableCommand {
             let key = "ampd-" + (0..<4).map { _ in String(format: "%016llx", UInt64.random(in: 0...UInt64.max)) }.joined()
             let keys = root.appendingPathComponent("api-keys.csv")
             try PEMFile.write("# KEY,TENANT\n\(key),default\n", to: keys, mode: 0o600)
-            _ = try spawn("gateway", ["gateway", "--config", config.path, "--deployment", name, "--port", "\(port)",
-                                      "--port-file", portFile.path, "--api-keys", keys.path])
+            try spawn("gateway", ["gateway", "--config", config.path, "--deployment", name, "--port", "\(port)",
+                                  "--port-file", portFile.path, "--api-keys", keys.path], restartable: true)
             try await Self.wait("gateway") { FileManager.default.fileExists(atPath: portFile.path) }
             let gwPort = (try? String(contentsOf: portFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "\(port)"
             let server = (try ClientConfiguration.load(config)).server
@@ -108,22 +94,16 @@ struct UpCommand: AsyncParsableCommand {
                     -H 'authorization: Bearer \(key)' \\
                     -d '{"messages":[{"role":"user","content":"What is the capital of France?"}],"max_tokens":32}'
 
-                Ctrl-C stops everything.
+                Ctrl-C stops everything. An agent or the gateway that dies is started again.
                 """)
-            // Until a signal, or a child dies.
+            // Until a signal, or the controller dies (agents and the gateway are restarted).
             let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
             try await withThrowingTaskGroup(of: String.self) { group in
                 group.addTask {
                     for await s in signals { return "signal \(s)" }
                     return "signals ended"
                 }
-                let watched = children
-                group.addTask {
-                    while true {
-                        if let dead = watched.first(where: { !$0.1.isRunning }) { return "\(dead.0) exited (\(dead.1.terminationStatus)); see its log" }
-                        try await Task.sleep(for: .milliseconds(500))
-                    }
-                }
+                group.addTask { try await children.supervise() }
                 let why = try await group.next() ?? ""
                 group.cancelAll()
                 say("stopping: \(why)")
@@ -164,6 +144,80 @@ struct UpCommand: AsyncParsableCommand {
         try p.run()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else { throw ValidationError("fetching the model failed; \(ModelLocator.fetchHint)") }
+    }
+}
+
+/// The processes `ampd up` runs: each logs to `LABEL.log` under `logs`, is told to exit with
+/// its parent, and — agents and the gateway — is started again when it dies (at most 5 times
+/// in a row that it lives less than 10 s); the controller's death ends `ampd up`.
+final class Children: @unchecked Sendable {
+    struct Child {
+        var process: Process
+        let args: [String]
+        let environment: [String: String]
+        let restartable: Bool
+        var quickDeaths = 0
+    }
+    let executable: String
+    let logs: URL
+    let lock = NSLock()
+    var children: [(String, Child)] = []
+
+    init(executable: String, logs: URL) {
+        self.executable = executable
+        self.logs = logs
+    }
+
+    func start(_ label: String, _ args: [String], environment: [String: String]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = args + ["--exit-with-parent"]   // none outlives `ampd up`, even if it is killed
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let log = logs.appendingPathComponent("\(label).log")
+        if !FileManager.default.fileExists(atPath: log.path) { FileManager.default.createFile(atPath: log.path, contents: nil) }
+        let h = try FileHandle(forWritingTo: log)
+        h.seekToEndOfFile()
+        p.standardOutput = h
+        p.standardError = h
+        try p.run()
+        return p
+    }
+
+    func spawn(_ label: String, _ args: [String], environment: [String: String], restartable: Bool) throws {
+        let p = try start(label, args, environment: environment)
+        lock.withLock { children.append((label, Child(process: p, args: args, environment: environment, restartable: restartable))) }
+    }
+
+    /// Restarts dead agents and gateways; returns (the reason to stop) when one that is not
+    /// restartable dies, or one keeps dying.
+    func supervise() async throws -> String {
+        var startedAt: [String: Date] = [:]
+        while true {
+            try await Task.sleep(for: .milliseconds(500))
+            let dead = lock.withLock { children.enumerated().filter { !$0.element.1.process.isRunning } }
+            for (i, (label, child)) in dead {
+                let status = child.process.terminationStatus
+                guard child.restartable else { return "\(label) exited (\(status)); see its log" }
+                let quick = Date().timeIntervalSince(startedAt[label] ?? .distantPast) < 10
+                let deaths = quick ? child.quickDeaths + 1 : 0
+                guard deaths < 5 else { return "\(label) keeps exiting (\(status)); see its log" }
+                say("\(label) exited (\(status)); starting it again")
+                let p = try start(label, child.args, environment: child.environment)
+                startedAt[label] = Date()
+                lock.withLock {
+                    children[i].1.process = p
+                    children[i].1.quickDeaths = deaths
+                }
+            }
+        }
+    }
+
+    func stopAll() {
+        for (label, child) in lock.withLock({ children }).reversed() where child.process.isRunning {
+            kill(child.process.processIdentifier, SIGTERM)
+            child.process.waitUntilExit()
+            say("stopped \(label) (exit \(child.process.terminationStatus))")
+        }
     }
 }
 

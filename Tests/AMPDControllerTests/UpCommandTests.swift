@@ -50,3 +50,41 @@ struct UpCommandTests {
         #expect(text.contains("stopped controller (exit 0)") && text.contains("stopped gateway (exit 0)"))
     }
 }
+
+extension UpCommandTests {
+    @Test("an agent that dies is started again: ampd up keeps serving; the node token is on no command line")
+    func agentDeathIsSurvived() async throws {
+        guard AgentInstancesTests.modelAvailable else { return }
+        let up = try UpProcess(manifest: try String(contentsOfFile: quickstart, encoding: .utf8))
+        defer { _ = up.stop() }
+        let port = try await up.port()
+        let c = ChatClient(http: HTTPClient(eventLoopGroupProvider: .singleton), base: "http://127.0.0.1:\(port)", key: try up.key())
+        defer { Task { try? await c.http.shutdown() } }
+        _ = try await c.chat([("user", "Hi")], session: "before", maxTokens: 2)
+        // Find agent-1's process by its data directory; its command line holds no token.
+        func pid(of label: String) throws -> Int32? {
+            for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
+                guard let n = Int32(entry), let cmd = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+                let args = String(decoding: cmd, as: UTF8.self).split(separator: "\0")
+                if args.contains("agent"), args.contains(Substring(up.dir.appendingPathComponent(label).path)) {
+                    #expect(!args.contains("--token"))
+                    return n
+                }
+            }
+            return nil
+        }
+        let victim = try #require(try pid(of: "agent-1"))
+        kill(victim, SIGKILL)
+        _ = try await eventually("agent-1 started again", timeout: .seconds(30)) { () -> Int32? in
+            guard let p = try pid(of: "agent-1"), p != victim else { return nil }
+            return p
+        }
+        #expect(up.process.isRunning)
+        // Serving again once the deployment is whole (its instances re-placed or restarted).
+        let after = try await eventually("a chat answer after the agent died", timeout: .seconds(90)) { () -> ChatAnswer? in
+            let (status, body) = try await c.send([("user", "Hi")], session: "after-\(UUID())", maxTokens: 2)
+            return status == 200 ? try JSONDecoder().decode(ChatAnswer.self, from: Data(body.utf8)) : nil
+        }
+        #expect(after.choices.count == 1)
+    }
+}
