@@ -50,6 +50,14 @@ actor RoundDriver {
     /// Running instances, and draining ones (still reachable, for hand-offs).
     var endpoints: [String: InstanceEndpoint] = [:]
     var draining: Set<String> = []
+    /// The running instances as the controller reports them, and their TP degrees.
+    var runningList: [InstanceEndpoint] = []
+    var tensor: [InstanceRole: Int] = [:]
+    /// Instances a call could not reach, kept from the engine until then (passive health: the
+    /// controller only notices a dead agent after its node grace).
+    var suspects: [String: ContinuousClock.Instant] = [:]
+    /// The instances the engine routes to now.
+    var inEngine: Set<String> = []
     /// `kvPool.tenantIsolation`: each tenant's sequences share prefix blocks only with its own.
     var tenantIsolation = true
     /// The deployment's KV pool on each agent (`namespace/name`).
@@ -80,27 +88,45 @@ actor RoundDriver {
     // MARK: - Cluster and configuration
 
     /// The deployment's running instances, and the decode instances draining out of it; the
-    /// engine hears of changes only, and hands the draining ones' sessions off.
+    /// engine hears of changes only (minus instances that just failed a call), and hands the
+    /// draining ones' sessions off.
     func setInstances(_ list: [InstanceEndpoint], draining drains: [InstanceEndpoint] = [], tensor: [InstanceRole: Int]) {
         let running = Dictionary(list.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let next = running.merging(drains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let newlyDraining = Set(drains.map(\.name)).subtracting(draining).subtracting(running.keys)
-        let runningBefore = endpoints.filter { !draining.contains($0.key) }
         draining = Set(drains.map(\.name)).subtracting(running.keys)
-        guard next != endpoints || !newlyDraining.isEmpty else { return }
-        endpoints = next
-        if running != runningBefore {
-            let nodes = Array(Set(list.map(\.node))).sorted()
-            let infos = list.map {
-                InstanceInfo(name: $0.name, role: $0.role == .prefill ? .prefill : .decode, tp: tensor[$0.role] ?? 1, node: nodes.firstIndex(of: $0.node) ?? 0)
-            }
-            apply(engine.handle(.instancesChanged(infos), now: now))
-        }
+        endpoints = running.merging(drains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        runningList = list
+        self.tensor = tensor
+        syncEngine()
         for name in newlyDraining.sorted() {
             logger.info("Instance draining", metadata: ["event": "InstanceDraining", "instance": "\(name)",
                                                         "sessions": "\(sessions.values.filter { $0.owner == name }.count)"])
             apply(engine.handle(.instanceDraining(name), now: now))
         }
+    }
+
+    /// Tells the engine the running instances that are not suspect; suspicion lapses after its time.
+    func syncEngine() {
+        let t = ContinuousClock.now
+        suspects = suspects.filter { $0.value > t }
+        let list = runningList.filter { suspects[$0.name] == nil }
+        guard Set(list.map(\.name)) != inEngine else { return }
+        inEngine = Set(list.map(\.name))
+        let nodes = Array(Set(list.map(\.node))).sorted()
+        let infos = list.map {
+            InstanceInfo(name: $0.name, role: $0.role == .prefill ? .prefill : .decode, tp: tensor[$0.role] ?? 1, node: nodes.firstIndex(of: $0.node) ?? 0)
+        }
+        apply(engine.handle(.instancesChanged(infos), now: now))
+    }
+
+    /// A call to `instance` could not reach it: no work goes there for `for` (the next topology
+    /// refresh after that lets it back if the controller still lists it).
+    func markUnreachable(_ instance: String, for duration: Duration = .seconds(5)) {
+        guard suspects[instance] == nil else { return }
+        suspects[instance] = ContinuousClock.now + duration
+        logger.warning("Instance unreachable", metadata: ["event": "InstanceSuspect", "instance": "\(instance)",
+                                                         "seconds": "\(duration.components.seconds)"])
+        syncEngine()
     }
 
     /// Moves a session's KV from a draining decode instance to `to` (export into its pool,

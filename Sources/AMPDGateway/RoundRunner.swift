@@ -4,6 +4,14 @@ import AMPDPolicy
 import Foundation
 import Logging
 
+/// Whether a round has streamed a token yet (a round that has not may run again elsewhere).
+final class EmittedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var emitted = false
+    func set() { lock.withLock { emitted = true } }
+    var value: Bool { lock.withLock { emitted } }
+}
+
 public enum RoundStreamEvent: Sendable {
     case token(Int32)
     case done(RoundRecord)
@@ -52,15 +60,38 @@ struct RoundRunner: Sendable {
         }
         let (stream, continuation) = AsyncThrowingStream<RoundStreamEvent, any Error>.makeStream()
         let task = Task {
-            do {
-                let record = try await execute(input, start, arrived: arrived, arrivedAt: arrivedAt) { continuation.yield(.token($0)) }
-                continuation.yield(.done(record))
-                continuation.finish()
-            } catch {
-                await driver.abandon(start.round)
-                logger.warning("Round failed", metadata: ["event": "RoundFailed", "session": "\(input.session)", "error": "\(error)"])
-                if let f = error as? RoundFailure { continuation.finish(throwing: GatewayError(f.message, status: f.status)) }
-                else { continuation.finish(throwing: error) }
+            var start = start
+            let emitted = EmittedFlag()
+            for attempt in 1... {
+                do {
+                    let record = try await execute(input, start, arrived: arrived, arrivedAt: arrivedAt) { t in
+                        emitted.set()
+                        continuation.yield(.token(t))
+                    }
+                    continuation.yield(.done(record))
+                    continuation.finish()
+                    break
+                } catch {
+                    await driver.abandon(start.round)
+                    // An instance that could not be reached before any token streamed: keep work away
+                    // from it and run the round again (afresh: the session was released) elsewhere.
+                    if attempt < 3, !emitted.value, !Task.isCancelled, case .unreachable(let instance, _)? = error as? InstanceCallError {
+                        await driver.markUnreachable(instance)
+                        logger.warning("Round retried", metadata: ["event": "RoundRetried", "session": "\(input.session)", "attempt": "\(attempt + 1)",
+                                                                   "unreachable": "\(instance)"])
+                        do {
+                            start = try await driver.begin(session: input.session, tenant: input.tenant, prompt: input.prompt, maxTokens: input.maxTokens)
+                            continue
+                        } catch {
+                            continuation.finish(throwing: (error as? RoundFailure).map { GatewayError($0.message, status: $0.status) } ?? error)
+                            break
+                        }
+                    }
+                    logger.warning("Round failed", metadata: ["event": "RoundFailed", "session": "\(input.session)", "error": "\(error)"])
+                    if let f = error as? RoundFailure { continuation.finish(throwing: GatewayError(f.message, status: f.status)) }
+                    else { continuation.finish(throwing: error) }
+                    break
+                }
             }
             await driver.finish(input.session)
         }

@@ -434,3 +434,42 @@ extension GatewayEndToEndTests {
         #expect(!gw.log().contains("SessionOwnerGone") && !gw.log().contains("SessionHandOffFailed"))
     }
 }
+
+extension GatewayEndToEndTests {
+    @Test("a prefill agent killed: the next round, sent at once, is served (the gateway keeps work away from what it cannot reach and runs the round elsewhere), long before the controller notices")
+    func passiveHealth() async throws {
+        guard AgentInstancesTests.modelAvailable else { return }
+        let ctl = try ControllerProcess(extraArgs: ["--node-grace-seconds", "30"])
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        let one = try AgentProcess(controller: ctl, name: "host-one")
+        let two = try AgentProcess(controller: ctl, name: "host-two")
+        defer { _ = one.stop(); _ = two.stop() }
+        _ = try await eventually("agents enrolled") { (try one.port(), try two.port()).0 }
+        #expect(try ctl.cli(["apply", "-f", "-"], stdin: try quickstartManifest(routing: "policy: static-pd")).0 == 0)
+        _ = try await waitReady(ctl)
+        let gw = try GatewayProcess(controller: ctl)
+        defer { _ = gw.stop() }
+        let port = try await eventually("gateway listening") { gw.port() }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await http.shutdown() } }
+        let c = ChatClient(http: http, base: "http://127.0.0.1:\(port)")
+        let first = try await c.chat([("user", "What is the capital of France?")], session: "ph-1")
+        #expect(first.ampd.placement == "remote")
+        // Kill the agent running the prefill instance.
+        let nodes = try await ctl.client.nodes()
+        let prefillHost = try #require(nodes.first { $0.status.instances.contains { $0.instance.contains("prefill") } }?.metadata.name)
+        let victim = prefillHost == "host-one" ? one : two
+        kill(victim.process.processIdentifier, SIGKILL)
+        let started = Date()
+        let next = try await c.chat([("user", "What is the capital of France?")], session: "ph-2")
+        let elapsed = Date().timeIntervalSince(started)
+        // Served on the decode instance (no prefill instance left to the gateway: aggregate), same answer.
+        #expect(next.ampd.placement == "local" && next.ampd.reason.contains("aggregate"), "\(next.ampd)")
+        #expect(next.choices[0].message.content == first.choices[0].message.content)
+        #expect(elapsed < 10, "took \(elapsed) s")
+        #expect(gw.log().contains("\"InstanceSuspect\"") && gw.log().contains("\"RoundRetried\""))
+        // The controller still lists the dead instance as running (its node grace has not run out).
+        #expect(try await ctl.client.nodes().first { $0.metadata.name == prefillHost }?.status.phase == .ready)
+    }
+}
