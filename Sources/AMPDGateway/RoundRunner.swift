@@ -55,8 +55,7 @@ struct RoundRunner: Sendable {
             start = try await driver.begin(session: input.session, tenant: input.tenant, prompt: input.prompt, maxTokens: input.maxTokens)
         } catch {
             await driver.finish(input.session)
-            if let f = error as? RoundFailure { throw GatewayError(f.message, status: f.status) }
-            throw error
+            throw Self.surfaced(error)
         }
         let (stream, continuation) = AsyncThrowingStream<RoundStreamEvent, any Error>.makeStream()
         let task = Task {
@@ -83,13 +82,12 @@ struct RoundRunner: Sendable {
                             start = try await driver.begin(session: input.session, tenant: input.tenant, prompt: input.prompt, maxTokens: input.maxTokens)
                             continue
                         } catch {
-                            continuation.finish(throwing: (error as? RoundFailure).map { GatewayError($0.message, status: $0.status) } ?? error)
+                            continuation.finish(throwing: Self.surfaced(error))
                             break
                         }
                     }
                     logger.warning("Round failed", metadata: ["event": "RoundFailed", "session": "\(input.session)", "error": "\(error)"])
-                    if let f = error as? RoundFailure { continuation.finish(throwing: GatewayError(f.message, status: f.status)) }
-                    else { continuation.finish(throwing: error) }
+                    continuation.finish(throwing: Self.surfaced(error))
                     break
                 }
             }
@@ -97,6 +95,11 @@ struct RoundRunner: Sendable {
         }
         continuation.onTermination = { _ in task.cancel() }
         return stream
+    }
+
+    /// An error as the client sees it: the engine's `RoundFailure` with its HTTP status.
+    static func surfaced(_ error: any Error) -> any Error {
+        (error as? RoundFailure).map { GatewayError($0.message, status: $0.status) } ?? error
     }
 
     /// The engine's failure among `actions`, if it decided the round fails.

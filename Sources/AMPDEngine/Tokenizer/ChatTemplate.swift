@@ -62,13 +62,4 @@ public enum ChatTemplate: Sendable, Equatable {
         }
         return out
     }
-
-    /// Text appended to a live conversation for its next user turn, after the
-    /// assistant's reply (whose end token was generated but not evaluated).
-    public func continuation(user: String) -> String {
-        switch self {
-        case .chatML: "<|im_end|>\n<|im_start|>user\n\(user)<|im_end|>\n<|im_start|>assistant\n"
-        case .llama3: "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n\(user)<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
-        }
-    }
 }
