@@ -131,9 +131,10 @@ struct InstanceAPI {
         do { return try await body() } catch { throw instanceError(error) }
     }
 
-    /// The lease of KV pushed for `pool`'s deployment: its `kvPool.leaseSeconds`.
+    /// The lease of KV pushed for `pool`'s deployment: its `kvPool.leaseSeconds`, as this agent's
+    /// pool of that deployment is configured.
     func lease(_ pool: String) async -> UInt32 {
-        await instances.poolConfigurations()[pool]?.maxLeaseSeconds ?? 120
+        await pools.store(pool)?.configuration.maxLeaseSeconds ?? KVPoolConfiguration(capacityBytes: 0).maxLeaseSeconds
     }
 
     func importKV(_ engine: NativeEngine, _ ref: KVRef, into sequence: UInt64?) async throws(InstanceError) -> UInt64 {

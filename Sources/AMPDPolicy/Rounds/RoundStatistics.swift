@@ -1,6 +1,6 @@
 /// Mean of the samples of the last `span` seconds, with a running sum; old samples are
 /// dropped as time moves on (each once).
-public struct SlidingMean: Sendable, Equatable {
+public struct SlidingMean: Sendable {
     var samples: [(time: Double, value: Double)] = []
     var head = 0
     var sum = 0.0
@@ -24,10 +24,6 @@ public struct SlidingMean: Sendable, Equatable {
         }
         let n = samples.count - head
         return n > 0 ? sum / Double(n) : nil
-    }
-
-    public static func == (a: SlidingMean, b: SlidingMean) -> Bool {
-        a.samples.count == b.samples.count && a.head == b.head && a.sum == b.sum
     }
 }
 
