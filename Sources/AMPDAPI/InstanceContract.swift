@@ -41,6 +41,44 @@ public struct SamplingOptions: Codable, Sendable, Hashable {
     }
 }
 
+/// What an answer must match (the engine's output grammar, on the wire): its segments in
+/// order, then a stop token. The gateway makes one for `response_format: json_object` and
+/// for a required or named tool call in the model's format.
+public struct OutputConstraint: Codable, Sendable, Hashable {
+    public enum Segment: Codable, Sendable, Hashable {
+        /// Exactly this text.
+        case literal(String)
+        /// One of these strings.
+        case oneOf([String])
+        /// A JSON object.
+        case jsonObject
+    }
+
+    public var segments: [Segment]
+
+    public init(_ segments: [Segment]) {
+        self.segments = segments
+    }
+}
+
+/// What an answer reports and obeys beyond sampling: the output constraint, log-probabilities,
+/// and the tokens of it generated before this call (the prefill's first token, when the decode
+/// continues elsewhere), which the constraint, the penalties and the stop strings carry on from.
+public struct AnswerOptions: Codable, Sendable, Hashable {
+    public var constraint: OutputConstraint?
+    /// Report each token's log-probability and this many most likely alternatives (0–20).
+    public var logprobs: Int?
+    public var generated: [Int32]
+
+    public init(constraint: OutputConstraint? = nil, logprobs: Int? = nil, generated: [Int32] = []) {
+        self.constraint = constraint
+        self.logprobs = logprobs
+        self.generated = generated
+    }
+
+    public static let none = AnswerOptions()
+}
+
 /// Where KV goes: another agent's KV pool endpoint, the deployment's pool there
 /// (`namespace/name`), under a tenant and a key.
 public struct KVDestination: Codable, Sendable, Hashable {
@@ -106,11 +144,13 @@ public struct PrefillRequest: Codable, Sendable, Hashable {
     public var stopStrings: [String]
     /// Salts the sequence's prefix-cache block hashes (the tenant's, under `tenantIsolation`).
     public var cacheSalt: UInt64
+    public var answer: AnswerOptions
     public var destination: KVDestination
 
     public init(tokens: [Int32], history: KVRef? = nil, sampling: SamplingOptions, stopTokens: [Int32]? = nil, stopStrings: [String] = [],
-                cacheSalt: UInt64 = 0, destination: KVDestination) {
+                cacheSalt: UInt64 = 0, answer: AnswerOptions = .none, destination: KVDestination) {
         self.tokens = tokens
+        self.answer = answer
         self.history = history
         self.sampling = sampling
         self.stopTokens = stopTokens
@@ -134,10 +174,12 @@ public struct GenerateRequest: Codable, Sendable, Hashable {
     public var stopStrings: [String]
     /// Salts a new sequence's prefix-cache block hashes (the tenant's, under `tenantIsolation`).
     public var cacheSalt: UInt64
+    public var answer: AnswerOptions
 
     public init(sequence: UInt64? = nil, tokens: [Int32], kv: KVRef? = nil, maxTokens: Int, sampling: SamplingOptions, stopTokens: [Int32]? = nil,
-                stopStrings: [String] = [], cacheSalt: UInt64 = 0) {
+                stopStrings: [String] = [], cacheSalt: UInt64 = 0, answer: AnswerOptions = .none) {
         self.sequence = sequence
+        self.answer = answer
         self.tokens = tokens
         self.kv = kv
         self.maxTokens = maxTokens
@@ -238,16 +280,33 @@ public struct GenerationResult: Codable, Sendable, Hashable {
 /// One NDJSON line of a prefill or generate stream: a token, the end, or an error.
 public struct InstanceStreamLine: Codable, Sendable, Hashable {
     public var token: Int32?
+    /// The token's log-probability and the most likely alternatives, when asked for.
+    public var logprobs: TokenScores?
     public var done: GenerationResult?
     /// A prefill's KV, in the destination pool.
     public var pushed: KVRef?
     public var error: InstanceError?
 
-    public init(token: Int32? = nil, done: GenerationResult? = nil, pushed: KVRef? = nil, error: InstanceError? = nil) {
+    public init(token: Int32? = nil, logprobs: TokenScores? = nil, done: GenerationResult? = nil, pushed: KVRef? = nil, error: InstanceError? = nil) {
         self.token = token
+        self.logprobs = logprobs
         self.done = done
         self.pushed = pushed
         self.error = error
+    }
+}
+
+/// A sampled token's log-probability under the model and the most likely tokens' (most likely
+/// first), as parallel lists.
+public struct TokenScores: Codable, Sendable, Hashable {
+    public var logprob: Float
+    public var topTokens: [Int32]
+    public var topLogprobs: [Float]
+
+    public init(logprob: Float, topTokens: [Int32] = [], topLogprobs: [Float] = []) {
+        self.logprob = logprob
+        self.topTokens = topTokens
+        self.topLogprobs = topLogprobs
     }
 }
 

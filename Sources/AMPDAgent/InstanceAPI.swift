@@ -157,7 +157,8 @@ struct InstanceAPI {
         }
         let request = GenerationRequest(sequence: sequence, tokens: call.tokens, maxTokens: 1, sampling: Self.sampling(call.sampling),
                                         stopTokens: call.stopTokens.map(Set.init), keepAlive: true, prefillOnly: true, stopStrings: call.stopStrings,
-                                        cacheSalt: call.cacheSalt)
+                                        cacheSalt: call.cacheSalt, grammar: Self.grammar(call.answer.constraint), logprobs: call.answer.logprobs,
+                                        answerPrefix: call.answer.generated)
         let stream: AsyncThrowingStream<GenerationEvent, any Error>
         do { stream = try await engine.generate(request) } catch {
             if let sequence { await engine.release(sequence) }
@@ -185,7 +186,8 @@ struct InstanceAPI {
         if let kv = call.kv { sequence = try await importKV(engine, kv, into: call.sequence) }
         let request = GenerationRequest(sequence: sequence, tokens: call.tokens, maxTokens: call.maxTokens, sampling: Self.sampling(call.sampling),
                                         stopTokens: call.stopTokens.map(Set.init), keepAlive: true, stopStrings: call.stopStrings,
-                                        cacheSalt: call.cacheSalt)
+                                        cacheSalt: call.cacheSalt, grammar: Self.grammar(call.answer.constraint), logprobs: call.answer.logprobs,
+                                        answerPrefix: call.answer.generated)
         let stream: AsyncThrowingStream<GenerationEvent, any Error>
         do { stream = try await engine.generate(request) } catch {
             // A sequence imported for this request is dropped with it.
@@ -193,6 +195,16 @@ struct InstanceAPI {
             throw Self.instanceError(error)
         }
         return Self.stream(stream, engine: engine, after: nil)
+    }
+
+    static func grammar(_ c: OutputConstraint?) -> OutputGrammar? {
+        c.map { OutputGrammar($0.segments.map { s in
+            switch s {
+            case .literal(let t): .literal(t)
+            case .oneOf(let names): .oneOf(names)
+            case .jsonObject: .jsonObject
+            }
+        }) }
     }
 
     static func sampling(_ s: SamplingOptions) -> SamplingParams {
@@ -217,7 +229,9 @@ struct InstanceAPI {
                 var summary: GenerationSummary?
                 for try await event in events {
                     switch event {
-                    case .token(let t): try await writer.write(try line(InstanceStreamLine(token: t)))
+                    case .token(let t, let lp):
+                        let scores = lp.map { TokenScores(logprob: $0.logprob, topTokens: $0.top.map(\.token), topLogprobs: $0.top.map(\.logprob)) }
+                        try await writer.write(try line(InstanceStreamLine(token: t, logprobs: scores)))
                     case .finished(let s): summary = s
                     }
                 }

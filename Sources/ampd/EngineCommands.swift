@@ -83,7 +83,7 @@ struct GenerateCommand: AsyncParsableCommand {
         var summary: GenerationSummary?
         for try await event in try await engine.generate(request) {
             switch event {
-            case .token(let t):
+            case .token(let t, _):
                 tokens.append(t)
                 if !json { FileHandle.standardOutput.write(Data(engine.tokenizer.bytes(of: t))) }
             case .finished(let s): summary = s

@@ -8,7 +8,7 @@ func run(_ engine: NativeEngine, _ request: GenerationRequest) async throws -> (
     var summary: GenerationSummary?
     for try await event in try await engine.generate(request) {
         switch event {
-        case .token(let t): tokens.append(t)
+        case .token(let t, _): tokens.append(t)
         case .finished(let s): summary = s
         }
     }

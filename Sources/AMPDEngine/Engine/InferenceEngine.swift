@@ -23,10 +23,22 @@ public struct GenerationRequest: Sendable {
     /// prefill half of a disaggregated request. The sequence stays live for
     /// `exportKV` until released.
     public var prefillOnly: Bool
+    /// What the output must match (a JSON object, a tool call): tokens that would break it are
+    /// never sampled, and once it is complete only a stop token is.
+    public var grammar: OutputGrammar?
+    /// Report each token's log-probability with this many most likely alternatives (0–20).
+    public var logprobs: Int?
+    /// The last of `tokens` (or of the live sequence's) that were generated for this answer
+    /// before (the prefill's first token, on another instance): the grammar, the penalties
+    /// and the stop strings continue after them.
+    public var answerPrefix: [Int32]
 
     public init(sequence: SequenceID? = nil, tokens: [Int32], maxTokens: Int = 128, sampling: SamplingParams = .greedy,
                 stopTokens: Set<Int32>? = nil, keepAlive: Bool = false, prefillOnly: Bool = false, stopStrings: [String] = [],
-                cacheSalt: UInt64 = 0) {
+                cacheSalt: UInt64 = 0, grammar: OutputGrammar? = nil, logprobs: Int? = nil, answerPrefix: [Int32] = []) {
+        self.grammar = grammar
+        self.logprobs = logprobs
+        self.answerPrefix = answerPrefix
         self.sequence = sequence
         self.tokens = tokens
         self.maxTokens = maxTokens
@@ -64,7 +76,8 @@ public struct GenerationSummary: Sendable, Codable, Equatable {
 }
 
 public enum GenerationEvent: Sendable, Equatable {
-    case token(Int32)
+    /// A sampled token, with its log-probabilities when the request asked for them.
+    case token(Int32, TokenLogprobs?)
     case finished(GenerationSummary)
 }
 

@@ -81,10 +81,13 @@ public struct Sampler: Sendable {
     /// Tokens of the prompt (the repetition penalty covers them too).
     var prompt: Set<Int32> = []
 
-    public init(_ params: SamplingParams, prompt: [Int32] = []) {
+    /// `generated`: tokens of this answer sampled before (elsewhere: the prefill's first token),
+    /// which the presence and frequency penalties count as generated.
+    public init(_ params: SamplingParams, prompt: [Int32] = [], generated: [Int32] = []) {
         self.params = params
         rng = SeededGenerator(seed: params.seed)
         if params.repetitionPenalty != 1 { self.prompt = Set(prompt) }
+        if params.penalizes { for t in generated { self.generated[t, default: 0] += 1 } }
     }
 
     /// The logits with the penalties applied to the tokens seen so far.
@@ -109,8 +112,25 @@ public struct Sampler: Sendable {
     }
 
     public mutating func sample(_ raw: [Float]) -> Int32 {
-        let logits = params.penalizes ? penalized(raw) : raw
-        let token = choose(logits)
+        sample(raw, filter: nil)!
+    }
+
+    /// Samples among the tokens `filter` allows (all without one); nil when it allows none.
+    /// Greedy decoding tests the best token first and masks the rest only when it is refused.
+    public mutating func sample(_ raw: [Float], filter: TokenFilter?) -> Int32? {
+        var logits = params.penalizes ? penalized(raw) : raw
+        let token: Int32
+        if let filter {
+            if params.temperature <= 0, case let best = Self.argmax(logits), filter.allows(best) {
+                token = best
+            } else {
+                filter.mask(&logits)
+                guard logits.contains(where: { $0 > -.infinity }) else { return nil }
+                token = choose(logits)
+            }
+        } else {
+            token = choose(logits)
+        }
         if params.penalizes { generated[token, default: 0] += 1 }
         return token
     }

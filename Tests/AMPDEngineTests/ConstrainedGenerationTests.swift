@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+@testable import AMPDEngine
+
+/// Collects a generation's tokens, their log-probabilities and the summary.
+func runScored(_ engine: NativeEngine, _ request: GenerationRequest) async throws -> ([Int32], [TokenLogprobs?], GenerationSummary) {
+    var tokens: [Int32] = []
+    var scores: [TokenLogprobs?] = []
+    var summary: GenerationSummary?
+    for try await event in try await engine.generate(request) {
+        switch event {
+        case .token(let t, let lp): tokens.append(t); scores.append(lp)
+        case .finished(let s): summary = s
+        }
+    }
+    return (tokens, scores, try #require(summary))
+}
+
+@Suite("SmolLM2 under output grammars", .serialized)
+struct ConstrainedGenerationTests {
+    @Test("json_object: a greedy answer is a JSON object that ends with a stop token; split after the first token it continues the same")
+    func jsonObject() async throws {
+        guard RealModel.available, let path = RealModel.path else { return }
+        let engine = try NativeEngine(modelPath: path)
+        let template = try #require(engine.chatTemplate)
+        let prompt = engine.tokenizer.encode(template.render([ChatMessage(role: "user", content: "Describe a cat as JSON with name and age.")]))
+        let (tokens, _, summary) = try await runScored(engine, GenerationRequest(tokens: prompt, maxTokens: 120, grammar: .jsonObject))
+        #expect(summary.reason == .stop)
+        let text = engine.tokenizer.decode(tokens)
+        #expect((try? JSONSerialization.jsonObject(with: Data(text.utf8))) is [String: Any], "\(text)")
+        // Unconstrained, the model does not answer with JSON: the grammar made the difference.
+        let (free, _, _) = try await runScored(engine, GenerationRequest(tokens: prompt, maxTokens: 40))
+        #expect(engine.tokenizer.decode(free) != text)
+        // The prefill half samples the first token; a second request continues after it with the grammar's state.
+        let (first, _, pre) = try await runScored(engine, GenerationRequest(tokens: prompt, grammar: .jsonObject, logprobs: 2, answerPrefix: []).prefill)
+        #expect(first == [tokens[0]])
+        let (rest, _, _) = try await runScored(engine, GenerationRequest(sequence: pre.sequence, tokens: [], maxTokens: 119, keepAlive: true,
+                                                                          grammar: .jsonObject, answerPrefix: first))
+        #expect(first + rest == tokens)
+        // A prefix that breaks the grammar is refused.
+        let bad = engine.tokenizer.encode("]")
+        await #expect(throws: EngineError.self) {
+            _ = try await engine.generate(GenerationRequest(tokens: prompt + bad, grammar: .jsonObject, answerPrefix: bad))
+        }
+    }
+
+    @Test("a named tool call comes out in the model's format; logprobs report the greedy token as the most likely")
+    func toolCallAndLogprobs() async throws {
+        guard RealModel.available, let path = RealModel.path else { return }
+        let engine = try NativeEngine(modelPath: path)
+        let template = try #require(engine.chatTemplate)
+        let prompt = engine.tokenizer.encode(template.render([ChatMessage(role: "user", content: "What is the weather in Paris?")]))
+        let grammar = OutputGrammar([.literal("<tool_call>\n{\"name\": \""), .oneOf(["get_weather"]), .literal("\", \"arguments\": "),
+                                     .jsonObject, .literal("}\n</tool_call>")])
+        let (tokens, scores, summary) = try await runScored(engine, GenerationRequest(tokens: prompt, maxTokens: 200, grammar: grammar, logprobs: 3))
+        let text = engine.tokenizer.decode(tokens)
+        #expect(summary.reason == .stop, "\(text)")
+        #expect(text.hasPrefix("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {"), "\(text)")
+        #expect(text.hasSuffix("}\n</tool_call>"), "\(text)")
+        // Unconstrained greedy: the sampled token is the top alternative, its logprob ≤ 0 and equal to the top's.
+        let (free, freeScores, _) = try await runScored(engine, GenerationRequest(tokens: prompt, maxTokens: 8, logprobs: 3))
+        for (t, s) in zip(free, freeScores) {
+            let s = try #require(s)
+            #expect(s.top.count == 3)
+            #expect(s.top[0].token == t)
+            #expect(s.logprob <= 0 && s.logprob == s.top[0].logprob)
+            #expect(s.top[0].logprob >= s.top[1].logprob && s.top[1].logprob >= s.top[2].logprob)
+        }
+        #expect(scores.allSatisfy { $0 != nil })
+    }
+}
+
+extension GenerationRequest {
+    /// The same request as a prefill (first token only, sequence kept).
+    var prefill: GenerationRequest {
+        var r = self
+        r.prefillOnly = true
+        r.maxTokens = 1
+        return r
+    }
+}
