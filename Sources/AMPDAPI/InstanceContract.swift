@@ -52,6 +52,10 @@ public struct OutputConstraint: Codable, Sendable, Hashable {
         case oneOf([String])
         /// A JSON object.
         case jsonObject
+        /// A JSON string, quotes included.
+        case jsonString
+        /// A JSON number (an integer when `integer`).
+        case jsonNumber(integer: Bool)
     }
 
     public var segments: [Segment]

@@ -203,6 +203,8 @@ struct InstanceAPI {
             case .literal(let t): .literal(t)
             case .oneOf(let names): .oneOf(names)
             case .jsonObject: .jsonObject
+            case .jsonString: .jsonString
+            case .jsonNumber(let integer): .jsonNumber(integer: integer)
             }
         }) }
     }

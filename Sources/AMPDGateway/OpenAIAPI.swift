@@ -57,7 +57,7 @@ struct OpenAIAPI: Sendable {
                 if let prompt = try f.string("prompt") {
                     tokens = runner.tokenizer.encode(prompt)
                 } else if case .array(let list)? = f.value("messages") {
-                    tokens = try renderChat(list.enumerated().map { i, m throws(OpenAIError) in try ChatTurn.read(m, index: i) })
+                    tokens = try renderChat(list.enumerated().map { i, m throws(OpenAIError) in try ChatTurn.read(m, index: i) }, tools: ToolUse(&f))
                 } else {
                     throw OpenAIError.invalid("prompt", "give prompt or messages")
                 }
@@ -87,15 +87,18 @@ struct OpenAIAPI: Sendable {
         r.post("/v1/chat/completions") { req, ctx in
             await answer(req) { tenant in
                 let body = try ChatCompletionRequest(json: try await Self.body(req, ctx))
-                let prompt = try renderChat(body.messages)
-                return try await complete(req, tenant: tenant, prompt: prompt, parameters: body.parameters, chat: true, defaultMax: 256)
+                let prompt = try renderChat(body.messages, tools: body.tools)
+                let shape = AnswerShape(chat: true, tools: body.tools, template: template, logprobs: body.parameters.logprobs)
+                let grammar = template.flatMap { body.tools.grammar($0) } ?? (body.parameters.jsonObject ? .jsonObject : nil)
+                return try await complete(req, tenant: tenant, prompt: prompt, parameters: body.parameters, shape: shape, grammar: grammar, defaultMax: 256)
             }
         }
         r.post("/v1/completions") { req, ctx in
             await answer(req) { tenant in
                 let body = try CompletionRequest(json: try await Self.body(req, ctx))
+                let shape = AnswerShape(chat: false, tools: ToolUse(), template: template, logprobs: body.parameters.logprobs)
                 return try await complete(req, tenant: tenant, prompt: runner.tokenizer.encode(body.prompt), parameters: body.parameters,
-                                          chat: false, defaultMax: 16)
+                                          shape: shape, grammar: body.parameters.jsonObject ? .jsonObject : nil, defaultMax: 16)
             }
         }
         return r
@@ -145,13 +148,16 @@ struct OpenAIAPI: Sendable {
         }
     }
 
-    func renderChat(_ messages: [ChatTurn]) throws(OpenAIError) -> [Int32] {
+    /// The prompt's tokens; the functions are shown to the model unless `tool_choice` is none.
+    func renderChat(_ messages: [ChatTurn], tools: ToolUse) throws(OpenAIError) -> [Int32] {
         guard let template else { throw OpenAIError.unsupported("messages", "cannot be rendered: the model has no chat template ampd renders; use /v1/completions") }
-        return runner.tokenizer.encode(template.render(messages.map { ChatMessage(role: $0.role, content: $0.content) }))
+        return runner.tokenizer.encode(template.render(messages.map(\.message), tools: tools.active ? tools.tools : []))
     }
 
     /// Checks the request against the model and runs the round.
-    func complete(_ req: Request, tenant: String, prompt: [Int32], parameters p: GenerationParameters, chat: Bool, defaultMax: Int) async throws -> Response {
+    func complete(_ req: Request, tenant: String, prompt: [Int32], parameters p: GenerationParameters, shape: AnswerShape, grammar: OutputGrammar?,
+                  defaultMax: Int) async throws -> Response {
+        let chat = shape.chat
         if let m = p.model, m != modelName { throw OpenAIError.modelNotFound(m, served: modelName) }
         guard !prompt.isEmpty else { throw OpenAIError.invalid(chat ? "messages" : "prompt", "must not be empty") }
         let room = contextLength - prompt.count
@@ -163,12 +169,25 @@ struct OpenAIAPI: Sendable {
         // Sessions are per tenant: one tenant's session id never reaches another's KV.
         let id = req.headers[HTTPField.Name("x-session-id")!] ?? p.user ?? UUID().uuidString
         let input = RoundRunner.Input(session: "\(tenant)/\(id)", tenant: tenant, prompt: prompt, maxTokens: maxTokens, sampling: p.sampling,
-                                      stopStrings: p.stop, ignoreEOS: p.ignoreEOS)
-        return try await respond(input, sessionID: id, chat: chat, parameters: p, promptTokens: prompt.count)
+                                      stopStrings: p.stop, ignoreEOS: p.ignoreEOS, constraint: grammar.map(Self.constraint), logprobs: p.logprobs)
+        return try await respond(input, sessionID: id, shape: shape, parameters: p, promptTokens: prompt.count)
     }
 
-    func respond(_ input: RoundRunner.Input, sessionID: String, chat: Bool, parameters p: GenerationParameters, promptTokens: Int) async throws -> Response {
+    static func constraint(_ g: OutputGrammar) -> OutputConstraint {
+        OutputConstraint(g.segments.map { s in
+            switch s {
+            case .literal(let t): .literal(t)
+            case .oneOf(let names): .oneOf(names)
+            case .jsonObject: .jsonObject
+            case .jsonString: .jsonString
+            case .jsonNumber(let integer): .jsonNumber(integer: integer)
+            }
+        })
+    }
+
+    func respond(_ input: RoundRunner.Input, sessionID: String, shape: AnswerShape, parameters p: GenerationParameters, promptTokens: Int) async throws -> Response {
         let events = try await runner.run(input)
+        let chat = shape.chat
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.prefix(12).lowercased()
         let created = Int(Date().timeIntervalSince1970)
         let tokenizer = runner.tokenizer
@@ -180,27 +199,47 @@ struct OpenAIAPI: Sendable {
             h[.cacheControl] = "no-cache"
             h[HTTPField.Name("x-session-id")!] = sessionID
             return Response(status: .ok, headers: h, body: ResponseBody { writer in
-                func chunk(_ delta: ChoiceDelta?, finish: String? = nil, usage: Usage? = nil, record: RoundRecord? = nil) throws -> ByteBuffer {
-                    let choices = delta.map { [StreamChoice(index: 0, delta: chat ? $0 : nil, text: chat ? nil : ($0.content ?? ""), finish_reason: finish)] } ?? []
+                func chunk(_ delta: ChoiceDelta?, finish: String? = nil, usage: Usage? = nil, record: RoundRecord? = nil,
+                           logprobs: LogprobsBody? = nil) throws -> ByteBuffer {
+                    let choices = delta.map { [StreamChoice(index: 0, delta: chat ? $0 : nil, text: chat ? nil : ($0.content ?? ""), logprobs: logprobs,
+                                                            finish_reason: finish)] } ?? []
                     return try Self.sse(StreamChunk(id: id, object: object + (chat ? ".chunk" : ""), created: created, model: modelName,
                                                     choices: choices, usage: usage, ampd: record))
                 }
                 var detok = StreamingDetokenizer()
                 var stops = StopMatcher(p.stop)
+                var calls = ToolCallStream(shape)
+                var scored = ScoredTokens(shape, tokenizer: tokenizer)
                 var stopped = false
                 do {
                     if chat { try await writer.write(try chunk(ChoiceDelta(role: "assistant", content: ""))) }
                     for try await e in events {
                         switch e {
-                        case .token(let t):
+                        case .token(let t, let scores):
                             guard !stopped else { continue }
+                            scored.add(t, scores)
                             let (text, hit) = stops.feed(detok.append(tokenizer.bytes(of: t)))
                             stopped = hit
-                            if !text.isEmpty { try await writer.write(try chunk(ChoiceDelta(content: text))) }
+                            let out = calls.feed(text)
+                            if !out.isEmpty || scored.hasPending {
+                                try await writer.write(try chunk(ChoiceDelta(content: out), logprobs: scored.takePending()))
+                            }
                         case .done(let rec):
                             await Self.observe(rec, metrics: metrics, records: records)
-                            if !stopped, case let rest = stops.flush(), !rest.isEmpty { try await writer.write(try chunk(ChoiceDelta(content: rest))) }
-                            try await writer.write(try chunk(ChoiceDelta(), finish: stopped ? "stop" : rec.finishReason, record: rec))
+                            var finish = stopped ? "stop" : rec.finishReason
+                            let rest = calls.feed(stopped ? "" : stops.flush())
+                            if !rest.isEmpty { try await writer.write(try chunk(ChoiceDelta(content: rest))) }
+                            let (held, found) = calls.finish()
+                            if !found.isEmpty {
+                                for (i, c) in found.enumerated() {
+                                    try await writer.write(try chunk(ChoiceDelta(tool_calls: [ToolCallDelta(index: i, id: c.id, name: c.name, arguments: "")])))
+                                    try await writer.write(try chunk(ChoiceDelta(tool_calls: [ToolCallDelta(index: i, arguments: c.arguments)])))
+                                }
+                                finish = "tool_calls"
+                            } else if !held.isEmpty {
+                                try await writer.write(try chunk(ChoiceDelta(content: held)))
+                            }
+                            try await writer.write(try chunk(ChoiceDelta(), finish: finish, record: rec))
                             if p.includeUsage {
                                 try await writer.write(try chunk(nil, usage: Usage(prompt_tokens: promptTokens, completion_tokens: rec.completionTokens,
                                                                                    total_tokens: promptTokens + rec.completionTokens)))
@@ -215,23 +254,30 @@ struct OpenAIAPI: Sendable {
                 try await writer.finish(nil)
             })
         }
-        var tokens: [Int32] = []
+        var scored = ScoredTokens(shape, tokenizer: tokenizer)
         var record: RoundRecord?
         for try await e in events {
             switch e {
-            case .token(let t): tokens.append(t)
+            case .token(let t, let scores): scored.add(t, scores)
             case .done(let r): record = r
             }
         }
         guard let rec = record else { throw OpenAIError.server("the round ended without a result") }
         await Self.observe(rec, metrics: metrics, records: records)
-        var text = tokenizer.decode(tokens)
+        var text = tokenizer.decode(scored.tokens)
         var finish = rec.finishReason
         if let cut = StopMatcher.firstMatch(in: text, stops: p.stop) {
             text = String(text[..<cut])
             finish = "stop"
         }
-        let choice = Choice(index: 0, message: chat ? ChoiceDelta(role: "assistant", content: text) : nil, text: chat ? nil : text, finish_reason: finish)
+        let logprobs = scored.body(upTo: text.utf8.count)
+        var message = ChoiceDelta(role: "assistant", content: text)
+        if let (content, calls) = shape.toolCalls(in: text) {
+            message = ChoiceDelta(role: "assistant", content: content.isEmpty ? nil : content,
+                                  tool_calls: calls.enumerated().map { i, c in ToolCallDelta(index: i, id: c.id, name: c.name, arguments: c.arguments) })
+            finish = "tool_calls"
+        }
+        let choice = Choice(index: 0, message: chat ? message : nil, text: chat ? nil : text, logprobs: logprobs, finish_reason: finish)
         var res = Self.json(Completion(id: id, object: object, created: created, model: modelName, choices: [choice],
                                        usage: Usage(prompt_tokens: promptTokens, completion_tokens: rec.completionTokens,
                                                     total_tokens: promptTokens + rec.completionTokens), ampd: rec))
@@ -323,13 +369,33 @@ struct Usage: Encodable, Sendable {
 struct ChoiceDelta: Encodable, Sendable {
     var role: String?
     var content: String?
+    var tool_calls: [ToolCallDelta]?
+}
+
+/// A tool call as OpenAI shapes it, whole in a message or in pieces in a stream.
+struct ToolCallDelta: Encodable, Sendable {
+    struct Function: Encodable, Sendable {
+        var name: String?
+        var arguments: String
+    }
+    var index: Int
+    var id: String?
+    var type: String?
+    var function: Function
+
+    init(index: Int, id: String? = nil, name: String? = nil, arguments: String) {
+        self.index = index
+        self.id = id
+        self.type = id == nil ? nil : "function"
+        function = Function(name: name, arguments: arguments)
+    }
 }
 
 struct Choice: Encodable, Sendable {
     var index: Int
     var message: ChoiceDelta?
     var text: String?
-    var logprobs: String? = nil
+    var logprobs: LogprobsBody?
     var finish_reason: String
 
     func encode(to encoder: any Encoder) throws {
@@ -358,6 +424,7 @@ struct StreamChoice: Encodable, Sendable {
     var index: Int
     var delta: ChoiceDelta?
     var text: String?
+    var logprobs: LogprobsBody?
     var finish_reason: String?
 
     func encode(to encoder: any Encoder) throws {
@@ -365,10 +432,11 @@ struct StreamChoice: Encodable, Sendable {
         try c.encode(index, forKey: .index)
         try c.encodeIfPresent(delta, forKey: .delta)
         try c.encodeIfPresent(text, forKey: .text)
+        try c.encode(logprobs, forKey: .logprobs)
         try c.encode(finish_reason, forKey: .finish_reason)   // null until the last chunk
     }
 
-    enum CodingKeys: String, CodingKey { case index, delta, text, finish_reason }
+    enum CodingKeys: String, CodingKey { case index, delta, text, logprobs, finish_reason }
 }
 
 struct StreamChunk: Encodable, Sendable {

@@ -13,7 +13,8 @@ final class EmittedFlag: @unchecked Sendable {
 }
 
 public enum RoundStreamEvent: Sendable {
-    case token(Int32)
+    /// A token of the answer, with its log-probabilities when they were asked for.
+    case token(Int32, TokenScores?)
     case done(RoundRecord)
 }
 
@@ -42,6 +43,10 @@ struct RoundRunner: Sendable {
         var stopStrings: [String] = []
         /// Decode `maxTokens` tokens even past end-of-sequence.
         var ignoreEOS = false
+        /// What the answer must match (a JSON object, a tool call).
+        var constraint: OutputConstraint?
+        /// Log-probabilities with this many alternatives per token.
+        var logprobs: Int?
     }
 
     /// Starts the round: returns once the engine started its prefill (it may queue), or throws
@@ -63,9 +68,9 @@ struct RoundRunner: Sendable {
             let emitted = EmittedFlag()
             for attempt in 1... {
                 do {
-                    let record = try await execute(input, start, arrived: arrived, arrivedAt: arrivedAt) { t in
+                    let record = try await execute(input, start, arrived: arrived, arrivedAt: arrivedAt) { t, scores in
                         emitted.set()
-                        continuation.yield(.token(t))
+                        continuation.yield(.token(t, scores))
                     }
                     continuation.yield(.done(record))
                     continuation.finish()
@@ -114,7 +119,7 @@ struct RoundRunner: Sendable {
 
     /// Runs the round; TTFT counts from `arrivedAt` (the request's arrival: queueing included).
     func execute(_ input: Input, _ start: RoundDriver.Start, arrived: Date, arrivedAt: ContinuousClock.Instant,
-                 emit: @Sendable (Int32) -> Void) async throws -> RoundRecord {
+                 emit: @Sendable (Int32, TokenScores?) -> Void) async throws -> RoundRecord {
         let d = start.dispatch
         let id = start.round
         let owner = start.owner
@@ -134,12 +139,16 @@ struct RoundRunner: Sendable {
         let stops = input.ignoreEOS ? [] : tokenizer.stopIDs
         let stopList: [Int32]? = input.ignoreEOS ? [] : nil
         let sampling = input.sampling
+        /// The answer's options for a call that continues after the tokens generated so far.
+        func answer(after generated: [Int32] = []) -> AnswerOptions {
+            AnswerOptions(constraint: input.constraint, logprobs: input.logprobs, generated: generated)
+        }
         func seconds(_ a: ContinuousClock.Instant, _ b: ContinuousClock.Instant) -> Double {
             let x = b - a
             return Double(x.components.seconds) + Double(x.components.attoseconds) / 1e18
         }
         /// Takes one token; at the first, tells the engine the prefill is done.
-        func take(_ t: Int32, prefillSince: ContinuousClock.Instant) async -> [RoundAction] {
+        func take(_ t: Int32, _ scores: TokenScores?, prefillSince: ContinuousClock.Instant) async -> [RoundAction] {
             let now = clock.now
             var actions: [RoundAction] = []
             if firstAt == nil {
@@ -147,13 +156,13 @@ struct RoundRunner: Sendable {
                 actions = await driver.report(.prefillDone(id, computeSeconds: seconds(prefillSince, now)), round: id)
             }
             lastAt = now
-            if stops.contains(t) { finish = "stop" } else { generated.append(t); emit(t) }
+            if stops.contains(t) { finish = "stop" } else { generated.append(t); emit(t, scores) }
             return actions
         }
         /// Streams the owner's decode to its end.
         func decode(_ lines: AsyncThrowingStream<InstanceStreamLine, any Error>, since: ContinuousClock.Instant) async throws {
             for try await l in lines {
-                if let t = l.token { _ = await take(t, prefillSince: since) }
+                if let t = l.token { _ = await take(t, l.logprobs, prefillSince: since) }
                 if let r = l.done {
                     sequence = r.sequence
                     if r.finish == .stop { finish = "stop" }
@@ -178,14 +187,14 @@ struct RoundRunner: Sendable {
             var lines: AsyncThrowingStream<InstanceStreamLine, any Error>
             do {
                 lines = try await caller.generate(owner, GenerateRequest(sequence: start.previous?.sequence, tokens: reused,
-                                                                         maxTokens: input.maxTokens, sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings, cacheSalt: start.cacheSalt))
+                                                                         maxTokens: input.maxTokens, sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings, cacheSalt: start.cacheSalt, answer: answer()))
             } catch let e as InstanceCallError where e.code == .sequenceGone && start.previous != nil {
                 // The owner dropped this idle session's KV to make room: the engine has it recomputed there.
                 let actions = await driver.report(.historyLost(id), round: id)
                 if let f = Self.failure(in: actions) { throw f }
                 historyMode = "recomputed"
                 logger.info("Session KV gone; recomputing", metadata: ["event": "SessionKVRecomputed", "session": "\(input.session)", "owner": "\(owner.name)"])
-                lines = try await caller.generate(owner, GenerateRequest(tokens: start.tokens, maxTokens: input.maxTokens, sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings, cacheSalt: start.cacheSalt))
+                lines = try await caller.generate(owner, GenerateRequest(tokens: start.tokens, maxTokens: input.maxTokens, sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings, cacheSalt: start.cacheSalt, answer: answer()))
             }
             try await decode(lines, since: since)
         } else {
@@ -218,9 +227,9 @@ struct RoundRunner: Sendable {
             do {
                 let lines = try await caller.prefill(instance, PrefillRequest(
                     tokens: historyRef == nil ? start.tokens : reused, history: historyRef, sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings,
-                    cacheSalt: start.cacheSalt, destination: KVDestination(host: owner.host, port: owner.kvPort, pool: pool, tenant: input.tenant, key: UInt64.random(in: 1...UInt64.max))))
+                    cacheSalt: start.cacheSalt, answer: answer(), destination: KVDestination(host: owner.host, port: owner.kvPort, pool: pool, tenant: input.tenant, key: UInt64.random(in: 1...UInt64.max))))
                 for try await l in lines {
-                    if let t = l.token { _ = await take(t, prefillSince: since) }
+                    if let t = l.token { _ = await take(t, l.logprobs, prefillSince: since) }
                     if let r = l.done { cached = r.cachedTokens }
                     if let p = l.pushed { pushed = p }
                 }
@@ -243,7 +252,8 @@ struct RoundRunner: Sendable {
                         sequence = try await caller.importKV(owner, ImportRequest(kv: ref, into: appendTo)).sequence
                     } else {
                         lines = try await caller.generate(owner, GenerateRequest(sequence: appendTo, tokens: [], kv: ref, maxTokens: input.maxTokens - 1,
-                                                                                 sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings, cacheSalt: start.cacheSalt))
+                                                                                 sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings, cacheSalt: start.cacheSalt,
+                                                                                 answer: answer(after: generated)))
                     }
                     kvBytes = historyBytes + ref.bytes
                     kvSaved += ref.savedBytes
@@ -264,7 +274,8 @@ struct RoundRunner: Sendable {
                 // A finished round needs nothing more; otherwise the owner computes the context itself.
                 if !complete {
                     lines = try await caller.generate(owner, GenerateRequest(tokens: start.tokens + generated, maxTokens: input.maxTokens - generated.count,
-                                                                             sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings, cacheSalt: start.cacheSalt))
+                                                                             sampling: sampling, stopTokens: stopList, stopStrings: input.stopStrings, cacheSalt: start.cacheSalt,
+                                                                             answer: answer(after: generated)))
                 }
             }
             if let lines { try await decode(lines, since: since) }

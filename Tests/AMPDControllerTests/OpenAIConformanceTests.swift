@@ -23,7 +23,7 @@ struct OpenAIConformanceTests {
         return file.path
     }
 
-    @Test("the official openai package against a gateway: chat, parts, streaming with usage, retry and edit under a session, stop, completions, penalties, refusals by name, wrong key, unknown model")
+    @Test("the official openai package against a gateway: chat, parts, streaming with usage, retry and edit under a session, stop, logprobs, JSON mode, a two-step tool loop under a session (named, required, streamed, none), completions, penalties, refusals by name, wrong key, unknown model")
     func officialClient() async throws {
         guard AgentInstancesTests.modelAvailable else { return }
         guard Self.pythonHasOpenAI else {
@@ -76,13 +76,14 @@ struct OpenAIConformanceTests {
         #expect(gw.log().contains("\"APIKeysLoaded\""))
     }
 
-    @Test("bad requests never reach an agent as a 5xx: 40 malformed or out-of-range requests are 4xx naming what is wrong, and the gateway keeps serving")
+    @Test("bad requests never reach an agent as a 5xx: 50 malformed or out-of-range requests are 4xx naming what is wrong, and the gateway keeps serving")
     func badRequestsAreClientErrors() async throws {
         guard AgentInstancesTests.modelAvailable else { return }
         let cluster = try await GatewayCluster.start()
         defer { cluster.stop() }
         let (gw, http, port) = (cluster.gw, cluster.http, cluster.port)
         let m = #""messages":[{"role":"user","content":"Hi"}]"#
+        let tools = #""tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]"#
         // (path, body, words the error must contain)
         let cases: [(String, String, String)] = [
             ("/v1/chat/completions", "not json", "valid JSON"),
@@ -92,7 +93,7 @@ struct OpenAIConformanceTests {
             ("/v1/chat/completions", #"{"messages":"hi"}"#, "messages"),
             ("/v1/chat/completions", #"{"messages":[{"content":"x"}]}"#, "messages[0].role"),
             ("/v1/chat/completions", #"{"messages":[{"role":"wizard","content":"x"}]}"#, "messages[0].role"),
-            ("/v1/chat/completions", #"{"messages":[{"role":"tool","content":"x","tool_call_id":"a"}]}"#, "messages[0].role"),
+            ("/v1/chat/completions", #"{"messages":[{"role":"tool","content":"x"}]}"#, "messages[0].tool_call_id"),
             ("/v1/chat/completions", #"{"messages":[{"role":"user","content":5}]}"#, "messages[0].content"),
             ("/v1/chat/completions", #"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#, "messages[0].content[0].type"),
             ("/v1/chat/completions", #"{"messages":[{"role":"user","content":[{"type":"text"}]}]}"#, "messages[0].content[0].text"),
@@ -118,7 +119,17 @@ struct OpenAIConformanceTests {
             ("/v1/chat/completions", #"{\#(m),"tools":[]}"#, "tools"),
             ("/v1/chat/completions", #"{\#(m),"frobnicate":1}"#, "frobnicate"),
             ("/v1/chat/completions", #"{\#(m),"model":"other"}"#, "does not exist"),
-            ("/v1/chat/completions", #"{\#(m),"logprobs":true}"#, "logprobs"),
+            ("/v1/chat/completions", #"{\#(m),"top_logprobs":2}"#, "top_logprobs"),
+            ("/v1/chat/completions", #"{\#(m),"logprobs":true,"top_logprobs":50}"#, "top_logprobs"),
+            ("/v1/chat/completions", #"{\#(m),"tool_choice":"required"}"#, "tool_choice"),
+            ("/v1/chat/completions", #"{\#(m),\#(tools),"tool_choice":{"type":"function","function":{"name":"nope"}}}"#, "tool_choice.function.name"),
+            ("/v1/chat/completions", #"{\#(m),"tools":[{"type":"function","function":{"name":"has space"}}]}"#, "tools[0].function.name"),
+            ("/v1/chat/completions", #"{\#(m),"tools":[{"type":"function","function":{"name":"f","strict":true}}]}"#, "tools[0].function.strict"),
+            ("/v1/chat/completions", #"{\#(m),"tools":[{"type":"retrieval"}]}"#, "tools[0].type"),
+            ("/v1/chat/completions", #"{\#(m),\#(tools),"tool_choice":"sometimes"}"#, "tool_choice"),
+            ("/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"not json"}}]},{"role":"tool","tool_call_id":"c","content":"1"}]}"#, "messages[1].tool_calls[0].function.arguments"),
+            ("/v1/chat/completions", #"{\#(m),"response_format":{"type":"json_object"},\#(tools),"tool_choice":"required"}"#, "response_format"),
+            ("/v1/completions", #"{"prompt":"x","logprobs":21}"#, "logprobs"),
             ("/v1/chat/completions", #"{\#(m),"ignore_eos":"x"}"#, "ignore_eos"),
             ("/v1/completions", #"{"max_tokens":4}"#, "prompt"),
             ("/v1/completions", #"{"prompt":[1,2]}"#, "prompt"),
@@ -127,7 +138,7 @@ struct OpenAIConformanceTests {
             ("/tokenize", #"{}"#, "prompt"),
             ("/detokenize", #"{"tokens":[-1]}"#, "tokens[0]"),
         ]
-        #expect(cases.count >= 40)
+        #expect(cases.count >= 50)
         for (path, body, words) in cases {
             var req = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
             req.method = .POST

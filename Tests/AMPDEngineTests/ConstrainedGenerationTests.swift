@@ -70,6 +70,34 @@ struct ConstrainedGenerationTests {
     }
 }
 
+@Suite("SmolLM2: an answer split after its first token (prefill here, decode there) equals the whole", .serialized)
+struct SplitAnswerTests {
+    @Test("penalties count the first token as generated, and a stop string across the split ends the continuation at once")
+    func penalties() async throws {
+        guard RealModel.available, let path = RealModel.path else { return }
+        let engine = try NativeEngine(modelPath: path)
+        let template = try #require(engine.chatTemplate)
+        let prompt = engine.tokenizer.encode(template.render([ChatMessage(role: "user", content: "List the days of the week.")]))
+        let sampling = SamplingParams(presencePenalty: 0.6, frequencyPenalty: 0.6)
+        let (whole, _, _) = try await runScored(engine, GenerationRequest(tokens: prompt, maxTokens: 30, sampling: sampling))
+        let (first, _, pre) = try await runScored(engine, GenerationRequest(tokens: prompt, sampling: sampling).prefill)
+        let (rest, _, _) = try await runScored(engine, GenerationRequest(sequence: pre.sequence, tokens: [], maxTokens: 29, sampling: sampling,
+                                                                          keepAlive: true, answerPrefix: first))
+        #expect(first + rest == whole, "\(engine.tokenizer.decode(whole)) | \(engine.tokenizer.decode(first + rest))")
+        // A stop string across the split (the first token's text and the second's) ends the
+        // continuation at once; without the answer's prefix (as before), it ran on to the limit.
+        let stop = engine.tokenizer.decode(Array(whole.prefix(2)))
+        let (f, _, p1) = try await runScored(engine, GenerationRequest(tokens: prompt, sampling: sampling, stopStrings: [stop]).prefill)
+        let (aware, _, s1) = try await runScored(engine, GenerationRequest(sequence: p1.sequence, tokens: [], maxTokens: 29, sampling: sampling,
+                                                                            keepAlive: true, stopStrings: [stop], answerPrefix: f))
+        #expect(aware.count == 1 && s1.reason == .stop, "\(stop): \(engine.tokenizer.decode(aware))")
+        let (f2, _, p2) = try await runScored(engine, GenerationRequest(tokens: prompt, sampling: sampling, stopStrings: [stop]).prefill)
+        let (unaware, _, s2) = try await runScored(engine, GenerationRequest(sequence: p2.sequence, tokens: [], maxTokens: 29, sampling: sampling,
+                                                                              keepAlive: true, stopStrings: [stop]))
+        #expect(f2 == f && unaware.count > 1 && s2.reason != .stop)
+    }
+}
+
 extension GenerationRequest {
     /// The same request as a prefill (first token only, sequence kept).
     var prefill: GenerationRequest {

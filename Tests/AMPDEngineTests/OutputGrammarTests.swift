@@ -105,3 +105,67 @@ struct OutputGrammarTests {
         #expect(TokenLogprobs(logits: logits, token: 3, top: 0).top.isEmpty)
     }
 }
+
+@Suite("Top-level strings and numbers in a grammar; tool calls rendered and parsed per family")
+struct GrammarValueAndToolTests {
+    func matches(_ grammar: OutputGrammar, _ text: String) -> (accepted: Bool, complete: Bool) {
+        var m = GrammarMatcher(grammar)
+        for b in text.utf8 {
+            guard m.accepts([b]) else { return (false, false) }
+            m.advance([b])
+        }
+        return (true, m.isComplete)
+    }
+
+    @Test("a schema's arguments: strings, numbers ending where the next literal begins, integers, enums")
+    func values() {
+        let g = OutputGrammar([.literal("{\"city\": "), .jsonString, .literal(", \"days\": "), .jsonNumber(integer: true), .literal(", \"t\": "),
+                               .jsonNumber(integer: false), .literal(", \"unit\": "), .oneOf(["\"C\"", "\"F\""]), .literal("}")])
+        #expect(matches(g, #"{"city": "Paris \"16e\"", "days": -3, "t": 21.5e-1, "unit": "C"}"#) == (true, true))
+        #expect(matches(g, #"{"city": "Paris", "days": 3.5"#).accepted == false)
+        #expect(matches(g, #"{"city":  "Paris""#).accepted == false)
+        #expect(matches(g, #"{"city": 5"#).accepted == false)
+        #expect(matches(g, #"{"city": "P", "days": 1, "t": 2, "unit": "K"#).accepted == false)
+        #expect(matches(g, #"{"city": "P", "days": 01"#).accepted == false)
+    }
+
+    @Test("ChatML renders tools, calls and results as Qwen 2.5 does, and parses calls back, arguments as written")
+    func chatML() {
+        let t = ChatTemplate.chatML(defaultSystem: "You are helpful.")
+        let tool = #"{"function":{"name":"get_weather"},"type":"function"}"#
+        let call = ChatToolCall(id: "c1", name: "get_weather", arguments: #"{"city": "Paris"}"#)
+        let text = t.render([ChatMessage(role: "user", content: "Weather?"), ChatMessage(role: "assistant", content: "", toolCalls: [call]),
+                             ChatMessage(role: "tool", content: "sunny", toolCallID: "c1"), ChatMessage(role: "tool", content: "21C", toolCallID: "c1")],
+                            tools: [tool])
+        #expect(text.hasPrefix("<|im_start|>system\nYou are helpful.\n\n# Tools\n"))
+        #expect(text.contains("<tools>\n\(tool)\n</tools>"))
+        #expect(text.contains("<|im_start|>assistant\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call><|im_end|>\n"))
+        #expect(text.contains("<|im_start|>user\n<tool_response>\nsunny\n</tool_response>\n<tool_response>\n21C\n</tool_response><|im_end|>\n<|im_start|>assistant\n"))
+        // What the grammar forces is what the parser reads, and what rendering writes back.
+        let out = "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\":  \"Paris\"}}\n</tool_call>"
+        let parsed = t.parseToolCalls(out, names: ["get_weather"])
+        #expect(parsed?.content == "Let me check.")
+        #expect(parsed?.calls.map(\.arguments) == [#"{"city":  "Paris"}"#])
+        #expect(t.parseToolCalls(out, names: ["other"]) == nil)
+        #expect(t.parseToolCalls("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\"", names: ["get_weather"]) == nil)
+        #expect(t.parseToolCalls("no calls", names: ["get_weather"]) == nil)
+        let two = t.parseToolCalls(out + "\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {}}\n</tool_call>", names: ["get_weather"])
+        #expect(two?.calls.count == 2)
+        #expect(matches(t.toolCallGrammar(names: ["get_weather"]), String(out.dropFirst("Let me check.\n".count))).complete)
+    }
+
+    @Test("Llama 3 renders tools in the first user turn, calls as JSON with parameters, results as ipython turns")
+    func llama3() {
+        let t = ChatTemplate.llama3
+        let call = ChatToolCall(id: "c1", name: "f", arguments: #"{"x": 1}"#)
+        let text = t.render([ChatMessage(role: "system", content: "S"), ChatMessage(role: "user", content: "Q"),
+                             ChatMessage(role: "assistant", content: "", toolCalls: [call]), ChatMessage(role: "tool", content: "42", toolCallID: "c1")],
+                            tools: [#"{"function":{"name":"f"},"type":"function"}"#])
+        #expect(text.contains("<|start_header_id|>user<|end_header_id|>\n\nGiven the following functions"))
+        #expect(text.contains("{\"function\":{\"name\":\"f\"},\"type\":\"function\"}\n\nQ<|eot_id|>"))
+        #expect(text.contains("<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"f\", \"parameters\": {\"x\": 1}}<|eot_id|>"))
+        #expect(text.contains("<|start_header_id|>ipython<|end_header_id|>\n\n42<|eot_id|>"))
+        #expect(t.parseToolCalls(#" {"name": "f", "parameters": {"x": 2}}"#, names: ["f"])?.calls.first?.arguments == #"{"x": 2}"#)
+        #expect(t.parseToolCalls("The answer is 42", names: ["f"]) == nil)
+    }
+}

@@ -53,7 +53,8 @@ struct GatewayLogicTests {
         }
         let m = #""messages":[{"role":"user","content":"hi"}]"#
         refused(#"{\#(m),"n":2}"#, "n", "unsupported_parameter")
-        refused(#"{\#(m),"tools":[]}"#, "tools", "unsupported_parameter")
+        refused(#"{\#(m),"tools":[]}"#, "tools", "invalid_value")
+        refused(#"{\#(m),"functions":[]}"#, "functions", "unsupported_parameter")
         refused(#"{\#(m),"bogus":true}"#, "bogus", "unknown_parameter")
         refused(#"{\#(m),"top_p":0}"#, "top_p", "invalid_value")
         refused(#"{\#(m),"stream_options":{"include_usage":true}}"#, "stream_options", "invalid_value")

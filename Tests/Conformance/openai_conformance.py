@@ -70,9 +70,73 @@ if word:
     streamed = "".join(c.choices[0].delta.content or "" for c in chat(q, max_tokens=24, stop=[word], stream=True) if c.choices)
     check("stop sequence cuts the stream", streamed == text, (streamed, text))
 
+# Log-probabilities in OpenAI's shape: one entry per token, the greedy token the most likely.
+lp = chat(q, logprobs=True, top_logprobs=2)
+entries = lp.choices[0].logprobs.content
+check("logprobs per token", len(entries) == lp.usage.completion_tokens and "".join(e.token for e in entries) == lp.choices[0].message.content,
+      (len(entries), lp.usage.completion_tokens))
+check("top_logprobs", all(len(e.top_logprobs) == 2 and e.top_logprobs[0].token == e.token and e.logprob <= 0 for e in entries), entries[:2])
+check("logprobs leave the answer as it was", lp.choices[0].message.content == answer)
+
+# JSON mode: the answer is a JSON object.
+import json
+js = chat([{"role": "user", "content": "Give a JSON object describing a cat with a name and an age."}], response_format={"type": "json_object"}, max_tokens=200)
+try:
+    obj = json.loads(js.choices[0].message.content)
+except ValueError:
+    obj = None
+check("json_object answers a JSON object", isinstance(obj, dict) and js.choices[0].finish_reason == "stop", js.choices[0].message.content)
+
+# A two-step tool loop under one session: the model calls the function, the client runs it,
+# the tool's result is the next round's incremental prefill, and the model answers.
+tools = [{"type": "function", "function": {"name": "get_weather", "description": "The current weather in a city",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+ask = [{"role": "user", "content": "What is the weather like in Paris today?"}]
+named = {"type": "function", "function": {"name": "get_weather"}}
+call = chat(ask, session="conf-tools", tools=tools, tool_choice=named, max_tokens=120)
+msg = call.choices[0].message
+check("tool call", call.choices[0].finish_reason == "tool_calls" and msg.tool_calls and msg.tool_calls[0].function.name == "get_weather"
+      and msg.tool_calls[0].type == "function" and msg.tool_calls[0].id, msg)
+args = json.loads(msg.tool_calls[0].function.arguments)
+check("tool call arguments are a JSON object", isinstance(args, dict), msg.tool_calls[0].function.arguments)
+again = chat(ask, session="conf-tools", tools=tools, tool_choice=named, max_tokens=120).choices[0].message
+check("a retried tool call is the same call", again.tool_calls[0].function.arguments == msg.tool_calls[0].function.arguments)
+strict_tools = [dict(tools[0], function=dict(tools[0]["function"], strict=True))]
+strict = chat(ask, tools=strict_tools, tool_choice="required", max_tokens=120).choices[0].message
+check("strict: the arguments follow the schema", list(json.loads(strict.tool_calls[0].function.arguments)) == ["city"]
+      and isinstance(json.loads(strict.tool_calls[0].function.arguments)["city"], str), strict)
+required = chat(ask, tools=tools, tool_choice="required", max_tokens=120).choices[0].message
+check("tool_choice required calls a function", required.tool_calls and required.tool_calls[0].function.name == "get_weather", required)
+streamed_calls = {}
+stream_finish = None
+for c in chat(ask, tools=tools, tool_choice=named, max_tokens=120, stream=True):
+    if not c.choices:
+        continue
+    for d in c.choices[0].delta.tool_calls or []:
+        slot = streamed_calls.setdefault(d.index, {"name": "", "arguments": ""})
+        slot["name"] += d.function.name or ""
+        slot["arguments"] += d.function.arguments or ""
+    stream_finish = c.choices[0].finish_reason or stream_finish
+check("tool call streamed as deltas", streamed_calls == {0: {"name": "get_weather", "arguments": msg.tool_calls[0].function.arguments}}
+      and stream_finish == "tool_calls", (streamed_calls, stream_finish))
+loop = ask + [{"role": "assistant", "content": None, "tool_calls": [{"id": msg.tool_calls[0].id, "type": "function",
+               "function": {"name": "get_weather", "arguments": msg.tool_calls[0].function.arguments}}]},
+              {"role": "tool", "tool_call_id": msg.tool_calls[0].id, "content": '{"temperature_c": 21, "sky": "sunny"}'}]
+final = chat(loop, session="conf-tools", tools=tools, max_tokens=24)
+check("the tool result is answered", final.choices[0].message.content and final.choices[0].finish_reason in ("stop", "length"), final.choices[0])
+check("the tool result is an incremental prefill on the session's KV", final.ampd["reusedTokens"] > 100, final.ampd)
+fresh = chat(loop, tools=tools, max_tokens=24)
+check("the tool loop under a session answers as fresh", final.choices[0].message.content == fresh.choices[0].message.content,
+      (final.choices[0].message.content, fresh.choices[0].message.content))
+none = chat(ask, tools=tools, tool_choice="none", max_tokens=12)
+check("tool_choice none: no calls", not none.choices[0].message.tool_calls and none.choices[0].finish_reason != "tool_calls", none.choices[0])
+
 # Completions.
 c = client.completions.create(model=model, prompt="The quick brown fox", max_tokens=5, temperature=0)
 check("completions", c.object == "text_completion" and c.usage.completion_tokens == 5, c)
+cl = client.completions.create(model=model, prompt="The quick brown fox", max_tokens=5, temperature=0, logprobs=3)
+check("completions logprobs", "".join(cl.choices[0].logprobs.tokens) == c.choices[0].text and len(cl.choices[0].logprobs.token_logprobs) == 5
+      and all(len(t) >= 1 for t in cl.choices[0].logprobs.top_logprobs), cl.choices[0].logprobs)
 
 # Penalties are accepted and change the sampling.
 pen = chat(q, max_tokens=24, frequency_penalty=2.0, presence_penalty=2.0).choices[0].message.content
@@ -88,9 +152,10 @@ def refused(name, **kw):
     check(f"{name} refused by name", False, "accepted")
 
 refused("n", n=2)
-refused("logprobs", logprobs=True)
-refused("tools", tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}])
-refused("response_format", response_format={"type": "json_object"})
+refused("top_logprobs", top_logprobs=3)
+refused("response_format", response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}})
+refused("strict", tools=[{"type": "function", "function": {"name": "f", "strict": True, "parameters": {"type": "object", "properties": {}}}}])
+refused("tool_choice", tool_choice="required")
 refused("temperature", temperature=7)
 refused("top_p", top_p=7)
 refused("frobnicate", extra_body={"frobnicate": 1})

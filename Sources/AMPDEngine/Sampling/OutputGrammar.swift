@@ -10,6 +10,10 @@ public struct OutputGrammar: Sendable, Hashable, Codable {
         case oneOf([String])
         /// A JSON object (any keys and values; nesting at most `JSONMatcher.maxDepth`).
         case jsonObject
+        /// A JSON string, quotes included.
+        case jsonString
+        /// A JSON number (an integer when `integer`).
+        case jsonNumber(integer: Bool)
     }
 
     public var segments: [Segment]
@@ -28,7 +32,7 @@ public struct GrammarMatcher: Sendable {
         case literal([UInt8])
         /// Sorted, distinct choices.
         case oneOf([[UInt8]])
-        case jsonObject
+        case json(JSONMatcher.Top)
     }
 
     struct State: Sendable, Equatable {
@@ -49,7 +53,9 @@ public struct GrammarMatcher: Sendable {
             switch s {
             case .literal(let t): .literal(Array(t.utf8))
             case .oneOf(let names): .oneOf(Set(names.map { Array($0.utf8) }).sorted { $0.lexicographicallyPrecedes($1) })
-            case .jsonObject: .jsonObject
+            case .jsonObject: .json(.object)
+            case .jsonString: .json(.string)
+            case .jsonNumber(let integer): .json(integer ? .integer : .number)
             }
         }
         enter(&state)
@@ -85,7 +91,7 @@ public struct GrammarMatcher: Sendable {
                 s.lo = 0
                 s.hi = c.count
                 if c.isEmpty || c.contains(where: \.isEmpty) { s.segment += 1; continue }
-            case .jsonObject: s.json = JSONMatcher()
+            case .json(let top): s.json = JSONMatcher(top: top)
             default: break
             }
             return
@@ -122,15 +128,22 @@ public struct GrammarMatcher: Sendable {
             // only when it is the last candidate).
             if hi - lo == 1, choices[lo].count == s.offset { s.segment += 1; enter(&s) }
             return true
-        case .jsonObject:
-            guard s.json.step(b) else { return false }
+        case .json:
+            guard s.json.step(b) else {
+                // A top-level number ends where the next segment begins.
+                guard s.json.mayEndHere else { return false }
+                s.segment += 1
+                enter(&s)
+                return step(&s, b)
+            }
             if s.json.isDone { s.segment += 1; enter(&s) }
             return true
         }
     }
 }
 
-/// A pushdown recogniser of one JSON object, byte by byte, in a fixed-size value.
+/// A pushdown recogniser of one JSON value (an object, or a string or a number), byte by
+/// byte, in a fixed-size value.
 /// Whitespace between tokens is allowed but runs of it are capped (a small model stuck
 /// emitting spaces is made to go on), as are number lengths and nesting depth.
 public struct JSONMatcher: Sendable, Equatable {
@@ -154,6 +167,11 @@ public struct JSONMatcher: Sendable, Equatable {
         case done
     }
 
+    public enum Top: UInt8, Sendable {
+        case object, string, number, integer
+    }
+
+    var top = Top.object
     var mode = Mode.start
     /// One bit per open container, 1 for an object; bit `depth - 1` is the innermost.
     var stack: UInt64 = 0
@@ -166,7 +184,14 @@ public struct JSONMatcher: Sendable, Equatable {
     var literal: UInt8 = 0
     var whitespace = 0
 
+    public init(top: Top = .object) {
+        self.top = top
+    }
+
     public var isDone: Bool { mode == .done }
+
+    /// A top-level number that may end here (it ends when the next byte is not its own).
+    public var mayEndHere: Bool { mode == .number && depth == 0 && (sub == 1 || sub == 2 || sub == 4 || sub == 7) }
 
     static let literals: [[UInt8]] = [Array("true".utf8), Array("false".utf8), Array("null".utf8)]
 
@@ -195,7 +220,7 @@ public struct JSONMatcher: Sendable, Equatable {
         case .number:
             if number(b) { return true }
             // The number ended (if it may end here): the byte is the next token's.
-            guard sub == 1 || sub == 2 || sub == 4 || sub == 7 else { return false }
+            guard depth > 0, sub == 1 || sub == 2 || sub == 4 || sub == 7 else { return false }
             mode = .after
             return step(b)
         case .literal:
@@ -208,15 +233,24 @@ public struct JSONMatcher: Sendable, Equatable {
         default: break
         }
         if Self.isWhitespace(b) {
-            guard mode != .done, whitespace < Self.maxWhitespaceRun else { return false }
+            guard mode != .done, !(mode == .start && top != .object), whitespace < Self.maxWhitespaceRun else { return false }
             whitespace += 1
             return true
         }
         whitespace = 0
         switch mode {
         case .start:
-            guard b == UInt8(ascii: "{") else { return false }
-            return open(object: true)
+            switch top {
+            case .object:
+                guard b == UInt8(ascii: "{") else { return false }
+                return open(object: true)
+            case .string:
+                guard b == UInt8(ascii: "\"") else { return false }
+                return value(b)
+            case .number, .integer:
+                guard b == UInt8(ascii: "-") || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) else { return false }
+                return value(b)
+            }
         case .keyOrClose:
             if b == UInt8(ascii: "}") { return close(object: true) }
             fallthrough
@@ -287,7 +321,7 @@ public struct JSONMatcher: Sendable, Equatable {
     mutating func string(_ b: UInt8) -> Bool {
         switch b {
         case UInt8(ascii: "\""):
-            mode = inKey ? .colon : .after
+            mode = inKey ? .colon : depth == 0 ? .done : .after
             whitespace = 0
             return true
         case UInt8(ascii: "\\"):
@@ -317,7 +351,7 @@ public struct JSONMatcher: Sendable, Equatable {
         case (5, _) where digit, (6, _) where digit, (7, _) where digit: next = 7
         default: next = nil
         }
-        guard let next else { return false }
+        guard let next, !(top == .integer && depth == 0 && (next == 3 || next == 5)) else { return false }
         sub = next
         count += 1
         whitespace = 0
