@@ -160,10 +160,14 @@ public struct RoutingSpec: Codable, Sendable, Hashable {
     /// `conditional-pd` only: prefills with fewer uncached tokens than this run locally.
     public var conditionalThresholdTokens: Int?
     public var onPrefillUnavailable: PrefillUnavailableAction?
+    /// Admission: rounds each gateway runs at once (queued, prefilling, moving KV or decoding);
+    /// a round beyond them is refused with 429 and Retry-After. Unset: no limit.
+    public var maxRoundsInFlight: Int?
 
     public init(policy: RoutingPolicy, alpha: Double? = nil, beta: Double? = nil, reorderWindow: Int? = nil,
-                conditionalThresholdTokens: Int? = nil, onPrefillUnavailable: PrefillUnavailableAction? = nil) {
+                conditionalThresholdTokens: Int? = nil, onPrefillUnavailable: PrefillUnavailableAction? = nil, maxRoundsInFlight: Int? = nil) {
         self.policy = policy
+        self.maxRoundsInFlight = maxRoundsInFlight
         self.alpha = alpha
         self.beta = beta
         self.reorderWindow = reorderWindow

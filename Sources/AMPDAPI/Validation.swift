@@ -212,6 +212,9 @@ public enum ServingDeploymentAdmission {
             if !paperKnobs { e.append(FieldError("spec.routing.reorderWindow", "only applies to policies ampd and ampd-paper; policy is \(r.policy.rawValue)")) }
             else if !(1...6).contains(w) { e.append(FieldError("spec.routing.reorderWindow", "must be from 1 to 6; got \(w)")) }
         }
+        if let m = r.maxRoundsInFlight, !(1...100_000).contains(m) {
+            e.append(FieldError("spec.routing.maxRoundsInFlight", "must be from 1 to 100000; got \(m)"))
+        }
         if let t = r.conditionalThresholdTokens {
             if r.policy != .conditionalPD { e.append(FieldError("spec.routing.conditionalThresholdTokens", "only applies to policy conditional-pd; policy is \(r.policy.rawValue)")) }
             else if !(1...1_000_000).contains(t) { e.append(FieldError("spec.routing.conditionalThresholdTokens", "must be from 1 to 1000000; got \(t)")) }

@@ -269,6 +269,7 @@ components:
                 reorderWindow: {type: integer, minimum: 1, maximum: 6}
                 conditionalThresholdTokens: {type: integer}
                 onPrefillUnavailable: {enum: [aggregate, fail]}
+                maxRoundsInFlight: {type: integer, minimum: 1, maximum: 100000}
             planner:
               type: object
               additionalProperties: false

@@ -125,9 +125,12 @@ struct AgentCaller: Sendable {
 public struct GatewayError: Error, CustomStringConvertible {
     public var message: String
     public var status: Int
-    public init(_ message: String, status: Int = 502) {
+    /// Seconds before a retry may succeed (429, 503).
+    public var retryAfter: Int?
+    public init(_ message: String, status: Int = 502, retryAfter: Int? = nil) {
         self.message = message
         self.status = status
+        self.retryAfter = retryAfter
     }
     public var description: String { message }
 }

@@ -120,8 +120,16 @@ struct OpenAIAPI: Sendable {
         switch error {
         case let e as OpenAIError: return e
         case let e as GatewayError:
-            return e.status == 503 ? .unavailable(e.message) : e.status < 500
-                ? OpenAIError(status: e.status, message: e.message, type: "invalid_request_error", code: nil) : .server(e.message, status: e.status)
+            switch e.status {
+            case 503:
+                var u = OpenAIError.unavailable(e.message)
+                u.retryAfter = e.retryAfter ?? u.retryAfter
+                return u
+            case 429:
+                return OpenAIError(status: 429, message: e.message, type: "rate_limit_exceeded", code: "rate_limit_exceeded", retryAfter: e.retryAfter ?? 1)
+            case ..<500: return OpenAIError(status: e.status, message: e.message, type: "invalid_request_error", code: nil)
+            default: return .server(e.message, status: e.status)
+            }
         case let e as InstanceCallError:
             switch e {
             case .refused(let instance, let ie):

@@ -104,7 +104,7 @@ struct RoundRunner: Sendable {
 
     /// An error as the client sees it: the engine's `RoundFailure` with its HTTP status.
     static func surfaced(_ error: any Error) -> any Error {
-        (error as? RoundFailure).map { GatewayError($0.message, status: $0.status) } ?? error
+        (error as? RoundFailure).map { GatewayError($0.message, status: $0.status, retryAfter: $0.retryAfterSeconds) } ?? error
     }
 
     /// The engine's failure among `actions`, if it decided the round fails.

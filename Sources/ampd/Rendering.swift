@@ -119,7 +119,8 @@ enum Table {
         let r = d.spec.routing
         out.append("Routing:            \(r?.policy.rawValue ?? "ampd")" + (r?.alpha.map { " α=\($0)" } ?? "") + (r?.beta.map { " β=\($0)" } ?? "")
                    + (r?.reorderWindow.map { " window=\($0)" } ?? "") + (r?.conditionalThresholdTokens.map { " threshold=\($0) tokens" } ?? "")
-                   + " onPrefillUnavailable=\(r?.onPrefillUnavailable?.rawValue ?? "aggregate")")
+                   + " onPrefillUnavailable=\(r?.onPrefillUnavailable?.rawValue ?? "aggregate")"
+                   + " maxRoundsInFlight=\(r?.maxRoundsInFlight.map(String.init) ?? "unlimited")")
         out.append("Planner:            \(d.spec.planner?.mode.rawValue ?? "off") every \(d.spec.planner?.intervalSeconds ?? 30)s")
         if let p = d.status?.planner {
             func pct(_ x: Double?) -> String { x.map { "\(($0 * 1000).rounded() / 10)%" } ?? "-" }

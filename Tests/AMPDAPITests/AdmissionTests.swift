@@ -122,6 +122,7 @@ struct AdmissionTests {
         ("spec.routing.beta", .int(3), "spec.routing.beta", "at most 2"),
         ("spec.routing.reorderWindow", .int(0), "spec.routing.reorderWindow", "from 1 to 6"),
         ("spec.routing.reorderWindow", .int(9), "spec.routing.reorderWindow", "from 1 to 6"),
+        ("spec.routing.maxRoundsInFlight", .int(0), "spec.routing.maxRoundsInFlight", "from 1 to 100000"),
         ("spec.routing.conditionalThresholdTokens", .int(100), "spec.routing.conditionalThresholdTokens", "only applies to policy conditional-pd"),
         ("spec.routing.onPrefillUnavailable", .string("wait"), "spec.routing.onPrefillUnavailable", "aggregate, fail"),
         ("spec.planner.mode", .string("manual"), "spec.planner.mode", "auto, suggest, off"),

@@ -79,7 +79,7 @@ struct ChatClient: Sendable {
     }
 
     struct Routing: Decodable {
-        struct R: Decodable { let policy: String; let alpha: Double; let reorderWindow: Int }
+        struct R: Decodable { let policy: String; let alpha: Double; let reorderWindow: Int; let maxRoundsInFlight: Int? }
         let routing: R
     }
 

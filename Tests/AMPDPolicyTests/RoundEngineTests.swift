@@ -32,6 +32,23 @@ struct RoundEngineTests {
         _ = e.handle(.decodeDone(d.round, generated: generated, itl: 0.02), now: now + 0.3)
     }
 
+    @Test("admission: beyond maxRoundsInFlight a round is refused with 429 and a Retry-After from recent rounds; an ended round makes room; no limit, no refusal")
+    func admission() {
+        var e = engine(RoutingConfiguration(policy: .staticPD, maxRoundsInFlight: 2))
+        let first = Self.starts(arrive(&e, 1, "a"))
+        _ = arrive(&e, 2, "b")
+        let refused = arrive(&e, 3, "c")
+        guard case .fail(3, let f)? = refused.first else { Issue.record("admitted: \(refused)"); return }
+        #expect(f.status == 429 && f.kind == .saturated && f.retryAfterSeconds == 1 && f.message.contains("spec.routing.maxRoundsInFlight: 2"))
+        // A round of 7 s ends: room for one, and Retry-After follows the rounds' length.
+        finish(&e, first[0], now: 6.7)
+        #expect(!arrive(&e, 4, "c", now: 7).contains { if case .fail = $0 { true } else { false } })
+        guard case .fail(5, let g)? = arrive(&e, 5, "d", now: 7).first else { Issue.record("admitted"); return }
+        #expect(g.retryAfterSeconds == 7)
+        var open = engine(RoutingConfiguration(policy: .staticPD))
+        for i in 1...50 { #expect(!arrive(&open, RoundID(i), "s\(i)").contains { if case .fail = $0 { true } else { false } }) }
+    }
+
     @Test("a new session binds to the decode instance holding the least KV; its later rounds stay there")
     func binding() {
         var e = engine(RoutingConfiguration(policy: .staticPD), [p0, d0, d1])

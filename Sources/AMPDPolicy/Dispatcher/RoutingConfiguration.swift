@@ -23,12 +23,15 @@ public struct RoutingConfiguration: Sendable, Equatable, Hashable, Codable {
     public var onTransferFailure: TransferFailureAction
     /// Seeds `ampd-paper`'s random worker order.
     public var seed: UInt64
+    /// Admission: rounds in flight at once; beyond, a round is refused (429). Nil: no limit.
+    public var maxRoundsInFlight: Int?
 
     public init(policy: AMPDAPI.RoutingPolicy, alpha: Double = 0.9, beta: Double = 0.85, reorderWindow: Int? = nil,
                 conditionalThresholdTokens: Int = 512, conditionalMaxQueue: Int = 8,
                 onPrefillUnavailable: PrefillUnavailableAction = .aggregate, onTransferFailure: TransferFailureAction = .recompute,
-                seed: UInt64 = 1) {
+                seed: UInt64 = 1, maxRoundsInFlight: Int? = nil) {
         self.policy = policy
+        self.maxRoundsInFlight = maxRoundsInFlight
         self.alpha = alpha
         self.beta = beta
         self.reorderWindow = reorderWindow ?? Self.defaultWindow(policy)
@@ -45,7 +48,7 @@ public struct RoutingConfiguration: Sendable, Equatable, Hashable, Codable {
         self.init(policy: r.policy, alpha: r.alpha ?? 0.9, beta: r.beta ?? 0.85, reorderWindow: r.reorderWindow,
                   conditionalThresholdTokens: r.conditionalThresholdTokens ?? 512,
                   onPrefillUnavailable: r.onPrefillUnavailable ?? .aggregate,
-                  onTransferFailure: spec.kvPool?.onTransferFailure ?? .recompute)
+                  onTransferFailure: spec.kvPool?.onTransferFailure ?? .recompute, maxRoundsInFlight: r.maxRoundsInFlight)
     }
 
     /// Algorithm 2 runs for the paper's policies; the baselines serve first in, first out.

@@ -88,6 +88,8 @@ public struct RoundEngine: Sendable {
     var nextOrdinal: UInt64 = 1
     /// Decode instances that left but still serve: their sessions are handed off.
     var draining: Set<String> = []
+    /// Seconds from arrival to the end of recent rounds (an EWMA), for Retry-After.
+    var roundSeconds: Double?
 
     public init(routing: RoutingConfiguration, slo: LatencySLO, cost: CostModel, instances: [InstanceInfo] = [], options: Options = Options()) {
         self.routing = routing
@@ -182,7 +184,16 @@ public struct RoundEngine: Sendable {
         guard rounds[a.round] == nil else { return [] }
         let decodes = order.filter { instances[$0]!.info.role == .decode }
         guard !decodes.isEmpty else {
-            return [.fail(a.round, RoundFailure(.noDecodeInstance, status: 503, "no running decode instance; the deployment is not ready"))]
+            return [.fail(a.round, RoundFailure(.noDecodeInstance, status: 503, "no running decode instance; the deployment is not ready",
+                                                retryAfterSeconds: 5))]
+        }
+        // Admission (a placed-again round was admitted before).
+        if enqueuedAt == nil, let limit = routing.maxRoundsInFlight, rounds.count >= limit {
+            // By about one round's time, one of those in flight has ended.
+            let after = max(1, Int((roundSeconds ?? 1).rounded(.up)))
+            return [.fail(a.round, RoundFailure(.saturated, status: 429,
+                "\(rounds.count) rounds are in flight, the deployment's limit (spec.routing.maxRoundsInFlight: \(limit)); retry after \(after) s",
+                retryAfterSeconds: after))]
         }
         var actions: [RoundAction] = []
         var history = a.history
@@ -335,6 +346,8 @@ public struct RoundEngine: Sendable {
     mutating func decodeDone(_ id: RoundID, generated: Int, itl: Double?, now: Double) -> [RoundAction] {
         guard let r = rounds.removeValue(forKey: id) else { return [] }
         var actions: [RoundAction] = []
+        let took = max(0, now - r.enqueuedAt)
+        roundSeconds = roundSeconds.map { 0.8 * $0 + 0.2 * took } ?? took
         if let d = instances[r.owner]?.decoding.removeValue(forKey: id), let itl, itl > 0 {
             instances[r.owner]!.itl.add(now, itl)
             let batch = instances[r.owner]!.decoding.count + 1

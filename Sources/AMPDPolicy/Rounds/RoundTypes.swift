@@ -111,16 +111,21 @@ public struct RoundFailure: Sendable, Equatable, Hashable, Error, CustomStringCo
         case prefillUnavailable
         case transferFailed
         case sessionBusy
+        /// `maxRoundsInFlight` rounds are running: come back later.
+        case saturated
     }
     public var kind: Kind
     /// The HTTP status the client gets.
     public var status: Int
     public var message: String
+    /// When to try again (seconds), for 429 and 503.
+    public var retryAfterSeconds: Int?
 
-    public init(_ kind: Kind, status: Int, _ message: String) {
+    public init(_ kind: Kind, status: Int, _ message: String, retryAfterSeconds: Int? = nil) {
         self.kind = kind
         self.status = status
         self.message = message
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
     public var description: String { message }
