@@ -37,8 +37,15 @@ struct AgentCaller: Sendable {
         tls.certificateVerification = .noHostnameVerification
         var config = HTTPClient.Configuration(tlsConfiguration: tls)
         config.timeout = .init(connect: .seconds(5), read: .seconds(300))
+        // Every round in flight holds a streaming call to its instance: the pool must not cap
+        // them (the default, 8 per agent, would cap a decode instance's batch at 8 and queue the
+        // rest in the client). Admission (`spec.routing.maxRoundsInFlight`) bounds them instead.
+        config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = Self.connectionsPerAgent
         return AgentCaller(http: HTTPClient(eventLoopGroupProvider: .singleton, configuration: config))
     }
+
+    /// Connections the gateway keeps to one agent at most before calls wait for one.
+    static let connectionsPerAgent = 1024
 
     func url(_ instance: InstanceEndpoint, _ path: String) -> String { "https://\(instance.host):\(instance.apiPort)\(path)" }
 

@@ -110,8 +110,17 @@ struct OpenAIAPI: Sendable {
             guard let tenant = keys.tenant(authorization: req.headers[.authorization]) else { throw OpenAIError.unauthorized }
             return try await body(tenant)
         } catch {
-            return Self.error(Self.openAIError(error))
+            let e = Self.openAIError(error)
+            logFailure(e, path: req.uri.path)
+            return Self.error(e)
         }
+    }
+
+    /// Every 5xx is logged at error level with its cause (a client's 4xx is not the gateway's fault).
+    func logFailure(_ e: OpenAIError, path: String) {
+        guard e.status >= 500 else { return }
+        logger.error("Request failed", metadata: ["event": "RequestFailed", "path": "\(path)", "status": "\(e.status)", "code": "\(e.code ?? "")",
+                                                   "error": "\(e.message)"])
     }
 
     /// A failure as the client sees it: its own mistakes are 4xx naming the field; the
@@ -256,6 +265,7 @@ struct OpenAIAPI: Sendable {
                     }
                 } catch {
                     let e = Self.openAIError(error)
+                    logFailure(e, path: "stream")
                     try await writer.write(try Self.sse(ErrorBody(error: .init(message: e.message, type: e.type, param: e.param, code: e.code))))
                 }
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))

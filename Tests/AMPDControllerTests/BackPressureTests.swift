@@ -7,7 +7,7 @@ import Testing
 struct BackPressureTests {
     /// Sends `count` chats at once over as many connections; returns each answer's status and
     /// Retry-After header and body.
-    static func burst(_ http: HTTPClient, base: String, count: Int, tag: String) async throws -> [(Int, String?, String)] {
+    static func burst(_ http: HTTPClient, base: String, count: Int, tag: String, maxTokens: Int = 4) async throws -> [(Int, String?, String)] {
         try await withThrowingTaskGroup(of: (Int, String?, String).self) { group in
             for i in 0..<count {
                 group.addTask {
@@ -15,7 +15,7 @@ struct BackPressureTests {
                     req.method = .POST
                     req.headers.add(name: "content-type", value: "application/json")
                     req.headers.add(name: "x-session-id", value: "\(tag)-\(i)")
-                    req.body = .bytes(ByteBuffer(string: #"{"messages":[{"role":"user","content":"Say a number: \#(i)"}],"max_tokens":4}"#))
+                    req.body = .bytes(ByteBuffer(string: #"{"messages":[{"role":"user","content":"Say a number: \#(i)"}],"max_tokens":\#(maxTokens),"ignore_eos":true}"#))
                     let res = try await http.execute(req, timeout: .seconds(300))
                     return (Int(res.status.code), res.headers.first(name: "retry-after"), String(buffer: try await res.body.collect(upTo: 1 << 20)))
                 }
@@ -48,8 +48,29 @@ struct BackPressureTests {
         // The setting is obeyed both ways: without it, the same burst is served whole.
         #expect(try cluster.ctl.cli(["apply", "-f", "-"], stdin: try quickstartManifest(routing: "policy: ampd")).0 == 0)
         _ = try await eventually("no limit in force") { try await c.routing().routing.maxRoundsInFlight == nil ? true : nil }
-        let open = try await Self.burst(http, base: cluster.base, count: 64, tag: "open")
+        // Long answers: 64 streams held open at once to one decode instance, which batches more of
+        // them than a default client pool (8 connections per agent) would let through.
+        let agent = cluster.agent, ctl = cluster.ctl
+        let peak = Task {
+            var most = 0.0
+            while !Task.isCancelled {
+                let text = (try? await agent.metrics(ctl)) ?? ""
+                for line in text.split(separator: "\n") where line.hasPrefix("ampd_agent_running_sequences ") {
+                    most = max(most, Double(line.split(separator: " ").last ?? "") ?? 0)
+                }
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+            return most
+        }
+        let open = try await Self.burst(http, base: cluster.base, count: 64, tag: "open", maxTokens: 64)
+        peak.cancel()
+        let most = await peak.value
+        #expect(most > 8, "the decode instance ran at most \(most) sequences at once")
         #expect(open.allSatisfy { $0.0 == 200 }, "\(open.filter { $0.0 != 200 }.prefix(3))")
+        // Every round's KV moved: none waited out the gateway's connection pool to the agents.
+        let log = cluster.gw.log()
+        #expect(!log.contains("\"KVTransferFailed\"") && !log.contains("getConnectionFromPoolTimeout"),
+                "\(log.split(separator: "\n").filter { $0.contains("KVTransferFailed") }.prefix(2))")
         #expect(!cluster.gw.log().contains("\"level\":\"critical\""))
     }
 }

@@ -161,6 +161,8 @@ extension GatewayEndToEndTests {
             return r.0 == 502 ? r : nil
         }
         #expect(s2 == 502 && b2.contains("KV transfer from smollm2-prefill-0 to smollm2-decode-0 failed (kvPool.onTransferFailure: fail)"), "\(b2)")
+        // Every 5xx is logged at error level with its cause.
+        #expect(cluster.gw.log().split(separator: "\n").contains { $0.contains("\"level\":\"error\"") && $0.contains("\"RequestFailed\"") && $0.contains("onTransferFailure: fail") })
     }
 }
 
