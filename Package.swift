@@ -73,6 +73,7 @@ let package = Package(
             name: "AMPDController",
             dependencies: [
                 "AMPDAPI", "AMPDScheduler", "AMPDObservability", "AMPDPKI", "AMPDStore", "AMPDAutoscaling", "AMPDPolicy",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -220,3 +220,10 @@ public struct NodeEndpoints: Codable, Sendable, Hashable {
         self.kv = kv
     }
 }
+
+/// The response header of a node's first registration with a bootstrap token: the node's own
+/// credential (a bearer token that acts as that node only). The agent keeps it in its data
+/// directory; the controller keeps only its hash.
+public enum NodeCredentialHeader {
+    public static let name = "Ampd-Node-Credential"
+}

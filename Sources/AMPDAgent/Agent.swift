@@ -82,10 +82,8 @@ public struct Agent: Sendable {
         do { caPEM = try String(contentsOfFile: config.caFile, encoding: .utf8) } catch {
             throw AgentError("cannot read the controller CA \(config.caFile): \(error.localizedDescription)")
         }
-        let client = try ControllerClient(config: ClientConfiguration(server: config.controller, certificateAuthority: config.caFile, token: config.token))
+        let client = try await register()
         defer { Task { try? await client.shutdown() } }
-
-        _ = try await client.register(registration(endpoints: nil))
         logger.info("Registered", metadata: ["event": "Registered", "node": "\(config.name)"])
         let first = try await enroll(client)
 
@@ -137,6 +135,37 @@ public struct Agent: Sendable {
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("Agent stopped", metadata: ["event": "Stopped"])
+    }
+
+    /// Registers this node and returns a client that acts as it. The first registration uses
+    /// the bootstrap token and gets the node's own credential, kept in the data directory
+    /// (`node.credential`, mode 0600) and used from then on, also after a restart.
+    func register() async throws -> ControllerClient {
+        let file = config.dataDirectory.appendingPathComponent("node.credential")
+        let saved = (try? String(contentsOf: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = saved.flatMap { $0.isEmpty ? nil : $0 } ?? config.token
+        func client(_ token: String) throws -> ControllerClient {
+            try ControllerClient(config: ClientConfiguration(server: config.controller, certificateAuthority: config.caFile, token: token))
+        }
+        let first = try client(token)
+        let minted: String?
+        do {
+            minted = try await first.registerNode(registration(endpoints: nil)).credential
+        } catch let e as ClientError where e.status?.code == 401 && token != config.token {
+            try? await first.shutdown()
+            throw AgentError("the controller no longer accepts this node's credential (\(file.path)): the node was deleted or the controller's state reset; remove the file to enroll again with a bootstrap token")
+        } catch let e as ClientError where e.status?.code == 409 {
+            try? await first.shutdown()
+            throw AgentError("\(e.message) (ampd delete node \(config.name))")
+        } catch {
+            try? await first.shutdown()
+            throw error
+        }
+        guard let minted else { return first }
+        try PEMFile.write(minted + "\n", to: file, mode: 0o600)
+        logger.info("Node credential saved", metadata: ["event": "NodeCredentialSaved", "path": "\(file.path)"])
+        try? await first.shutdown()
+        return try client(minted)
     }
 
     /// This node as the controller registers it; endpoints once they listen.

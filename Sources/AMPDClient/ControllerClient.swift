@@ -110,15 +110,24 @@ public final class ControllerClient: Sendable {
     }
 
     public func register(_ r: NodeRegistration) async throws -> Node {
-        try await send(.POST, "\(Self.prefix)/nodes", body: try JSONCoding.encoder.encode(r))
+        try await registerNode(r).node
     }
 
-    public func heartbeat(node: String, _ hb: Heartbeat) async throws -> NodeAssignments {
-        try await send(.PUT, "\(Self.prefix)/nodes/\(node)/heartbeat", body: try JSONCoding.encoder.encode(hb))
+    /// Registers (or updates) a node; a first registration with a bootstrap token also returns
+    /// the node's own credential, the token to act as it from then on.
+    public func registerNode(_ r: NodeRegistration) async throws -> (node: Node, credential: String?) {
+        let (status, data, headers) = try await exchange(.POST, "\(Self.prefix)/nodes", body: try JSONCoding.encoder.encode(r))
+        let node: Node = try Self.decode(status, data, .POST, "\(Self.prefix)/nodes")
+        return (node, headers.first(name: NodeCredentialHeader.name))
     }
 
-    public func assignments(node: String, after: Int64 = -1, timeoutSeconds: Int = 0) async throws -> NodeAssignments {
-        try await send(.GET, "\(Self.prefix)/nodes/\(node)/assignments?after=\(after)&timeoutSeconds=\(timeoutSeconds)")
+    /// `token`: the node's credential when this client's token is another (a bootstrap token).
+    public func heartbeat(node: String, _ hb: Heartbeat, token: String? = nil) async throws -> NodeAssignments {
+        try await send(.PUT, "\(Self.prefix)/nodes/\(node)/heartbeat", body: try JSONCoding.encoder.encode(hb), token: token)
+    }
+
+    public func assignments(node: String, after: Int64 = -1, timeoutSeconds: Int = 0, token: String? = nil) async throws -> NodeAssignments {
+        try await send(.GET, "\(Self.prefix)/nodes/\(node)/assignments?after=\(after)&timeoutSeconds=\(timeoutSeconds)", token: token)
     }
 
     public func deleteNode(_ name: String) async throws {
@@ -136,8 +145,12 @@ public final class ControllerClient: Sendable {
     // MARK: - Raw
 
     /// Sends a request; decodes the body as `T` on 2xx, or throws the controller's Status.
-    public func send<T: Decodable>(_ method: HTTPMethod, _ path: String, body: Data? = nil) async throws -> T {
-        let (status, data) = try await raw(method, path, body: body)
+    public func send<T: Decodable>(_ method: HTTPMethod, _ path: String, body: Data? = nil, token: String? = nil) async throws -> T {
+        let (status, data) = try await raw(method, path, body: body, token: token)
+        return try Self.decode(status, data, method, path)
+    }
+
+    static func decode<T: Decodable>(_ status: Int, _ data: Data, _ method: HTTPMethod, _ path: String) throws -> T {
         guard (200..<300).contains(status) else {
             if let s = try? JSONCoding.decoder.decode(APIStatus.self, from: data) {
                 throw ClientError(status: s, message: s.message)
@@ -153,6 +166,12 @@ public final class ControllerClient: Sendable {
 
     /// Sends a request and returns the status code and body, whatever they are.
     public func raw(_ method: HTTPMethod, _ path: String, body: Data? = nil, token: String? = nil) async throws -> (Int, Data) {
+        let (status, data, _) = try await exchange(method, path, body: body, token: token)
+        return (status, data)
+    }
+
+    /// Sends a request and returns the status code, body and headers, whatever they are.
+    public func exchange(_ method: HTTPMethod, _ path: String, body: Data? = nil, token: String? = nil) async throws -> (Int, Data, HTTPHeaders) {
         var req = HTTPClientRequest(url: config.server + path)
         req.method = method
         let t = token ?? config.token
@@ -164,7 +183,7 @@ public final class ControllerClient: Sendable {
         do {
             let resp = try await http.execute(req, timeout: .seconds(90))
             let buf = try await resp.body.collect(upTo: 64 << 20)
-            return (Int(resp.status.code), Data(buffer: buf))
+            return (Int(resp.status.code), Data(buffer: buf), resp.headers)
         } catch let e as ClientError {
             throw e
         } catch {

@@ -93,12 +93,25 @@ struct APIServer: Sendable {
         }
 
         let nodes = "\(Self.prefix)/nodes"
-        on(r, nodes, .get, "listNodes", [.admin, .reader, .node]) { _, _, _ in
-            let items = await registry.all()
+        on(r, nodes, .get, "listNodes", [.admin, .reader, .node]) { _, _, id in
+            // A node sees itself only.
+            let items = await registry.all().filter { id.role != .node || $0.name == id.node }
             return Self.json(ObjectList(kind: "NodeList", resourceVersion: nil, items: items))
         }
         on(r, nodes, .post, "registerNode", [.admin, .node]) { req, _, id in
             let reg = try await Self.decodeBody(NodeRegistration.self, req, kind: "NodeRegistration")
+            // A bound node registers as itself; a bootstrap token only a node not registered yet.
+            var mint = false
+            if id.role == .node {
+                if id.node != nil {
+                    try Self.requireSelf(id, reg.name, op: "register")
+                } else {
+                    guard await registry.get(reg.name) == nil else {
+                        throw APIStatus(reason: .conflict, code: 409, message: "node \"\(reg.name)\" is registered already: its agent authenticates with the node credential it got then (node.credential in its data directory); a bootstrap token cannot act as it. Delete the node to enroll it again")
+                    }
+                    mint = true
+                }
+            }
             if let why = ServingDeploymentAdmission.dnsLabelProblem(reg.name) {
                 throw APIStatus.invalid(InvalidObjectError(kind: "NodeRegistration", name: reg.name, causes: [FieldError("name", why)]))
             }
@@ -109,10 +122,21 @@ struct APIServer: Sendable {
             if !causes.isEmpty { throw APIStatus.invalid(InvalidObjectError(kind: "NodeRegistration", name: reg.name, causes: causes)) }
             let (node, changed) = try await registry.register(reg)
             if changed { try await enqueueAll() }
-            return Self.json(node, status: .created)
+            var res = Self.json(node, status: .created)
+            if mint {
+                // The node's own credential, from now on the only token that acts as it.
+                let credential = Authenticator.randomToken()
+                let hash = Authenticator.hash(credential)
+                try await repo.writeCredential(node: reg.name, sha256: hash)
+                auth.addCredential(hash: hash, node: reg.name)
+                res.headers[HTTPField.Name(NodeCredentialHeader.name)!] = credential
+                logger.info("Node credential issued", metadata: ["event": "NodeCredentialIssued", "node": "\(reg.name)", "by": "\(id.user)"])
+            }
+            return res
         }
-        on(r, "\(nodes)/:name", .get, "getNode", [.admin, .reader, .node]) { _, ctx, _ in
+        on(r, "\(nodes)/:name", .get, "getNode", [.admin, .reader, .node]) { _, ctx, id in
             let name = try ctx.parameters.require("name")
+            try Self.requireSelf(id, name, op: "read node")
             guard let n = await registry.get(name) else { throw APIStatus.notFound("Node \"\(name)\"") }
             return Self.json(n)
         }
@@ -120,11 +144,14 @@ struct APIServer: Sendable {
             let name = try ctx.parameters.require("name")
             guard try await registry.remove(name) else { throw APIStatus.notFound("Node \"\(name)\"") }
             try await issuer.revoke(node: name)
+            try await repo.deleteCredential(node: name)
+            auth.removeCredential(node: name)
             try await enqueueAll()
             return Self.json(APIStatusSuccess(message: "Node \"\(name)\" deleted"))
         }
-        on(r, "\(nodes)/:name/heartbeat", .put, "heartbeat", [.admin, .node]) { req, ctx, _ in
+        on(r, "\(nodes)/:name/heartbeat", .put, "heartbeat", [.admin, .node]) { req, ctx, id in
             let name = try ctx.parameters.require("name")
+            try Self.requireSelf(id, name, op: "heartbeat")
             let hb = try await Self.decodeBody(Heartbeat.self, req, kind: "Heartbeat")
             switch try await registry.heartbeat(name, hb) {
             case .unknownNode:
@@ -134,8 +161,9 @@ struct APIServer: Sendable {
             }
             return Self.json(await board.assignments(node: name))
         }
-        on(r, "\(nodes)/:name/assignments", .get, "getAssignments", [.admin, .reader, .node]) { req, ctx, _ in
+        on(r, "\(nodes)/:name/assignments", .get, "getAssignments", [.admin, .reader, .node]) { req, ctx, id in
             let name = try ctx.parameters.require("name")
+            try Self.requireSelf(id, name, op: "read assignments")
             let after = try Self.intParam(req, "after") ?? -1
             let wait = min(try Self.intParam(req, "timeoutSeconds") ?? 0, 60)
             if wait > 0 {
@@ -148,6 +176,7 @@ struct APIServer: Sendable {
             let spec = try await Self.decodeBody(CertificateSigningRequestSpec.self, req, kind: "CertificateSigningRequest")
             switch spec.role {
             case .node:
+                try Self.requireSelf(id, spec.name, op: "get a certificate")
                 // A node's names are the ones it registered; the node must exist.
                 guard let node = await registry.get(spec.name) else {
                     throw APIStatus.notFound("Node \"\(spec.name)\" (register it before asking for a certificate)")
@@ -182,6 +211,17 @@ struct APIServer: Sendable {
             return Self.json(DecisionList(items: items, lastSeq: items.last?.seq ?? since))
         }
         return r
+    }
+
+    /// A node identity acts as its own node only (admins and readers as any).
+    static func requireSelf(_ id: Identity, _ name: String, op: String) throws {
+        guard id.role == .node else { return }
+        guard let own = id.node else {
+            throw APIStatus(reason: .forbidden, code: 403, message: "a bootstrap token may only register a new node, not \(op) as \"\(name)\"")
+        }
+        guard own == name else {
+            throw APIStatus(reason: .forbidden, code: 403, message: "node \"\(own)\" may not \(op) as node \"\(name)\"")
+        }
     }
 
     // MARK: - Deployments

@@ -69,7 +69,14 @@ public struct Controller: Sendable {
             _ = try Authenticator.generateFile(at: tokensURL)
             logger.info("Generated token file", metadata: ["event": "GeneratedTokens", "path": "\(tokensURL.path)"])
         }
-        let auth = try Authenticator(file: tokensURL)
+        let tokenLogger = logger
+        let auth = try Authenticator(file: tokensURL) { problem in
+            if let problem {
+                tokenLogger.error("Token file not reloaded", metadata: ["event": "TokensReloadFailed", "error": "\(problem)"])
+            } else {
+                tokenLogger.info("Token file reloaded", metadata: ["event": "TokensReloaded", "path": "\(tokensURL.path)"])
+            }
+        }
 
         // State.
         let store = try SQLiteObjectStore(path: dir.appendingPathComponent("ampd.sqlite").path)
@@ -77,6 +84,7 @@ public struct Controller: Sendable {
         let metrics = MetricsRegistry()
         let registry = NodeRegistry(repo: repo, grace: config.nodeGrace, logger: logger)
         try await registry.load()
+        auth.setCredentials(try await repo.nodeCredentials())
         let board = AssignmentBoard(base: try await store.currentResourceVersion())
         let decisions = DecisionLog(store: store, logger: logger)
         let queue = WorkQueue()

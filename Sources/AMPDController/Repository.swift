@@ -51,6 +51,29 @@ struct Repository: Sendable {
         try await store.delete(kind: Node.kind, namespace: Self.nodeNamespace, name: name, precondition: .none)
     }
 
+    /// A node's credential as the store keeps it: its SHA-256, never the token.
+    struct NodeCredential: Codable {
+        var node: String
+        var sha256: String
+    }
+    static let credentialKind = "NodeCredential"
+
+    /// Node credentials by hash → node.
+    func nodeCredentials() async throws -> [String: String] {
+        let list: [NodeCredential] = try await store.list(kind: Self.credentialKind, namespace: Self.nodeNamespace).map(decode)
+        return Dictionary(list.map { ($0.sha256, $0.node) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    func writeCredential(node: String, sha256: String) async throws {
+        _ = try await store.put(kind: Self.credentialKind, namespace: Self.nodeNamespace, name: node, precondition: .none) { _ in
+            try JSONCoding.encoder.encode(NodeCredential(node: node, sha256: sha256))
+        }
+    }
+
+    func deleteCredential(node: String) async throws {
+        _ = try await store.delete(kind: Self.credentialKind, namespace: Self.nodeNamespace, name: node, precondition: .none)
+    }
+
     private func decode<T: Decodable>(_ obj: StoredObject) throws -> T {
         do {
             return try JSONCoding.decoder.decode(T.self, from: obj.body)

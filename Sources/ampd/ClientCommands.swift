@@ -156,16 +156,23 @@ struct DescribeCommand: AsyncParsableCommand {
 }
 
 struct DeleteCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a deployment; it goes once its instances are torn down.")
-    enum Resource: String, ExpressibleByArgument, CaseIterable { case deployment }
+    static let configuration = CommandConfiguration(commandName: "delete",
+        abstract: "Delete a deployment (it goes once its instances are torn down), or a node (its certificates and credential are revoked).")
+    enum Resource: String, ExpressibleByArgument, CaseIterable { case deployment, node }
     @OptionGroup var options: ClientOptions
     @Argument var resource: Resource
     @Argument var name: String
 
     func run() async throws {
         await withClient(options) { client in
-            try await client.delete(name, namespace: options.namespace)
-            print("servingdeployment.ampd.dev/\(name) deleting")
+            switch resource {
+            case .deployment:
+                try await client.delete(name, namespace: options.namespace)
+                print("servingdeployment.ampd.dev/\(name) deleting")
+            case .node:
+                try await client.deleteNode(name)
+                print("node/\(name) deleted")
+            }
         }
     }
 }

@@ -48,19 +48,22 @@ struct ControllerBenchCommand: AsyncParsableCommand {
         let nodeClient = try ControllerClient(config: nodeConfig, timeout: .seconds(30))
         let recorder = LatencyRecorder()
 
-        // Register every node (64 at a time).
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        // Register every node (64 at a time), each getting its own credential.
+        let credentials = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            var out: [Int: String] = [:]
             for i in 0..<nodes {
-                if i >= 64 { try await group.next() }
+                if i >= 64, let (j, c) = try await group.next() { out[j] = c }
                 group.addTask {
                     let t = ContinuousClock.now
-                    _ = try await nodeClient.register(NodeRegistration(
+                    let (_, credential) = try await nodeClient.registerNode(NodeRegistration(
                         name: "node-\(i)", capacity: NodeCapacity(accelerator: "cpu", count: 8, memoryBytes: 64 << 30),
                         addresses: ["10.0.\(i / 256).\(i % 256)"]))
                     await recorder.record("register", since: t)
+                    return (i, credential)
                 }
             }
-            try await group.waitForAll()
+            for try await (j, c) in group { out[j] = c }
+            return out
         }
         let manifest = try String(contentsOfFile: "Manifests/quickstart-cpu.yaml", encoding: .utf8)
         let cpuStart = Self.cpuSeconds(controller.processIdentifier)
@@ -77,7 +80,8 @@ struct ControllerBenchCommand: AsyncParsableCommand {
                         try await Task.sleep(until: next)
                         let t = ContinuousClock.now
                         do {
-                            _ = try await nodeClient.heartbeat(node: "node-\(i)", Heartbeat(load: NodeLoad(queueLength: i % 3, runningSequences: i % 5)))
+                            _ = try await nodeClient.heartbeat(node: "node-\(i)", Heartbeat(load: NodeLoad(queueLength: i % 3, runningSequences: i % 5)),
+                                                               token: credentials[i])
                             await recorder.record("heartbeat", since: t)
                         } catch {
                             await recorder.fail("heartbeat")

@@ -160,8 +160,10 @@ struct AgentEnrollmentTests {
         let forbidden = try await nodeClient.raw(.POST, "/apis/ampd.dev/v1alpha1/certificatesigningrequests",
             body: try JSONEncoder().encode(CertificateSigningRequestSpec(name: "x", role: .gateway, csrPEM: csr)))
         #expect(forbidden.0 == 403)
+        let credentialA = try String(contentsOf: a.dataDir.appendingPathComponent("node.credential"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let garbage = try await nodeClient.raw(.POST, "/apis/ampd.dev/v1alpha1/certificatesigningrequests",
-            body: try JSONEncoder().encode(CertificateSigningRequestSpec(name: "node-a", role: .node, csrPEM: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n")))
+            body: try JSONEncoder().encode(CertificateSigningRequestSpec(name: "node-a", role: .node, csrPEM: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n")),
+            token: credentialA)
         #expect(garbage.0 == 422 && String(decoding: garbage.1, as: UTF8.self).contains("csrPEM"))
         try? await nodeClient.shutdown()
 

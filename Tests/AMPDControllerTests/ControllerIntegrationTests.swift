@@ -242,7 +242,7 @@ struct ControllerIntegrationTests {
         #expect(deleting.metadata.finalizers == [APIGroup.instancesFinalizer])
         // The agent stops what it no longer has: then the object goes.
         try await eventually("finalization") { () -> Bool? in
-            try await a.beat(running: try await a.client.assignments(node: "node-a").instances)
+            try await a.beat(running: try await a.client.assignments(node: "node-a", token: a.credential).instances)
             do {
                 _ = try await ctl.client.deployment("smollm2")
                 return nil

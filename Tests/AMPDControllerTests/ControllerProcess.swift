@@ -137,26 +137,38 @@ func eventually<T>(_ what: String, timeout: Duration = .seconds(20), _ probe: ()
 
 /// An agent stand-in that speaks the controller's public API over the network: it registers with
 /// the bootstrap token and heart-beats, reporting as Running whatever it was assigned.
-struct FakeAgentHeartbeat {
+/// A node without an agent: registers with the bootstrap client, then acts with the node
+/// credential it got.
+final class FakeAgentHeartbeat: @unchecked Sendable {
     let client: ControllerClient
     let name: String
+    private let lock = NSLock()
+    private var _credential: String?
+    var credential: String? { lock.withLock { _credential } }
+
+    init(client: ControllerClient, name: String) {
+        self.client = client
+        self.name = name
+    }
 
     @discardableResult
     func register(count: Int = 4) async throws -> Node {
-        try await client.register(NodeRegistration(name: name, capacity: NodeCapacity(accelerator: "cpu", count: count, memoryBytes: 8 << 30), addresses: ["127.0.0.1"]))
+        let (node, credential) = try await client.registerNode(NodeRegistration(name: name, capacity: NodeCapacity(accelerator: "cpu", count: count, memoryBytes: 8 << 30), addresses: ["127.0.0.1"]))
+        if let credential { lock.withLock { _credential = credential } }
+        return node
     }
 
     /// One heartbeat reporting `running`; returns what the controller wants this node to run.
     @discardableResult
     func beat(running: [NodeInstance]) async throws -> NodeAssignments {
         try await client.heartbeat(node: name, Heartbeat(load: NodeLoad(queueLength: 0, runningSequences: running.count),
-            instances: running.map { InstanceReport(instance: $0.instance, deployment: $0.deployment, phase: .running) }))
+            instances: running.map { InstanceReport(instance: $0.instance, deployment: $0.deployment, phase: .running) }), token: credential)
     }
 
     /// Heart-beats twice so that the report matches the assignments.
     @discardableResult
     func converge() async throws -> NodeAssignments {
-        let a = try await beat(running: try await client.assignments(node: name).instances)
+        let a = try await beat(running: try await client.assignments(node: name, token: credential).instances)
         return try await beat(running: a.instances)
     }
 }
