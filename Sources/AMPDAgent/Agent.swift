@@ -94,7 +94,8 @@ public struct Agent: Sendable {
         let pools = KVPools()
         let server = try await KVPoolServer.bind(
             host: config.kvHost, port: config.kvPort, tls: { tlsBox.withLockedValue { $0 } }, pools: pools, logger: logger,
-            checkPeer: { der in await PeerCertificatePolicy.problem(der: der, isRevoked: { await revocations.contains($0) }) })
+            checkPeer: { der in await PeerCertificatePolicy.problem(der: der, isRevoked: { await revocations.contains($0) }) },
+            remoteOperations: KVPoolServer.pushOnly)
         logger.info("KV pool endpoint listening", metadata: ["event": "KVPoolListening", "port": "\(server.port)", "serial": "\(first.serial)"])
 
         // The instance API: HTTPS requiring a client certificate from the cluster CA.

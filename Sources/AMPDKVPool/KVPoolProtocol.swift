@@ -88,6 +88,8 @@ public enum KVPoolStatus: UInt8, Sendable {
     case checksumMismatch = 2
     case capacityExceeded = 3
     case internalError = 4
+    /// The endpoint does not serve this operation to peers (an agent's pools are read by it alone).
+    case forbidden = 5
 }
 
 public enum KVPoolResponse: Sendable, Equatable {

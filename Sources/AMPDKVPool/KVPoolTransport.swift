@@ -60,6 +60,15 @@ public final class KVPoolServer: Sendable {
     let channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
     let logger: Logger
     let checkPeer: (@Sendable ([UInt8]) async -> String?)?
+    /// Operations peers may send; others are answered `forbidden`.
+    let remoteOperations: Set<KVPoolOpcode>
+
+    /// Every operation (tools, benchmarks, tests).
+    public static let allOperations: Set<KVPoolOpcode> = [.put, .get, .probe, .delete, .release, .lease]
+    /// What an agent's endpoint serves peers: pushes into its pools (put, with a probe for the
+    /// blocks already there, and a lease on them). Blocks are read, released and dropped only
+    /// by the agent that holds them, for its own instances: no peer reads another's KV.
+    public static let pushOnly: Set<KVPoolOpcode> = [.put, .probe, .lease]
 
     /// `tls` is read for every new connection, so a renewed certificate takes
     /// effect without dropping open connections. `checkPeer` is asked about the peer
@@ -69,7 +78,7 @@ public final class KVPoolServer: Sendable {
     /// transport benchmark's reference does that (agents always pass one, and
     /// manifests cannot turn TLS off).
     public static func bind(host: String, port: Int, tls: (@Sendable () -> NIOSSLContext)?, pools: KVPools, logger: Logger,
-                            checkPeer: (@Sendable ([UInt8]) async -> String?)? = nil,
+                            checkPeer: (@Sendable ([UInt8]) async -> String?)? = nil, remoteOperations: Set<KVPoolOpcode> = allOperations,
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> KVPoolServer {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -81,7 +90,8 @@ public final class KVPoolServer: Sendable {
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
                 }
             }
-        return KVPoolServer(pools: pools, port: channel.channel.localAddress?.port ?? port, channel: channel, logger: logger, checkPeer: checkPeer)
+        return KVPoolServer(pools: pools, port: channel.channel.localAddress?.port ?? port, channel: channel, logger: logger, checkPeer: checkPeer,
+                            remoteOperations: remoteOperations)
     }
 
     /// An endpoint serving one pool, named "" (tests, tools).
@@ -91,8 +101,9 @@ public final class KVPoolServer: Sendable {
     }
 
     init(pools: KVPools, port: Int, channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, logger: Logger,
-         checkPeer: (@Sendable ([UInt8]) async -> String?)?) {
+         checkPeer: (@Sendable ([UInt8]) async -> String?)?, remoteOperations: Set<KVPoolOpcode>) {
         self.pools = pools
+        self.remoteOperations = remoteOperations
         self.port = port
         self.channel = channel
         self.logger = logger
@@ -132,7 +143,9 @@ public final class KVPoolServer: Sendable {
                     }
                     let bytes = frame.readBytes(length: frame.readableBytes) ?? []
                     let (id, pool, request) = try KVPoolCodec.decodeRequest(bytes[...])
-                    let response = await pools.handle(request, pool: pool)
+                    let response = remoteOperations.contains(request.opcode)
+                        ? await pools.handle(request, pool: pool)
+                        : .error(.forbidden, "\(request.opcode) is not served to peers: an agent's pools are read only by that agent")
                     try await outbound.write(ByteBuffer(bytes: KVPoolCodec.encode(response, to: request.opcode, id: id)))
                 }
             }

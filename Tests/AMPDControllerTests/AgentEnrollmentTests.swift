@@ -153,6 +153,17 @@ struct AgentEnrollmentTests {
             try await conn.send(.probe(tenant: "t", hashes: [1]))
         }
         #expect(probed == .count(1))
+        // No peer reads A's blocks back, whatever its certificate: only A imports them, for its own instances.
+        for tls in [bTLS.context, gw.context] {
+            do {
+                let read = try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: tls, pool: pool) { conn in
+                    try await conn.send(.get(tenant: "t", hashes: [1]))
+                }
+                Issue.record("a peer read A's KV: \(read)")
+            } catch KVPoolConnection.Failure.refused(let status, _) {
+                #expect(status == .forbidden)
+            }
+        }
 
         // The node token cannot mint gateway certificates; garbage CSRs are refused with the field.
         let nodeClient = try ctl.client(role: "node")
