@@ -1,6 +1,7 @@
 import AMPDAPI
 import AsyncHTTPClient
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -25,23 +26,60 @@ enum InstanceCallError: Error, CustomStringConvertible {
 }
 
 /// Calls agents' instance APIs over mutual TLS (the gateway's certificate), with the
-/// typed contract of `AMPDAPI` (`InstancePaths`, one request type per operation).
-struct AgentCaller: Sendable {
-    let http: HTTPClient
+/// typed contract of `AMPDAPI` (`InstancePaths`, one request type per operation). A renewed
+/// certificate takes over new calls at once; calls in flight finish on the client they began
+/// on, which is shut down once no call can still be using it.
+final class AgentCaller: Sendable {
+    private let current: NIOLockedValueBox<HTTPClient>
+    /// Clients replaced by a renewal, kept for the longest call (then shut down).
+    private let retired = NIOLockedValueBox<[HTTPClient]>([])
 
-    static func make(certificatePEM: String, keyPEM: String, caPEM: String) throws -> AgentCaller {
+    init(certificatePEM: String, keyPEM: String, caPEM: String) throws {
+        current = NIOLockedValueBox(try Self.client(certificatePEM: certificatePEM, keyPEM: keyPEM, caPEM: caPEM))
+    }
+
+    var http: HTTPClient { current.withLockedValue { $0 } }
+
+    /// New calls use the new certificate from now on.
+    func renew(certificatePEM: String, keyPEM: String, caPEM: String) throws {
+        let fresh = try Self.client(certificatePEM: certificatePEM, keyPEM: keyPEM, caPEM: caPEM)
+        let old = current.withLockedValue { c in
+            defer { c = fresh }
+            return c
+        }
+        retired.withLockedValue { $0.append(old) }
+        Task {
+            try? await Task.sleep(for: .seconds(Self.longestCall + 30))
+            let stillThere = retired.withLockedValue { list in
+                guard let i = list.firstIndex(where: { $0 === old }) else { return false }
+                list.remove(at: i)
+                return true
+            }
+            if stillThere { try? await old.shutdown() }
+        }
+    }
+
+    func shutdown() async {
+        for c in retired.withLockedValue({ list in defer { list = [] }; return list }) { try? await c.shutdown() }
+        try? await http.shutdown()
+    }
+
+    /// Seconds a call may last (its read timeout).
+    static let longestCall: Int64 = 300
+
+    static func client(certificatePEM: String, keyPEM: String, caPEM: String) throws -> HTTPClient {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map { .certificate($0) }
         tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem))
         tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)))
         tls.certificateVerification = .noHostnameVerification
         var config = HTTPClient.Configuration(tlsConfiguration: tls)
-        config.timeout = .init(connect: .seconds(5), read: .seconds(300))
+        config.timeout = .init(connect: .seconds(5), read: .seconds(longestCall))
         // Every round in flight holds a streaming call to its instance: the pool must not cap
         // them (the default, 8 per agent, would cap a decode instance's batch at 8 and queue the
         // rest in the client). Admission (`spec.routing.maxRoundsInFlight`) bounds them instead.
         config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = Self.connectionsPerAgent
-        return AgentCaller(http: HTTPClient(eventLoopGroupProvider: .singleton, configuration: config))
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     }
 
     /// Connections the gateway keeps to one agent at most before calls wait for one.

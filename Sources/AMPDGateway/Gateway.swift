@@ -54,10 +54,9 @@ public struct Gateway: Sendable {
             logger.warning("Serving without API keys: every client is tenant default", metadata: ["event": "NoAPIKeys"])
         }
         let client = try ControllerClient(config: config.clientConfig)
-        let (keyPEM, csrPEM) = try CertificateAuthority.makeCSR(commonName: config.name)
-        let signed: SignedCertificate = try await client.send(.POST, "/apis/\(APIGroup.group)/\(APIGroup.version)/certificatesigningrequests",
-            body: try JSONEncoder().encode(CertificateSigningRequestSpec(name: config.name, role: .gateway, csrPEM: csrPEM)))
-        let caller = try AgentCaller.make(certificatePEM: signed.certificatePEM, keyPEM: keyPEM, caPEM: signed.caPEM)
+        let (keyPEM, signed) = try await CertificateRenewer.sign(client, name: config.name)
+        let caller = try AgentCaller(certificatePEM: signed.certificatePEM, keyPEM: keyPEM, caPEM: signed.caPEM)
+        logger.info("Certificate issued", metadata: ["event": "CertificateIssued", "serial": "\(signed.serial)", "notValidAfter": "\(signed.notValidAfter)"])
 
         let topology = Topology(client: client, deployment: config.deployment, namespace: config.namespace)
         try await topology.refresh()
@@ -78,8 +77,9 @@ public struct Gateway: Sendable {
         await TopologyRefresher.follow(topology, driver: driver)
         let runner = RoundRunner(caller: caller, driver: driver, tokenizer: tokenizer, pool: d.metadata.key, logger: logger)
         let records = RoundLog()
+        let metrics = MetricsRegistry()
         let api = OpenAIAPI(runner: runner, template: template, modelName: d.spec.model.name, contextLength: contextLength, keys: keys,
-                            metrics: MetricsRegistry(), records: records, logger: logger)
+                            metrics: metrics, records: records, logger: logger)
         let portFile = config.portFile
         let logger = self.logger
         let app = Application(
@@ -94,10 +94,11 @@ public struct Gateway: Sendable {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: app), .init(service: TopologyRefresher(topology: topology, driver: driver, sessionTTL: config.sessionTTL, logger: logger)),
                        .init(service: WorkloadReporter(client: client, topology: topology, records: records, source: config.name,
-                                                       interval: config.reportInterval, logger: logger))],
+                                                       interval: config.reportInterval, logger: logger)),
+                       .init(service: CertificateRenewer(client: client, caller: caller, name: config.name, first: signed, metrics: metrics, logger: logger))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-        try? await caller.http.shutdown()
+        await caller.shutdown()
         try? await client.shutdown()
         logger.info("Gateway stopped", metadata: ["event": "Stopped"])
     }
@@ -159,6 +160,49 @@ struct WorkloadReporter: Service {
                 let _: WorkloadStatus = try await client.send(.PUT, path, body: try JSONCoding.encoder.encode(report))
             } catch {
                 logger.warning("Workload report failed", metadata: ["event": "WorkloadReportFailed", "error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Renews the gateway's certificate (the one it calls agents with) at two thirds of its
+/// lifetime, as agents renew theirs; a failed renewal is retried every 10 s until it expires.
+struct CertificateRenewer: Service {
+    let client: ControllerClient
+    let caller: AgentCaller
+    let name: String
+    let first: SignedCertificate
+    let metrics: MetricsRegistry
+    let logger: Logger
+
+    /// A new key and the controller CA's certificate for it.
+    static func sign(_ client: ControllerClient, name: String) async throws -> (String, SignedCertificate) {
+        let (keyPEM, csrPEM) = try CertificateAuthority.makeCSR(commonName: name)
+        let signed: SignedCertificate = try await client.send(.POST, "/apis/\(APIGroup.group)/\(APIGroup.version)/certificatesigningrequests",
+            body: try JSONEncoder().encode(CertificateSigningRequestSpec(name: name, role: .gateway, csrPEM: csrPEM)))
+        return (keyPEM, signed)
+    }
+
+    func run() async throws {
+        var current = first
+        var issuedAt = Date()
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            metrics.registry.makeGauge(name: "ampd_gateway_certificate_expiry_seconds").set(current.notValidAfter.timeIntervalSinceNow)
+            let renewAt = issuedAt.addingTimeInterval(current.notValidAfter.timeIntervalSince(issuedAt) * 2 / 3)
+            let wait = max(0, min(renewAt.timeIntervalSinceNow, 10))
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(wait * 1000))) }
+            guard !Task.isCancelled, !Task.isShuttingDownGracefully, Date() >= renewAt else { continue }
+            do {
+                let (keyPEM, signed) = try await Self.sign(client, name: name)
+                try caller.renew(certificatePEM: signed.certificatePEM, keyPEM: keyPEM, caPEM: signed.caPEM)
+                logger.info("Certificate renewed", metadata: ["event": "CertificateRenewed", "serial": "\(signed.serial)", "previous": "\(current.serial)",
+                                                              "notValidAfter": "\(signed.notValidAfter)"])
+                current = signed
+                issuedAt = Date()
+            } catch {
+                logger.warning("Certificate renewal failed", metadata: ["event": "CertificateRenewalFailed", "error": "\(error)",
+                                                                      "expiresInSeconds": "\(Int(current.notValidAfter.timeIntervalSinceNow))"])
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(10)) }
             }
         }
     }

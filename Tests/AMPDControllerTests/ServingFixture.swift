@@ -16,8 +16,8 @@ func waitReady(_ ctl: ControllerProcess, _ name: String = "smollm2", timeout: Du
 /// A controller and one agent as real processes, the quickstart manifest
 /// (or `manifest`, given as text) applied; `waitForReady` waits until it is Ready.
 func startQuickstart(agent name: String = "cpu-host", agentArgs: [String] = ["--count", "2"], manifest: String? = nil,
-                     waitForReady: Bool = true) async throws -> (ControllerProcess, AgentProcess) {
-    let ctl = try ControllerProcess()
+                     waitForReady: Bool = true, controllerArgs: [String] = []) async throws -> (ControllerProcess, AgentProcess) {
+    let ctl = try ControllerProcess(extraArgs: controllerArgs)
     try await ctl.start()
     let agent = try AgentProcess(controller: ctl, name: name, extra: agentArgs)
     _ = try await eventually("agent \(name) enrolled") { try agent.port() }
@@ -79,9 +79,9 @@ final class GatewayCluster: @unchecked Sendable {
     }
 
     /// `gatewayArgs` gets the controller (its data directory holds files the gateway may read).
-    static func start(manifest: String? = nil, agentArgs: [String] = ["--count", "2"],
+    static func start(manifest: String? = nil, agentArgs: [String] = ["--count", "2"], controllerArgs: [String] = [],
                       gatewayArgs: (ControllerProcess) throws -> [String] = { _ in [] }) async throws -> GatewayCluster {
-        let (ctl, agent) = try await startQuickstart(agentArgs: agentArgs, manifest: manifest)
+        let (ctl, agent) = try await startQuickstart(agentArgs: agentArgs, manifest: manifest, controllerArgs: controllerArgs)
         do {
             let gw = try GatewayProcess(controller: ctl, extra: try gatewayArgs(ctl))
             let port = try await eventually("gateway listening") { gw.port() }
