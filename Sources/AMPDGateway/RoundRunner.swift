@@ -82,7 +82,7 @@ struct RoundRunner: Sendable {
                     if attempt < 3, !emitted.value, !Task.isCancelled, case .unreachable(let instance, _)? = error as? InstanceCallError {
                         await driver.markUnreachable(instance)
                         logger.warning("Round retried", metadata: ["event": "RoundRetried", "session": "\(input.session)", "attempt": "\(attempt + 1)",
-                                                                   "unreachable": "\(instance)"])
+                                                                   "unreachable": "\(instance)", "error": "\(error)"])
                         do {
                             start = try await driver.begin(session: input.session, tenant: input.tenant, prompt: input.prompt, maxTokens: input.maxTokens)
                             continue

@@ -77,10 +77,14 @@ struct UpCommand: AsyncParsableCommand {
             let key = "ampd-" + (0..<4).map { _ in String(format: "%016llx", UInt64.random(in: 0...UInt64.max)) }.joined()
             let keys = root.appendingPathComponent("api-keys.csv")
             try PEMFile.write("# KEY,TENANT\n\(key),default\n", to: keys, mode: 0o600)
-            try spawn("gateway", ["gateway", "--config", config.path, "--deployment", name, "--port", "\(port)",
-                                  "--port-file", portFile.path, "--api-keys", keys.path], restartable: true)
+            func gatewayArgs(_ port: String) -> [String] {
+                ["gateway", "--config", config.path, "--deployment", name, "--port", port, "--port-file", portFile.path, "--api-keys", keys.path]
+            }
+            try spawn("gateway", gatewayArgs("\(port)"), restartable: true)
             try await Self.wait("gateway") { FileManager.default.fileExists(atPath: portFile.path) }
             let gwPort = (try? String(contentsOf: portFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "\(port)"
+            // A restarted gateway comes back on the same port (clients keep their URL).
+            children.setArgs("gateway", gatewayArgs(gwPort))
             let server = (try ClientConfiguration.load(config)).server
             say("""
 
@@ -153,7 +157,7 @@ struct UpCommand: AsyncParsableCommand {
 final class Children: @unchecked Sendable {
     struct Child {
         var process: Process
-        let args: [String]
+        var args: [String]
         let environment: [String: String]
         let restartable: Bool
         var quickDeaths = 0
@@ -186,6 +190,13 @@ final class Children: @unchecked Sendable {
     func spawn(_ label: String, _ args: [String], environment: [String: String], restartable: Bool) throws {
         let p = try start(label, args, environment: environment)
         lock.withLock { children.append((label, Child(process: p, args: args, environment: environment, restartable: restartable))) }
+    }
+
+    /// The arguments `label` is started with from now on (a gateway restarted on the port it got).
+    func setArgs(_ label: String, _ args: [String]) {
+        lock.withLock {
+            for i in children.indices where children[i].0 == label { children[i].1.args = args }
+        }
     }
 
     /// Restarts dead agents and gateways; returns (the reason to stop) when one that is not

@@ -49,6 +49,25 @@ struct RoundEngineTests {
         for i in 1...50 { #expect(!arrive(&open, RoundID(i), "s\(i)").contains { if case .fail = $0 { true } else { false } }) }
     }
 
+    @Test("a round queued behind another whose decode instance dies is bound anew and placed again, not started toward the dead owner")
+    func queuedRoundLosesItsOwner() {
+        var e = engine(RoutingConfiguration(policy: .staticPD), [p0, d0, d1])
+        let a1 = Self.starts(arrive(&e, 1, "a", new: 200))
+        finish(&e, a1[0])
+        let b1 = Self.starts(arrive(&e, 2, "b", new: 200, now: 2))
+        finish(&e, b1[0], now: 3)
+        #expect(a1[0].owner == "d0" && b1[0].owner == "d1")
+        // a's second round waits behind b's second round on the prefill instance.
+        let b2 = Self.starts(arrive(&e, 3, "b", history: 216, new: 20, now: 4))
+        #expect(b2.count == 1)
+        #expect(Self.starts(arrive(&e, 4, "a", history: 216, new: 20, now: 4)).isEmpty)
+        // d0 dies: a's queued round is bound to d1 and recomputes its history there.
+        let changed = e.handle(.instancesChanged([p0, d1]), now: 5)
+        #expect(changed.contains(.bind(session: "a", owner: "d1", previous: "d0")))
+        let started = Self.starts(e.handle(.prefillDone(3, computeSeconds: 0.1), now: 6))
+        #expect(started.first?.round == 4 && started.first?.owner == "d1" && started.first?.history == 0 && started.first?.new == 236)
+    }
+
     @Test("a new session binds to the decode instance holding the least KV; its later rounds stay there")
     func binding() {
         var e = engine(RoutingConfiguration(policy: .staticPD), [p0, d0, d1])

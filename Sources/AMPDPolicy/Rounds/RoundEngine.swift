@@ -155,11 +155,18 @@ public struct RoundEngine: Sendable {
             inst.info = info
             next[info.name] = inst
         }
-        // Prefills queued on an instance that went away are placed again.
-        let orphans = instances.filter { next[$0.key] == nil }.flatMap { $0.value.queue.map(\.id) }
+        // Prefills queued on an instance that went away are placed again; so are those queued
+        // elsewhere whose decode instance went away (not draining: gone), bound anew.
+        var orphans = instances.filter { next[$0.key] == nil }.flatMap { $0.value.queue.map(\.id) }
+        draining.subtract(next.keys)
+        let gone = Set(instances.keys).subtracting(next.keys).subtracting(draining)
+        for name in next.keys {
+            let lost = next[name]!.queue.filter { rounds[$0.id].map { gone.contains($0.owner) } ?? false }.map(\.id)
+            orphans += lost
+            next[name]!.queue.removeAll { lost.contains($0.id) }
+        }
         instances = next
         order = next.keys.sorted()
-        draining.subtract(next.keys)
         var actions: [RoundAction] = []
         for id in orphans.sorted() {
             guard let r = rounds.removeValue(forKey: id) else { continue }
@@ -260,9 +267,10 @@ public struct RoundEngine: Sendable {
             var start = now
             if !r.local && r.history > 0 {
                 // The lazy history read queues on the owner's KV link; the prefill starts once it is in.
-                let read = cost.kvTransferSeconds(tokens: r.history, crossNode: instances[r.owner]!.info.node != inst.info.node, tp: inst.info.tp)
-                let begin = max(now, instances[r.owner]!.linkFreeAt)
-                instances[r.owner]!.linkFreeAt = begin + read
+                // (An owner that is draining out of the engine still serves the read; its link is not tracked.)
+                let read = cost.kvTransferSeconds(tokens: r.history, crossNode: instances[r.owner].map { $0.info.node != inst.info.node } ?? true, tp: inst.info.tp)
+                let begin = max(now, instances[r.owner]?.linkFreeAt ?? now)
+                instances[r.owner]?.linkFreeAt = begin + read
                 start = begin + read
             }
             instances[name]!.running[q.id] = start + q.predictedSeconds
