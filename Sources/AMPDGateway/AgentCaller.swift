@@ -74,9 +74,10 @@ final class AgentCaller: Sendable {
         tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)))
         tls.certificateVerification = .noHostnameVerification
         var config = HTTPClient.Configuration(tlsConfiguration: tls)
-        // A connection an agent does not accept within a second counts as unreachable: the pool
-        // retries a refused connect until this deadline, and the round waits for it.
-        config.timeout = .init(connect: .seconds(1), read: .seconds(longestCall))
+        config.timeout = .init(connect: .seconds(5), read: .seconds(longestCall))
+        // A refused connect (a dead agent) fails the call at once, so the round runs elsewhere: the
+        // pool would otherwise retry it with back-off until the connect deadline.
+        config.connectionPool.retryConnectionEstablishment = false
         // Every round in flight holds a streaming call to its instance: the pool must not cap
         // them (the default, 8 per agent, would cap a decode instance's batch at 8 and queue the
         // rest in the client). Admission (`spec.routing.maxRoundsInFlight`) bounds them instead.

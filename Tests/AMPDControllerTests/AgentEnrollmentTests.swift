@@ -191,12 +191,15 @@ struct AgentEnrollmentTests {
         #expect(a.log().contains("RenewedCertificate"))
 
         // Deleting node B revokes its certificates; A refuses B's certificate once it has refreshed.
+        // (B's current one: the first may have expired by now on a loaded machine, and then TLS, not
+        // the revocation check, would refuse it.)
+        let bCurrent = try b.clientTLS(caPEM: caPEM)
         _ = try await ctl.client.raw(.DELETE, "/apis/ampd.dev/v1alpha1/nodes/node-b")
         let revoked: RevocationList = try await ctl.client.send(.GET, "/apis/ampd.dev/v1alpha1/revokedcertificates")
         #expect(!revoked.serials.isEmpty)
         try await eventually("A refuses B's revoked certificate") { () -> Bool? in
             do {
-                _ = try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: bTLS.context, pool: pool) { conn in
+                _ = try await KVPoolConnection.with(host: "127.0.0.1", port: portA.kvPort, tls: bCurrent.context, pool: pool) { conn in
                     try await conn.send(.probe(tenant: "t", hashes: [1]))
                 }
                 return nil
