@@ -158,11 +158,16 @@ struct OpenAIAPI: Sendable {
         do { buffer = try await req.body.collect(upTo: 8 << 20) } catch {
             throw OpenAIError(status: 413, message: "the request body exceeds 8 MiB", type: "invalid_request_error", code: "request_too_large")
         }
+        let data = Data(buffer: buffer)
+        let value: JSONValue
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(buffer: buffer))
+            value = try JSONDecoder().decode(JSONValue.self, from: data)
         } catch {
             throw OpenAIError.invalid("body", "is not valid JSON: \(error)")
         }
+        // A key given twice is ambiguous (clients disagree on which wins): refused, named.
+        if let path = JSONDuplicateKeys.first(in: data) { throw OpenAIError.invalid(path, "is given more than once") }
+        return value
     }
 
     /// The prompt's tokens; the functions are shown to the model unless `tool_choice` is none.

@@ -130,6 +130,8 @@ struct OpenAIConformanceTests {
             ("/v1/chat/completions", #"{"messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"not json"}}]},{"role":"tool","tool_call_id":"c","content":"1"}]}"#, "messages[1].tool_calls[0].function.arguments"),
             ("/v1/chat/completions", #"{\#(m),"response_format":{"type":"json_object"},\#(tools),"tool_choice":"required"}"#, "response_format"),
             ("/v1/completions", #"{"prompt":"x","logprobs":21}"#, "logprobs"),
+            ("/v1/chat/completions", #"{\#(m),"messages":[]}"#, "messages"),
+            ("/v1/chat/completions", #"{\#(m),"stop":"a","temperature":0,"stop":"b"}"#, "given more than once"),
             ("/v1/chat/completions", #"{\#(m),"ignore_eos":"x"}"#, "ignore_eos"),
             ("/v1/completions", #"{"max_tokens":4}"#, "prompt"),
             ("/v1/completions", #"{"prompt":[1,2]}"#, "prompt"),
