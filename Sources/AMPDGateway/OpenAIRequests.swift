@@ -355,6 +355,14 @@ struct ToolUse: Sendable {
         }
     }
 
+    /// Whether the answer is constrained to a call (required, or a named function).
+    var constrainsAnswer: Bool {
+        switch choice {
+        case .required, .function: true
+        case .none, .auto: false
+        }
+    }
+
     /// The one function a constrained call goes to, if there is one.
     var calledFunction: String? {
         switch choice {
@@ -440,7 +448,7 @@ struct ChatCompletionRequest: Sendable {
         } else if try r.int("top_logprobs", in: 0...20) != nil {
             throw .invalid("top_logprobs", "needs logprobs: true")
         }
-        if parameters.jsonObject, tools.grammar(.llama3) != nil {
+        if parameters.jsonObject, tools.constrainsAnswer {
             throw .invalid("response_format", "json_object cannot be combined with a required or named tool_choice")
         }
         try r.finish(unsupported: GenerationParameters.unsupported)

@@ -2,17 +2,18 @@ import Foundation
 import Testing
 @testable import AMPDEngine
 
+/// Feeds `text` byte by byte: whether every byte was accepted, and whether the grammar is then complete.
+func matches(_ grammar: OutputGrammar, _ text: String) -> (accepted: Bool, complete: Bool) {
+    var m = GrammarMatcher(grammar)
+    for b in text.utf8 {
+        guard m.accepts([b]) else { return (false, false) }
+        m.advance([b])
+    }
+    return (true, m.isComplete)
+}
+
 @Suite("Output grammars")
 struct OutputGrammarTests {
-    func matches(_ grammar: OutputGrammar, _ text: String) -> (accepted: Bool, complete: Bool) {
-        var m = GrammarMatcher(grammar)
-        for b in text.utf8 {
-            guard m.accepts([b]) else { return (false, false) }
-            m.advance([b])
-        }
-        return (true, m.isComplete)
-    }
-
     @Test("JSON objects are accepted whole and complete; broken ones are refused at the first bad byte")
     func jsonObjects() {
         for ok in [#"{}"#, #"{"a":1}"#, #"{ "a" : [1, -2.5e+3, true, false, null, "x\"\u00e9"], "b": {"c": {}} }"#, #"{"":0}"#, "{\n  \"k\": [ ]\n}"] {
@@ -108,15 +109,6 @@ struct OutputGrammarTests {
 
 @Suite("Top-level strings and numbers in a grammar; tool calls rendered and parsed per family")
 struct GrammarValueAndToolTests {
-    func matches(_ grammar: OutputGrammar, _ text: String) -> (accepted: Bool, complete: Bool) {
-        var m = GrammarMatcher(grammar)
-        for b in text.utf8 {
-            guard m.accepts([b]) else { return (false, false) }
-            m.advance([b])
-        }
-        return (true, m.isComplete)
-    }
-
     @Test("a schema's arguments: strings, numbers ending where the next literal begins, integers, enums")
     func values() {
         let g = OutputGrammar([.literal("{\"city\": "), .jsonString, .literal(", \"days\": "), .jsonNumber(integer: true), .literal(", \"t\": "),
