@@ -76,7 +76,11 @@ actor RoleInstances {
                 var options = NativeEngineOptions()
                 options.kvCapacityTokens = capacity
                 options.blockTokens = spec.kvPool?.blockTokens ?? options.blockTokens
-                options.firstSequenceID = UInt64(generation) << 32
+                // Ids start at a random point of 2⁶², not at the instance's generation: an agent
+                // restarted under the same instance names would otherwise hand out the ids its
+                // previous engines did, and a gateway's stale id for a session would name another
+                // session's sequence.
+                options.firstSequenceID = UInt64.random(in: 1...(1 << 62))
                 options.threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, spec.accelerators))
                 let engine = try NativeEngine(modelPath: path, options: options)
                 await self.loaded(spec.instance, generation, engine: engine, path: path)

@@ -191,7 +191,8 @@ struct OpenAIAPI: Sendable {
         // Sessions are per tenant: one tenant's session id never reaches another's KV.
         let id = req.headers[HTTPField.Name("x-session-id")!] ?? p.user ?? UUID().uuidString
         let input = RoundRunner.Input(session: "\(tenant)/\(id)", tenant: tenant, prompt: prompt, maxTokens: maxTokens, sampling: p.sampling,
-                                      stopStrings: p.stop, ignoreEOS: p.ignoreEOS, constraint: grammar.map(Self.constraint), logprobs: p.logprobs)
+                                      stopStrings: p.stop, ignoreEOS: p.ignoreEOS, constraint: grammar.map(Self.constraint), logprobs: p.logprobs,
+                                      restartable: !p.stream)
         return try await respond(input, sessionID: id, shape: shape, parameters: p, promptTokens: prompt.count)
     }
 
@@ -246,6 +247,7 @@ struct OpenAIAPI: Sendable {
                             if !out.isEmpty || scored.hasPending {
                                 try await writer.write(try chunk(ChoiceDelta(content: out), logprobs: scored.takePending()))
                             }
+                        case .restarted: continue   // a streamed round is not restarted once a token went out
                         case .done(let rec):
                             await Self.observe(rec, metrics: metrics, records: records)
                             var finish = stopped ? "stop" : rec.finishReason
@@ -282,6 +284,7 @@ struct OpenAIAPI: Sendable {
         for try await e in events {
             switch e {
             case .token(let t, let scores): scored.add(t, scores)
+            case .restarted: scored = ScoredTokens(shape, tokenizer: tokenizer)
             case .done(let r): record = r
             }
         }

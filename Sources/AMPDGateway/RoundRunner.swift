@@ -15,6 +15,9 @@ final class EmittedFlag: @unchecked Sendable {
 public enum RoundStreamEvent: Sendable {
     /// A token of the answer, with its log-probabilities when they were asked for.
     case token(Int32, TokenScores?)
+    /// The tokens so far are void: the round runs again elsewhere (only for an answer not yet
+    /// delivered, `Input.restartable`).
+    case restarted
     case done(RoundRecord)
 }
 
@@ -47,6 +50,9 @@ struct RoundRunner: Sendable {
         var constraint: OutputConstraint?
         /// Log-probabilities with this many alternatives per token.
         var logprobs: Int?
+        /// The answer is delivered whole at the end (not streamed): a round that lost an instance
+        /// after its first token may still run again elsewhere.
+        var restartable = false
     }
 
     /// Starts the round: returns once the engine started its prefill (it may queue), or throws
@@ -77,9 +83,11 @@ struct RoundRunner: Sendable {
                     break
                 } catch {
                     await driver.abandon(start.round)
-                    // An instance that could not be reached before any token streamed: keep work away
+                    // An instance that could not be reached before the client saw a token: keep work away
                     // from it and run the round again (afresh: the session was released) elsewhere.
-                    if attempt < 3, !emitted.value, !Task.isCancelled, case .unreachable(let instance, _)? = error as? InstanceCallError {
+                    if attempt < 3, !emitted.value || input.restartable, !Task.isCancelled,
+                       case .unreachable(let instance, _)? = error as? InstanceCallError {
+                        if emitted.value { continuation.yield(.restarted) }
                         await driver.markUnreachable(instance)
                         logger.warning("Round retried", metadata: ["event": "RoundRetried", "session": "\(input.session)", "attempt": "\(attempt + 1)",
                                                                    "unreachable": "\(instance)", "error": "\(error)"])

@@ -25,7 +25,7 @@ actor RoundJournal {
     func kill(at t: Date) { killedAt = t }
 }
 
-@Suite("Serving through the loss of an agent", .serialized)
+@Suite("Serving through the loss of an agent", .serialized, .exclusiveLiveCluster)
 struct AgentLossTests {
     @Test("ampd up --agents 3: SIGKILL of a decode agent during 8 multi-round sessions; at most the round in flight fails, cleanly; every session's next round succeeds soon after, with the answer a fresh request gets")
     func decodeAgentKilledUnderSessions() async throws {

@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import Testing
 
-@Suite("Back-pressure on a live gateway", .serialized)
+@Suite("Back-pressure on a live gateway", .serialized, .exclusiveLiveCluster)
 struct BackPressureTests {
     /// Sends `count` chats at once over as many connections; returns each answer's status and
     /// Retry-After header and body.

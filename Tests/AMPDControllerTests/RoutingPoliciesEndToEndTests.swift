@@ -91,7 +91,7 @@ struct ChatClient: Sendable {
     }
 }
 
-@Suite("Routing policies on a live cluster", .serialized)
+@Suite("Routing policies on a live cluster", .serialized, .exclusiveLiveCluster)
 struct RoutingPoliciesEndToEndTests {
     static let q1 = "Name three colours of the rainbow."
     static let q2 = "And two more?"
