@@ -39,8 +39,9 @@ open(dst, "w").write(s)
 PY
   "$BIN" up -f "$manifest" --agents 1 --slots 2 --port "$PORT" --dir "$DIR/$policy" >"$DIR/up-$policy.log" 2>&1 &
   UP=$!
-  for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/v1/models" >/dev/null && break; sleep 1; done
-  curl -sf "http://127.0.0.1:$PORT/v1/models" >/dev/null || { echo "cluster did not start; see $DIR"; exit 1; }
+  for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && [ -f "$DIR/$policy/api-keys.csv" ] && break; sleep 1; done
+  curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { echo "cluster did not start; see $DIR"; exit 1; }
+  export AMPD_API_KEY=$(grep -v '^#' "$DIR/$policy/api-keys.csv" | head -1 | cut -d, -f1)
   seed=11
   for rate in $RATES; do
     echo

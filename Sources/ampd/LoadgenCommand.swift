@@ -18,6 +18,8 @@ struct LoadgenCommand: AsyncParsableCommand {
 
     @Option(help: "The gateway's base URL.")
     var url = "http://127.0.0.1:8000"
+    @Option(help: "The gateway's API key (default: $AMPD_API_KEY; `ampd up` prints one).")
+    var apiKey: String?
     @Option(help: "New sessions per second (Poisson).")
     var rate = 0.2
     @Option(help: "Seconds of arrivals (sessions still running then are finished).")
@@ -67,14 +69,19 @@ struct LoadgenCommand: AsyncParsableCommand {
                                 decode: LengthDistribution(mean: decode, cv: cv), thinkSeconds: think)
         let plans = WorkloadGenerator.sessions(spec, rate: rate, duration: duration, seed: seed)
         print("loadgen: \(plans.count) sessions over \(Int(duration)) s (\(rate)/s), \(plans.reduce(0) { $0 + $1.prefills.count }) rounds, against \(url)")
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        // Every session holds a connection while a round runs: no client-side cap on them (the
+        // default pool, 8 per host, would queue the rest here and hide the gateway's behaviour).
+        var config = HTTPClient.Configuration()
+        config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 4096
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
         let start = ContinuousClock.now
         let base = url
+        let key = (apiKey ?? ProcessInfo.processInfo.environment["AMPD_API_KEY"]).flatMap { $0.isEmpty ? nil : $0 }
         let results = await withTaskGroup(of: [LoadRound].self) { group in
             for (i, plan) in plans.enumerated() {
                 group.addTask {
                     try? await Task.sleep(until: start + .milliseconds(Int64(plan.arrival * 1000)), clock: .continuous)
-                    return await Self.session(http, base: base, id: "lg\(seed)-\(i)", plan: plan, seed: (seed << 32) ^ UInt64(i))
+                    return await Self.session(http, base: base, key: key, id: "lg\(seed)-\(i)", plan: plan, seed: (seed << 32) ^ UInt64(i))
                 }
             }
             var all: [LoadRound] = []
@@ -138,7 +145,7 @@ struct LoadgenCommand: AsyncParsableCommand {
     }
 
     /// One session's rounds, in order; a failed round ends the session.
-    static func session(_ http: HTTPClient, base: String, id: String, plan: SessionPlan, seed: UInt64) async -> [LoadRound] {
+    static func session(_ http: HTTPClient, base: String, key: String?, id: String, plan: SessionPlan, seed: UInt64) async -> [LoadRound] {
         var rng = SplitMix(seed: seed)
         var messages: [[String: String]] = []
         var out: [LoadRound] = []
@@ -149,6 +156,7 @@ struct LoadgenCommand: AsyncParsableCommand {
             req.method = .POST
             req.headers.add(name: "content-type", value: "application/json")
             req.headers.add(name: "x-session-id", value: id)
+            if let key { req.headers.add(name: "authorization", value: "Bearer \(key)") }
             let sent = ContinuousClock.now
             var round = LoadRound(session: id, round: r + 1, ok: false, status: 0)
             do {

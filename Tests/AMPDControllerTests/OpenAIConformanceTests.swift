@@ -76,6 +76,32 @@ struct OpenAIConformanceTests {
         #expect(gw.log().contains("\"APIKeysLoaded\""))
     }
 
+    @Test("ampd loadgen sends its API key (--api-key, or $AMPD_API_KEY): with it every round is served, without it every one is refused")
+    func loadgenKey() async throws {
+        guard AgentInstancesTests.modelAvailable else { return }
+        let cluster = try await GatewayCluster.start(gatewayArgs: { ctl in ["--api-keys", try keysFile(ctl.dataDir)] })
+        defer { cluster.stop() }
+        func loadgen(_ extra: [String], environment: [String: String] = [:]) throws -> String {
+            let p = Process()
+            p.executableURL = Binaries.ampd
+            p.arguments = ["loadgen", "--url", cluster.base, "--rate", "2", "--duration", "2", "--rounds", "1", "--initial", "20",
+                           "--decode", "4", "--seed", "3"] + extra
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = out
+            try p.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return text
+        }
+        let keyed = try loadgen(["--api-key", "key-a-0123456789abcdef"])
+        #expect(keyed.contains("| failed rounds | 0 |"), "\(keyed)")
+        #expect(try loadgen([], environment: ["AMPD_API_KEY": "key-b-0123456789abcdef"]).contains("| failed rounds | 0 |"))
+        let keyless = try loadgen([], environment: ["AMPD_API_KEY": ""])
+        #expect(keyless.contains("| failed rounds | 3 (first:") && keyless.contains("invalid_api_key"), "\(keyless)")
+    }
+
     @Test("bad requests never reach an agent as a 5xx: 50 malformed or out-of-range requests are 4xx naming what is wrong, and the gateway keeps serving")
     func badRequestsAreClientErrors() async throws {
         guard AgentInstancesTests.modelAvailable else { return }
