@@ -74,10 +74,10 @@ final class AgentCaller: Sendable {
         tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)))
         tls.certificateVerification = .noHostnameVerification
         var config = HTTPClient.Configuration(tlsConfiguration: tls)
+        // A connection the pool cannot establish is retried with back-off until this deadline (a
+        // dead agent costs a round up to 5 s before it runs elsewhere; failing at the first refused
+        // connect made transient failures on a loaded machine reset sessions).
         config.timeout = .init(connect: .seconds(5), read: .seconds(longestCall))
-        // A refused connect (a dead agent) fails the call at once, so the round runs elsewhere: the
-        // pool would otherwise retry it with back-off until the connect deadline.
-        config.connectionPool.retryConnectionEstablishment = false
         // Every round in flight holds a streaming call to its instance: the pool must not cap
         // them (the default, 8 per agent, would cap a decode instance's batch at 8 and queue the
         // rest in the client). Admission (`spec.routing.maxRoundsInFlight`) bounds them instead.
