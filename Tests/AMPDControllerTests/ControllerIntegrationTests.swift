@@ -28,7 +28,7 @@ struct ControllerIntegrationTests {
 
 
         // Placement spreads the two instances over the two nodes; agents report them Running.
-        let placed = try await eventually("placement") { () -> ServingDeployment? in
+        let placed = try await eventually("placement", timeout: .seconds(60)) { () -> ServingDeployment? in
             try await a.converge(); try await b.converge()
             let d = try await ctl.client.deployment("smollm2")
             return d.status?.conditions.first(ofType: "Ready")?.status == .true ? d : nil
@@ -201,7 +201,7 @@ struct ControllerIntegrationTests {
         try await a.register(count: 2)
         try await b.register(count: 2)
         #expect(try ctl.cli(["apply", "-f", quickstart]).0 == 0)
-        let first = try await eventually("placement") { () -> ServingDeployment? in
+        let first = try await eventually("placement", timeout: .seconds(60)) { () -> ServingDeployment? in
             try await a.converge(); try await b.converge()
             let d = try await ctl.client.deployment("smollm2")
             return d.status?.assignments.count == 2 ? d : nil
