@@ -19,6 +19,16 @@ struct ControllerIntegrationTests {
         let b = FakeAgentHeartbeat(client: bootstrap, name: "node-b")
         try await a.register()
         try await b.register()
+        // The nodes heart-beat every second, as agents do, so that a slow machine running the CLI
+        // below does not let them go NotReady (and their instances move) before the kill.
+        let beats = Task {
+            while !Task.isCancelled {
+                _ = try? await a.converge()
+                _ = try? await b.converge()
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        defer { beats.cancel() }
 
         var (code, out, err) = try ctl.cli(["apply", "-f", quickstart])
         #expect(code == 0, "\(err)")
