@@ -16,14 +16,19 @@ func runScored(_ engine: NativeEngine, _ request: GenerationRequest) async throw
     return (tokens, scores, try #require(summary))
 }
 
+/// One user turn, rendered with the model's chat template.
+func chatPrompt(_ engine: NativeEngine, _ text: String) throws -> [Int32] {
+    let template = try #require(engine.chatTemplate)
+    return engine.tokenizer.encode(template.render([ChatMessage(role: "user", content: text)]))
+}
+
 @Suite("SmolLM2 under output grammars", .serialized)
 struct ConstrainedGenerationTests {
     @Test("json_object: a greedy answer is a JSON object that ends with a stop token; split after the first token it continues the same")
     func jsonObject() async throws {
         guard RealModel.available, let path = RealModel.path else { return }
         let engine = try NativeEngine(modelPath: path)
-        let template = try #require(engine.chatTemplate)
-        let prompt = engine.tokenizer.encode(template.render([ChatMessage(role: "user", content: "Describe a cat as JSON with name and age.")]))
+        let prompt = try chatPrompt(engine, "Describe a cat as JSON with name and age.")
         let (tokens, _, summary) = try await runScored(engine, GenerationRequest(tokens: prompt, maxTokens: 120, grammar: .jsonObject))
         #expect(summary.reason == .stop)
         let text = engine.tokenizer.decode(tokens)
@@ -48,8 +53,7 @@ struct ConstrainedGenerationTests {
     func toolCallAndLogprobs() async throws {
         guard RealModel.available, let path = RealModel.path else { return }
         let engine = try NativeEngine(modelPath: path)
-        let template = try #require(engine.chatTemplate)
-        let prompt = engine.tokenizer.encode(template.render([ChatMessage(role: "user", content: "What is the weather in Paris?")]))
+        let prompt = try chatPrompt(engine, "What is the weather in Paris?")
         let grammar = OutputGrammar([.literal("<tool_call>\n{\"name\": \""), .oneOf(["get_weather"]), .literal("\", \"arguments\": "),
                                      .jsonObject, .literal("}\n</tool_call>")])
         let (tokens, scores, summary) = try await runScored(engine, GenerationRequest(tokens: prompt, maxTokens: 200, grammar: grammar, logprobs: 3))
@@ -76,8 +80,7 @@ struct SplitAnswerTests {
     func penalties() async throws {
         guard RealModel.available, let path = RealModel.path else { return }
         let engine = try NativeEngine(modelPath: path)
-        let template = try #require(engine.chatTemplate)
-        let prompt = engine.tokenizer.encode(template.render([ChatMessage(role: "user", content: "List the days of the week.")]))
+        let prompt = try chatPrompt(engine, "List the days of the week.")
         let sampling = SamplingParams(presencePenalty: 0.6, frequencyPenalty: 0.6)
         let (whole, _, _) = try await runScored(engine, GenerationRequest(tokens: prompt, maxTokens: 30, sampling: sampling))
         let (first, _, pre) = try await runScored(engine, GenerationRequest(tokens: prompt, sampling: sampling).prefill)

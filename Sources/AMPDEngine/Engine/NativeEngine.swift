@@ -490,11 +490,7 @@ public actor NativeEngine: InferenceEngine {
         a.generated += 1
         if a.firstTokenAt == nil { a.firstTokenAt = now }
         a.lastTokenAt = now
-        if a.filter != nil, !a.stops.contains(token) {
-            var m = a.filter!.matcher
-            m.advance(a.filter!.table[Int(token)])
-            a.filter = TokenFilter(matcher: m, table: a.filter!.table, stops: a.stops)
-        }
+        if !a.stops.contains(token) { a.filter?.advance(token) }
         sequences[id]!.active = a
         a.continuation.yield(.token(token, logprobs))
         if a.stops.contains(token) {

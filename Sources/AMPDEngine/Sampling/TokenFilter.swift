@@ -24,7 +24,7 @@ public struct TokenByteTable: Sendable {
 /// Which tokens may come next under a grammar: those whose bytes continue it, and, once it
 /// is complete, only the stop tokens.
 public struct TokenFilter: Sendable {
-    public let matcher: GrammarMatcher
+    public private(set) var matcher: GrammarMatcher
     public let table: TokenByteTable
     public let stops: Set<Int32>
 
@@ -38,6 +38,11 @@ public struct TokenFilter: Sendable {
         if matcher.isComplete { return stops.contains(token) }
         guard Int(token) < table.count, !stops.contains(token) else { return false }
         return matcher.accepts(table[Int(token)])
+    }
+
+    /// Moves the grammar past `token` (one it allowed).
+    public mutating func advance(_ token: Int32) {
+        matcher.advance(table[Int(token)])
     }
 
     /// Sets the logit of every token it does not allow to -∞.
