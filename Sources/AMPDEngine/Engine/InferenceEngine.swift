@@ -96,6 +96,10 @@ public struct EngineStats: Sendable, Codable, Equatable {
     public var steps: Int
     /// Idle sessions' sequences dropped to make room for running requests.
     public var evictedIdleSequences: Int = 0
+
+    public static let empty = EngineStats(
+        runningSequences: 0, waitingSequences: 0, liveSequences: 0, kvBlocksTotal: 0, kvBlocksUsed: 0, kvBlocksCached: 0,
+        kvBlocksFree: 0, prefixCacheHitBlocks: 0, evictedBlocks: 0, prefillTokens: 0, decodeTokens: 0, steps: 0)
 }
 
 /// What a backend (native CPU today; CUDA and simulated next) offers the

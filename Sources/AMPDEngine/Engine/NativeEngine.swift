@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Configuration of a native engine instance.
 public struct NativeEngineOptions: Sendable {
@@ -7,8 +8,10 @@ public struct NativeEngineOptions: Sendable {
     public var kvCapacityTokens: Int = 16_384
     /// Most tokens one step computes (decode tokens first, then prefill chunks).
     public var stepTokenBudget: Int = 256
-    /// Kernel threads (default: all cores).
+    /// Kernel threads (default: all cores): the engine's own thread and `threads - 1` workers.
     public var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Names the engine's threads (`top -H` shows them; Linux keeps 15 bytes).
+    public var threadName = "ampd-engine"
     /// The first sequence id this engine hands out: an engine that replaces another under the
     /// same name starts elsewhere, so that a stale id never reaches a new sequence.
     public var firstSequenceID: UInt64 = 1
@@ -20,7 +23,14 @@ public struct NativeEngineOptions: Sendable {
 /// prefix sharing. Each step batches every decoding sequence's next token with
 /// chunks of waiting prefills (up to the step budget), runs one forward pass,
 /// then samples for the sequences that reached the end of their input.
+///
+/// The actor runs on a thread of its own (`EngineThread`), not on Swift's cooperative pool:
+/// a step keeps its thread busy for a whole forward pass, which would otherwise hold up the
+/// process's heartbeats and API handlers. `stats()` reads a snapshot and never waits for a step.
 public actor NativeEngine: InferenceEngine {
+    nonisolated let thread: EngineThread
+    nonisolated public var unownedExecutor: UnownedSerialExecutor { thread.asUnownedSerialExecutor() }
+    nonisolated let statsSnapshot = Mutex(EngineStats.empty)
     nonisolated public let model: LlamaModel
     nonisolated public let tokenizer: BPETokenizer
     nonisolated public let chatTemplate: ChatTemplate?
@@ -78,7 +88,6 @@ public actor NativeEngine: InferenceEngine {
     }
 
     public init(gguf: GGUFFile, options: NativeEngineOptions = NativeEngineOptions()) throws(EngineError) {
-        ParallelFor.threads = options.threads
         model = try LlamaModel(gguf: gguf)
         tokenizer = try BPETokenizer(gguf: gguf)
         chatTemplate = try? ChatTemplate(gguf: gguf)
@@ -91,7 +100,14 @@ public actor NativeEngine: InferenceEngine {
         blocks = KVBlockManager(blockCount: blockCount, blockTokens: options.blockTokens)
         nextID = max(1, options.firstSequenceID)
         fingerprint = Self.fingerprint(gguf: gguf, config: model.config)
+        thread = EngineThread(name: options.threadName, threads: max(1, options.threads))
+        var initial = EngineStats.empty
+        initial.kvBlocksTotal = blockCount
+        initial.kvBlocksFree = blockCount
+        statsSnapshot.withLock { $0 = initial }
     }
+
+    deinit { thread.stop() }
 
     /// Identifies the model's weights and geometry: equal fingerprints mean KV is interchangeable.
     static func fingerprint(gguf: GGUFFile, config: LlamaConfig) -> String {
@@ -115,6 +131,7 @@ public actor NativeEngine: InferenceEngine {
     // MARK: InferenceEngine
 
     public func generate(_ request: GenerationRequest) throws(EngineError) -> AsyncThrowingStream<GenerationEvent, any Error> {
+        defer { publishStats() }
         try request.sampling.validate()
         guard request.maxTokens >= 1 || request.prefillOnly else { throw .invalidRequest("max_tokens must be at least 1; got \(request.maxTokens)") }
         let vocab = Int32(model.config.vocabSize)
@@ -193,12 +210,23 @@ public actor NativeEngine: InferenceEngine {
     }
 
     public func release(_ sequence: SequenceID) {
+        defer { publishStats() }
         guard let s = sequences.removeValue(forKey: sequence) else { return }
         s.active?.continuation.finish(throwing: EngineError.unknownSequence(sequence))
         blocks.release(s.blockTable)
     }
 
-    public func stats() -> EngineStats {
+    /// The engine's figures as of its last step or change: never waits for a step to end.
+    nonisolated public func stats() -> EngineStats { statsSnapshot.withLock { $0 } }
+
+    /// Updates what `stats()` returns.
+    func publishStats() {
+        let s = Self.stats(blocks: blocks, sequences: sequences, counters: counters)
+        statsSnapshot.withLock { $0 = s }
+    }
+
+    static func stats(blocks: KVBlockManager, sequences: [SequenceID: Sequence],
+                      counters: (prefill: Int, decode: Int, steps: Int, evictedSequences: Int)) -> EngineStats {
         let running = sequences.values.filter { $0.active != nil && $0.computed >= $0.tokens.count - 1 }.count
         let active = sequences.values.filter { $0.active != nil }.count
         return EngineStats(
@@ -221,6 +249,7 @@ public actor NativeEngine: InferenceEngine {
     /// a cut inside a full block (one the prefix cache may share with other sequences) moves to
     /// that block's start, since new tokens would overwrite it. The caller sends the rest again.
     public func truncate(_ sequence: SequenceID, to tokens: Int) throws(EngineError) -> Int {
+        defer { publishStats() }
         guard var s = sequences[sequence] else { throw .unknownSequence(sequence) }
         guard s.active == nil else { throw .sequenceBusy(sequence) }
         guard tokens >= 0 else { throw .invalidRequest("cannot truncate to \(tokens) tokens") }
@@ -287,6 +316,7 @@ public actor NativeEngine: InferenceEngine {
     /// sequence `into`, whose tokens must begin with the export's tokens up to its start and
     /// whose KV must cover them: its blocks from the start on are replaced by the export's.
     public func importKV(_ bytes: [UInt8], into target: SequenceID?) throws(EngineError) -> SequenceID {
+        defer { publishStats() }
         let (h, payload) = try KVExportFormat.decode(bytes)
         let start = h.startToken ?? 0
         var base: Sequence?
@@ -379,9 +409,11 @@ public actor NativeEngine: InferenceEngine {
 
     func runLoop() async {
         while step() {
+            publishStats()
             await Task.yield()
         }
         loopRunning = false
+        publishStats()
     }
 
     /// One scheduling step and forward pass. Returns false when there is no work.

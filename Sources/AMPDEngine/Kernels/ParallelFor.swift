@@ -1,14 +1,19 @@
 import Dispatch
 
-/// Data-parallel loops over the machine's cores for the numeric kernels.
-/// Compute kernels are synchronous and CPU-bound: an actor does not fit, a
-/// fork-join over chunks does (`concurrentPerform` returns when all are done).
+/// Data-parallel loops over the machine's cores for the numeric kernels: the one place where
+/// kernels go parallel. On an engine's thread a loop runs on that engine's own team
+/// (`KernelThreads`); elsewhere (a test calling the model directly) on Dispatch's threads.
 public enum ParallelFor {
-    /// Worker count used by the kernels; set once at engine start.
-    nonisolated(unsafe) public static var threads: Int = max(1, System.coreCount)
+    /// Threads a loop off an engine's thread uses.
+    nonisolated(unsafe) public static var fallbackThreads: Int = max(1, System.coreCount)
+
+    /// Threads the calling thread's loops run on.
+    public static var threads: Int { KernelThreads.current?.count ?? fallbackThreads }
 
     @inline(__always) public static func run(_ iterations: Int, _ body: (Int) -> Void) {
-        if iterations <= 1 || threads <= 1 {
+        if let team = KernelThreads.current {
+            team.run(iterations, body)
+        } else if iterations <= 1 || fallbackThreads <= 1 {
             for i in 0..<iterations { body(i) }
         } else {
             // The kernels' bodies write disjoint ranges of buffers they own for

@@ -1,0 +1,48 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import AMPDEngine
+
+extension NativeEngine {
+    /// The name of the thread the actor's code runs on.
+    func executingThreadName() -> String? { Thread.current.name }
+}
+
+@Suite("Engine threads")
+struct EngineThreadTests {
+    @Test("a team runs every index of a loop exactly once, for any size and team; a loop inside a loop runs serially")
+    func everyIndexOnce() {
+        for threads in [1, 2, 3, 5] {
+            let team = KernelThreads(count: threads, name: "test-team")
+            defer { team.stop() }
+            for n in [0, 1, 2, 3, 7, 64, 1000, 4099] {
+                let hits = Mutex([Int](repeating: 0, count: n))
+                team.run(n) { i in hits.withLock { $0[i] += 1 } }
+                #expect(hits.withLock { $0.allSatisfy { $0 == 1 } }, "\(threads) threads, \(n) iterations")
+            }
+            let outer = Atomic<Int>(0)
+            team.run(8) { _ in
+                team.run(4) { _ in outer.wrappingAdd(1, ordering: .relaxed) }
+            }
+            #expect(outer.load(ordering: .relaxed) == 32)
+        }
+    }
+
+    @Test("the engine's code runs on its own thread, not on Swift's cooperative pool; the thread ends when the engine goes")
+    func ownThread() async throws {
+        var options = NativeEngineOptions()
+        options.threads = 2
+        options.threadName = "engine-test"
+        var engine: NativeEngine? = try TinyModel.engine(options: options)
+        let name = await engine!.executingThreadName()
+        #expect(name == "engine-test")
+        _ = try await run(engine!, GenerationRequest(tokens: [1, 2, 3, 4, 5], maxTokens: 4))
+        #expect(engine!.stats().steps >= 4)
+        let thread = engine!.thread
+        #expect(!thread.isFinished)
+        engine = nil
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !thread.isFinished && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(thread.isFinished)
+    }
+}
