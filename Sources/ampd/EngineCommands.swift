@@ -104,8 +104,11 @@ struct GenerateCommand: AsyncParsableCommand {
     }
 }
 
-/// `ampd engine-bench`: prefill and decode throughput of the native engine,
-/// as JSON, for `Benchmarks/engine-vs-llamacpp.sh`.
+/// `ampd engine-bench`: prefill and decode throughput of the native engine, as JSON, for
+/// `Benchmarks/engine-vs-llamacpp.sh`. With `--engines N`, N engines (an agent's instances)
+/// run the same work at once and the figures are their sums. Meanwhile a probe on Swift's
+/// cooperative pool (where a process's heartbeats and API handlers run) wakes every 5 ms and
+/// records how late it wakes: engines that held the pool's threads would show here.
 struct EngineBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engine-bench", abstract: "Measure native-engine prefill and decode tokens per second (JSON).")
@@ -121,30 +124,80 @@ struct EngineBenchCommand: AsyncParsableCommand {
     @Option(help: "Repetitions (the best is reported).")
     var repeats: Int = 3
 
-    func run() async throws {
-        let engine = try self.engine.makeEngine()
-        let text = String(repeating: "Disaggregated serving splits prefill and decode across pools of accelerators. ", count: 64)
-        let prompt = Array(engine.tokenizer.encode(text).prefix(promptTokens))
-        var bestPrefill = 0.0, bestDecode = 0.0
-        for r in 0..<repeats {
-            // A distinct first token per repeat defeats the prefix cache.
-            let tokens = [Int32(100 + r)] + prompt.dropFirst()
-            let start = ContinuousClock.now
-            var first: ContinuousClock.Instant?
-            var n = 0
-            for try await event in try await engine.generate(GenerationRequest(tokens: tokens, maxTokens: decodeTokens, stopTokens: [])) {
-                if case .token = event {
-                    if first == nil { first = .now }
-                    n += 1
-                }
-            }
-            let end = ContinuousClock.now
-            let prefillS = seconds(first! - start), decodeS = seconds(end - first!)
-            bestPrefill = max(bestPrefill, Double(tokens.count) / prefillS)
-            if n > 1 { bestDecode = max(bestDecode, Double(n - 1) / decodeS) }
+    @Option(help: "Engines running the same work at once, each with --threads threads.")
+    var engines: Int = 1
+
+    func validate() throws {
+        guard engines >= 1, repeats >= 1, promptTokens >= 1, decodeTokens >= 1 else {
+            throw ValidationError("--engines, --repeats, --prompt-tokens and --decode-tokens must be at least 1")
         }
-        print("{\"engine\":\"ampd-native\",\"promptTokens\":\(prompt.count),\"decodeTokens\":\(decodeTokens),\"threads\":\(self.engine.threads ?? ProcessInfo.processInfo.activeProcessorCount),\"prefillTokensPerSecond\":\(String(format: "%.1f", bestPrefill)),\"decodeTokensPerSecond\":\(String(format: "%.1f", bestDecode))}")
     }
 
-    func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+    struct Run: Sendable {
+        var prefillSeconds: Double
+        var decodeSeconds: Double
+        var prompt: Int
+        var decoded: Int
+    }
+
+    func run() async throws {
+        let all = try (0..<engines).map { _ in try self.engine.makeEngine() }
+        let text = String(repeating: "Disaggregated serving splits prefill and decode across pools of accelerators. ", count: 64)
+        let prompt = Array(all[0].tokenizer.encode(text).prefix(promptTokens))
+        let probe = LagProbe()
+        let probing = Task { await probe.run(every: .milliseconds(5)) }
+        var bestPrefill = 0.0, bestDecode = 0.0
+        for r in 0..<repeats {
+            let runs = try await withThrowingTaskGroup(of: Run.self) { group in
+                for (i, e) in all.enumerated() {
+                    // A distinct first token per repeat and engine defeats the prefix cache.
+                    let tokens = [Int32(100 + r * engines + i)] + prompt.dropFirst()
+                    let maxTokens = decodeTokens
+                    group.addTask { try await Self.measure(e, tokens: tokens, maxTokens: maxTokens) }
+                }
+                return try await group.reduce(into: [Run]()) { $0.append($1) }
+            }
+            bestPrefill = max(bestPrefill, runs.reduce(0) { $0 + Double($1.prompt) / $1.prefillSeconds })
+            bestDecode = max(bestDecode, runs.reduce(0) { $0 + ($1.decoded > 1 ? Double($1.decoded - 1) / $1.decodeSeconds : 0) })
+        }
+        probing.cancel()
+        let lag = await probe.summary()
+        let threads = self.engine.threads ?? ProcessInfo.processInfo.activeProcessorCount
+        print("{\"engine\":\"ampd-native\",\"promptTokens\":\(prompt.count),\"decodeTokens\":\(decodeTokens),\"threads\":\(threads),\"engines\":\(engines),"
+            + "\"prefillTokensPerSecond\":\(String(format: "%.1f", bestPrefill)),\"decodeTokensPerSecond\":\(String(format: "%.1f", bestDecode)),"
+            + "\"poolLagP99Ms\":\(String(format: "%.1f", lag.p99)),\"poolLagMaxMs\":\(String(format: "%.1f", lag.max))}")
+    }
+
+    static func measure(_ engine: NativeEngine, tokens: [Int32], maxTokens: Int) async throws -> Run {
+        let start = ContinuousClock.now
+        var first: ContinuousClock.Instant?
+        var n = 0
+        for try await event in try await engine.generate(GenerationRequest(tokens: tokens, maxTokens: maxTokens, stopTokens: [])) {
+            if case .token = event {
+                if first == nil { first = .now }
+                n += 1
+            }
+        }
+        let end = ContinuousClock.now
+        return Run(prefillSeconds: (first! - start).seconds, decodeSeconds: (end - first!).seconds, prompt: tokens.count, decoded: n)
+    }
+}
+
+/// Wakes on the cooperative pool at a fixed period and records how late each wake is.
+actor LagProbe {
+    private var lags: [Double] = []
+
+    func run(every period: Duration) async {
+        while !Task.isCancelled {
+            let due = ContinuousClock.now + period
+            try? await Task.sleep(until: due, clock: .continuous)
+            lags.append(max(0, (ContinuousClock.now - due).seconds * 1000))
+        }
+    }
+
+    func summary() -> (p99: Double, max: Double) {
+        guard !lags.isEmpty else { return (0, 0) }
+        let sorted = lags.sorted()
+        return (sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))], sorted.last!)
+    }
 }
