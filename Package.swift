@@ -63,10 +63,22 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: strict),
-        // The controller's durable store: one SQLite file behind `ObjectStore`.
+        // A client of etcd's v3 API through its JSON gateway (KV, transactions).
+        .target(
+            name: "AMPDEtcd",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+        // The controller's durable store behind `ObjectStore`: one SQLite file (embedded
+        // default) or etcd (several machines).
         .target(
             name: "AMPDStore",
-            dependencies: ["AMPDAPI", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["AMPDAPI", "AMPDEtcd", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
         // The controller: REST API, auth, node registry, reconciler loop, decisions.
         .target(
@@ -162,7 +174,7 @@ let package = Package(
             name: "ampd",
             dependencies: [
                 "AMPDAPI", "AMPDController", "AMPDClient", "AMPDObservability", "AMPDEngine", "AMPDPolicy", "AMPDSim", "AMPDAgent", "AMPDGateway",
-                "AMPDKVPool", "AMPDPKI",
+                "AMPDKVPool", "AMPDPKI", "AMPDStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -177,7 +189,9 @@ let package = Package(
 
         .testTarget(name: "AMPDAPITests", dependencies: ["AMPDAPI"], swiftSettings: strict),
         .testTarget(name: "AMPDSchedulerTests", dependencies: ["AMPDScheduler"], swiftSettings: strict),
-        .testTarget(name: "AMPDStoreTests", dependencies: ["AMPDStore"], swiftSettings: strict),
+        // What several test targets share: real helper processes (etcd).
+        .target(name: "AMPDTestSupport", dependencies: ["AMPDEtcd"], path: "Tests/Support", swiftSettings: strict),
+        .testTarget(name: "AMPDStoreTests", dependencies: ["AMPDStore", "AMPDEtcd", "AMPDTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "AMPDEngineTests",
             dependencies: ["AMPDEngine", "ampd"],
@@ -191,7 +205,7 @@ let package = Package(
         .testTarget(name: "AMPDGatewayTests", dependencies: ["AMPDGateway", "AMPDAPI"], swiftSettings: strict),
         .testTarget(
             name: "AMPDControllerTests",
-            dependencies: ["AMPDController", "AMPDClient", "AMPDObservability", "AMPDKVPool", "AMPDPKI", "ampd",
+            dependencies: ["AMPDController", "AMPDClient", "AMPDObservability", "AMPDKVPool", "AMPDPKI", "ampd", "AMPDTestSupport",
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict),
     ],

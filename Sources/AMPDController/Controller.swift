@@ -25,6 +25,8 @@ public struct ControllerConfiguration: Sendable {
     public var portFile: URL?
     /// Lifetime of agent and gateway certificates (hours, not years).
     public var agentCertificateValidity: TimeInterval = 24 * 3600
+    /// Where objects, nodes and decisions live (nil: SQLite in the data directory).
+    public var store: StoreLocation?
 
     public init(dataDirectory: URL) { self.dataDirectory = dataDirectory }
 }
@@ -79,7 +81,9 @@ public struct Controller: Sendable {
         }
 
         // State.
-        let store = try SQLiteObjectStore(path: dir.appendingPathComponent("ampd.sqlite").path)
+        let location = config.store ?? .sqlite(path: dir.appendingPathComponent("ampd.sqlite").path)
+        let store = try await location.open()
+        logger.info("Opened store", metadata: ["event": "StoreOpened", "store": "\(location)"])
         let repo = Repository(store: store)
         let metrics = MetricsRegistry()
         let registry = NodeRegistry(repo: repo, grace: config.nodeGrace, logger: logger)

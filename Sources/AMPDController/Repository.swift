@@ -9,11 +9,11 @@ struct Repository: Sendable {
     static let nodeNamespace = ""
 
     func deployment(namespace: String, name: String) async throws -> ServingDeployment? {
-        try await store.get(kind: ServingDeployment.kind, namespace: namespace, name: name).map(decode)
+        try await store.get(kind: ServingDeployment.kind, namespace: namespace, name: name).map(decodeVersioned)
     }
 
     func deployments(namespace: String?) async throws -> [ServingDeployment] {
-        try await store.list(kind: ServingDeployment.kind, namespace: namespace).map(decode)
+        try await store.list(kind: ServingDeployment.kind, namespace: namespace).map(decodeVersioned)
     }
 
     /// Writes a deployment; `expected` is the resourceVersion the writer read (nil: create only).
@@ -25,7 +25,7 @@ struct Repository: Sendable {
             copy.metadata.resourceVersion = String(rv)
             return try JSONCoding.encoder.encode(copy)
         }
-        return try decode(obj)
+        return try decodeVersioned(obj)
     }
 
     func deleteDeployment(namespace: String, name: String, resourceVersion: Int64) async throws {
@@ -34,7 +34,7 @@ struct Repository: Sendable {
     }
 
     func nodes() async throws -> [Node] {
-        try await store.list(kind: Node.kind, namespace: Self.nodeNamespace).map(decode)
+        try await store.list(kind: Node.kind, namespace: Self.nodeNamespace).map(decodeVersioned)
     }
 
     @discardableResult
@@ -44,7 +44,7 @@ struct Repository: Sendable {
             copy.metadata.resourceVersion = String(rv)
             return try JSONCoding.encoder.encode(copy)
         }
-        return try decode(obj)
+        return try decodeVersioned(obj)
     }
 
     func deleteNode(_ name: String) async throws -> Bool {
@@ -74,6 +74,14 @@ struct Repository: Sendable {
         _ = try await store.delete(kind: Self.credentialKind, namespace: Self.nodeNamespace, name: node, precondition: .none)
     }
 
+    /// Decodes an object and gives it the store's resourceVersion: the body's own may be stale
+    /// (etcd assigns the revision as it writes, so the body stored there carries 0).
+    private func decodeVersioned<T: Decodable & Versioned>(_ obj: StoredObject) throws -> T {
+        var value: T = try decode(obj)
+        value.metadata.resourceVersion = String(obj.resourceVersion)
+        return value
+    }
+
     private func decode<T: Decodable>(_ obj: StoredObject) throws -> T {
         do {
             return try JSONCoding.decoder.decode(T.self, from: obj.body)
@@ -82,3 +90,11 @@ struct Repository: Sendable {
         }
     }
 }
+
+/// An object whose metadata carries a resourceVersion.
+protocol Versioned {
+    var metadata: ObjectMeta { get set }
+}
+
+extension ServingDeployment: Versioned {}
+extension Node: Versioned {}

@@ -1,5 +1,6 @@
 import AMPDController
 import AMPDObservability
+import AMPDStore
 import ArgumentParser
 import Foundation
 import Logging
@@ -11,6 +12,9 @@ struct ControllerCommand: AsyncParsableCommand {
 
     @Option(help: "Directory for the store, CA, serving certificate, tokens and client.json.")
     var dataDir: String = ControllerDefaults.dataDirectory
+
+    @Option(help: "Where state lives: sqlite:PATH (default: ampd.sqlite in the data directory) or etcd://HOST:PORT[,HOST:PORT…][/PREFIX].")
+    var store: String?
 
     @Option(help: "Address to listen on.")
     var host: String = "127.0.0.1"
@@ -43,6 +47,9 @@ struct ControllerCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: process.logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(process.logLevel)") }
         guard agentCertHours > 0 else { throw ValidationError("--agent-cert-hours must be positive; got \(agentCertHours)") }
         guard nodeGraceSeconds > 0, resyncSeconds > 0 else { throw ValidationError("--node-grace-seconds and --resync-seconds must be positive") }
+        if let store {
+            do { _ = try StoreLocation(parsing: store) } catch { throw ValidationError(error.message) }
+        }
     }
 
     func run() async throws {
@@ -56,6 +63,7 @@ struct ControllerCommand: AsyncParsableCommand {
         config.resync = .milliseconds(Int64(resyncSeconds * 1000))
         config.portFile = portFile.map { URL(fileURLWithPath: $0) }
         config.agentCertificateValidity = agentCertHours * 3600
+        config.store = try store.map { try StoreLocation(parsing: $0) }
         do {
             try await Controller(config: config, logger: logger).run()
         } catch {

@@ -1,6 +1,7 @@
 import AMPDAPI
 import AMPDClient
 import AMPDController
+import AMPDTestSupport
 import Foundation
 import Testing
 
@@ -8,13 +9,23 @@ let quickstart = Binaries.packageRoot.appendingPathComponent("Manifests/quicksta
 
 @Suite("Controller, as a real process", .serialized)
 struct ControllerIntegrationTests {
-    @Test func applyPlaceScaleRestartAfterKill9() async throws {
+    @Test("apply, place, scale, kill -9 and restart: nothing accepted is lost (SQLite, and etcd)", arguments: ["sqlite", "etcd"])
+    func applyPlaceScaleRestartAfterKill9(_ backend: String) async throws {
+        var storeArgs: [String] = []
+        let etcd = EtcdProcess()
+        defer { etcd.stop() }
+        if backend == "etcd" {
+            guard EtcdProcess.available else { return }
+            try await etcd.start()
+            storeArgs = ["--store", etcd.url(prefix: "/controller-test")]
+        }
         // Liveness is not what this test is about: a long node grace keeps a test process whose
         // heartbeat task a loaded machine delays from having its nodes declared lost (instances
         // then move, or with no Ready node left, go unplaced).
-        let ctl = try ControllerProcess(extraArgs: ["--node-grace-seconds", "300"])
+        let ctl = try ControllerProcess(extraArgs: ["--node-grace-seconds", "300"] + storeArgs)
         try await ctl.start()
         defer { Task { await ctl.shutdown() } }
+        #expect(ctl.log().contains(backend == "etcd" ? "etcd://127.0.0.1:\(etcd.clientPort)/controller-test" : "sqlite:"))
 
         let bootstrap = try ctl.client(role: "node")
         defer { Task { try? await bootstrap.shutdown() } }
@@ -135,6 +146,41 @@ struct ControllerIntegrationTests {
         p.waitUntilExit()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(p.terminationReason == .exit && p.terminationStatus == 1 && text.contains("Address already in use"), "\(text)")
+    }
+
+    @Test("a controller whose store cannot be opened exits 1 naming it: etcd that does not answer, a malformed --store")
+    func storeUnavailable() async throws {
+        let dead = try EtcdProcess.freePort()
+        for (store, want) in [("etcd://127.0.0.1:\(dead)/x", "no etcd endpoint answered"), ("etcds://127.0.0.1:\(dead)", "client TLS to etcd is not supported yet"),
+                              ("mysql://h/db", "expected sqlite:PATH or etcd://")] {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-ctl-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let p = Process()
+            p.executableURL = Binaries.ampd
+            p.arguments = ["controller", "--data-dir", dir.path, "--port", "0", "--store", store, "--exit-with-parent"]
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = out
+            try p.run()
+            let deadline = Date().addingTimeInterval(30)
+            while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            p.waitUntilExit()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(p.terminationReason == .exit && p.terminationStatus != 0 && text.contains(want), "\(store): \(text)")
+        }
+    }
+
+    @Test("--store sqlite:PATH keeps the state in that file, not in the data directory")
+    func sqliteStoreElsewhere() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-elsewhere-\(UUID().uuidString).sqlite").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let ctl = try ControllerProcess(extraArgs: ["--store", "sqlite:\(path)"])
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        #expect(try ctl.cli(["apply", "-f", quickstart]).0 == 0)
+        #expect(FileManager.default.fileExists(atPath: path))
+        #expect(!FileManager.default.fileExists(atPath: ctl.dataDir.appendingPathComponent("ampd.sqlite").path))
     }
 
     @Test func conflictingAppliesGet409() async throws {

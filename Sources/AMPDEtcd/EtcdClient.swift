@@ -1,0 +1,155 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// Where an etcd cluster is and which part of its keyspace is ours:
+/// `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]` (prefix default `/ampd`).
+public struct EtcdLocation: Sendable, Hashable, CustomStringConvertible {
+    public var endpoints: [String]
+    public var prefix: String
+
+    public init(endpoints: [String], prefix: String = "/ampd") {
+        self.endpoints = endpoints
+        self.prefix = prefix
+    }
+
+    public init(parsing text: String) throws(EtcdError) {
+        guard text.hasPrefix("etcd://") else {
+            if text.hasPrefix("etcds://") || text.hasPrefix("https://") {
+                throw .invalidLocation("\(text): client TLS to etcd is not supported yet; use etcd:// on a trusted network")
+            }
+            throw .invalidLocation("\(text): expected etcd://HOST:PORT[,HOST:PORT…][/PREFIX]")
+        }
+        let rest = text.dropFirst("etcd://".count)
+        let hosts: Substring
+        if let slash = rest.firstIndex(of: "/") {
+            hosts = rest[..<slash]
+            prefix = String(rest[slash...])
+            while prefix.count > 1 && prefix.hasSuffix("/") { prefix.removeLast() }
+        } else {
+            hosts = rest
+            prefix = "/ampd"
+        }
+        endpoints = []
+        for h in hosts.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let colon = h.lastIndex(of: ":"), !h[..<colon].isEmpty, let port = Int(h[h.index(after: colon)...]), (1...65535).contains(port) else {
+                throw .invalidLocation("\(text): endpoint '\(h)' is not HOST:PORT")
+            }
+            endpoints.append("http://\(h)")
+        }
+        guard !endpoints.isEmpty else { throw .invalidLocation("\(text): no endpoint") }
+    }
+
+    public var description: String {
+        "etcd://" + endpoints.map { $0.replacingOccurrences(of: "http://", with: "") }.joined(separator: ",") + prefix
+    }
+}
+
+public enum EtcdError: Error, Sendable, CustomStringConvertible, Equatable {
+    case invalidLocation(String)
+    /// No endpoint could be reached (each one's reason).
+    case unavailable([String])
+    /// etcd refused the call.
+    case refused(path: String, status: Int, message: String)
+    /// The answer is not what the API describes.
+    case malformedResponse(path: String, String)
+
+    public var description: String {
+        switch self {
+        case .invalidLocation(let m): "invalid etcd location \(m)"
+        case .unavailable(let why): "no etcd endpoint answered: \(why.joined(separator: "; "))"
+        case .refused(let path, let status, let message): "etcd refused \(path) (HTTP \(status)): \(message)"
+        case .malformedResponse(let path, let m): "etcd answered \(path) with something unreadable: \(m)"
+        }
+    }
+}
+
+/// A client of etcd's v3 API through its JSON gateway (`/v3/kv/range`, `/v3/kv/txn`, …).
+/// It talks to one endpoint at a time and moves to the next when a connection cannot be made;
+/// a call whose connection broke after it was sent is not retried (it may have been applied)
+/// and fails as `unavailable`.
+public final class EtcdClient: Sendable {
+    public let location: EtcdLocation
+    private let http: HTTPClient
+    private let current = Mutex(0)
+    private let timeout: TimeAmount
+
+    public init(_ location: EtcdLocation, timeout: Duration = .seconds(10)) {
+        self.location = location
+        http = Self.sharedHTTP
+        self.timeout = .seconds(timeout.components.seconds)
+    }
+
+    /// One connection pool for every etcd client of the process, kept for its life (as
+    /// `HTTPClient.shared` is), so that a client needs no shutdown.
+    private static let sharedHTTP: HTTPClient = {
+        var config = HTTPClient.Configuration()
+        config.timeout = .init(connect: .seconds(2))
+        config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }()
+
+    public func range(_ r: RangeRequest) async throws -> RangeResponse { try await call("/v3/kv/range", r) }
+    @discardableResult
+    public func put(_ p: PutRequest) async throws -> PutResponse { try await call("/v3/kv/put", p) }
+    @discardableResult
+    public func delete(_ d: DeleteRangeRequest) async throws -> DeleteRangeResponse { try await call("/v3/kv/deleterange", d) }
+    public func txn(_ t: TxnRequest) async throws -> TxnResponse { try await call("/v3/kv/txn", t) }
+
+    /// The cluster's current revision.
+    public func revision() async throws -> Int64 {
+        try await range(RangeRequest(key: Data([0]), countOnly: true)).header?.rev ?? 0
+    }
+
+    func call<Request: Encodable, Response: Decodable>(_ path: String, _ body: Request) async throws -> Response {
+        let payload = try JSONEncoder().encode(body)
+        let first = current.withLock { $0 }
+        var failures: [String] = []
+        for step in 0..<location.endpoints.count {
+            let index = (first + step) % location.endpoints.count
+            let endpoint = location.endpoints[index]
+            var request = HTTPClientRequest(url: endpoint + path)
+            request.method = .POST
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: payload))
+            let response: HTTPClientResponse
+            let bytes: ByteBuffer
+            do {
+                response = try await http.execute(request, timeout: timeout)
+                bytes = try await response.body.collect(upTo: 256 << 20)
+            } catch {
+                if Self.notSent(error) {
+                    failures.append("\(endpoint): \(error)")
+                    continue
+                }
+                throw EtcdError.unavailable(["\(endpoint) \(path): \(error)"])
+            }
+            if index != first { current.withLock { $0 = index } }
+            let data = Data(buffer: bytes)
+            guard response.status == .ok else {
+                let e = try? JSONDecoder().decode(ErrorBody.self, from: data)
+                throw EtcdError.refused(path: path, status: Int(response.status.code),
+                                        message: e?.message ?? e?.error ?? String(decoding: data.prefix(300), as: UTF8.self))
+            }
+            do {
+                return try JSONDecoder().decode(Response.self, from: data)
+            } catch {
+                throw EtcdError.malformedResponse(path: path, "\(error)")
+            }
+        }
+        throw EtcdError.unavailable(failures)
+    }
+
+    /// Errors that mean the request never reached the server, so another endpoint may take it.
+    static func notSent(_ error: any Error) -> Bool {
+        if error is NIOConnectionError { return true }
+        if let e = error as? ChannelError, case .connectTimeout = e { return true }
+        if let e = error as? HTTPClientError, e == .connectTimeout { return true }
+        if let e = error as? IOError, [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(e.errnoCode) { return true }
+        return false
+    }
+}
