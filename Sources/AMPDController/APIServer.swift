@@ -318,7 +318,7 @@ struct APIServer: Sendable {
                     if clientRV != nil || create { throw APIStatus.conflict(e.message) }
                     if attempt < 4 { continue }   // the controller wrote status meanwhile: read again
                     throw APIStatus.conflict(e.message)
-                case .database:
+                case .database, .unavailable, .fenced:
                     throw e
                 }
             }
@@ -461,6 +461,9 @@ struct APIServer: Sendable {
             case .notFound: return .notFound(e.message)
             case .alreadyExists: return APIStatus(reason: .alreadyExists, code: 409, message: e.message)
             case .conflict: return .conflict(e.message)
+            case .unavailable, .fenced:
+                logger.warning("Store unavailable", metadata: ["event": "StoreUnavailable", "operation": "\(op)", "error": "\(e.message)"])
+                return APIStatus(reason: .serviceUnavailable, code: 503, message: "store unavailable: \(e.message)")
             case .database:
                 logger.error("Store failed", metadata: ["event": "StoreFailed", "operation": "\(op)", "error": "\(e.message)"])
                 return APIStatus(reason: .internalError, code: 500, message: "store error: \(e.message)")

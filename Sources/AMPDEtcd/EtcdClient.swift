@@ -100,6 +100,24 @@ public final class EtcdClient: Sendable {
     public func delete(_ d: DeleteRangeRequest) async throws -> DeleteRangeResponse { try await call("/v3/kv/deleterange", d) }
     public func txn(_ t: TxnRequest) async throws -> TxnResponse { try await call("/v3/kv/txn", t) }
 
+    /// A lease of `ttl` seconds; keys put with it go when it expires. Returns its id and TTL.
+    public func grantLease(ttl: Int64) async throws -> (id: Int64, ttl: Int64) {
+        let r: LeaseGrantResponse = try await call("/v3/lease/grant", LeaseGrantRequest(TTL: EtcdInt(ttl)))
+        guard let id = r.ID?.value, id != 0 else { throw EtcdError.malformedResponse(path: "/v3/lease/grant", r.error ?? "no lease id") }
+        return (id, r.TTL?.value ?? ttl)
+    }
+
+    /// Renews a lease; returns its remaining TTL in seconds, 0 when it has already expired.
+    public func keepAlive(lease: Int64) async throws -> Int64 {
+        let r: LeaseKeepAliveResponse = try await call("/v3/lease/keepalive", LeaseKeepAliveRequest(ID: EtcdInt(lease)))
+        return r.result?.TTL?.value ?? 0
+    }
+
+    /// Ends a lease now, deleting its keys.
+    public func revoke(lease: Int64) async throws {
+        let _: LeaseRevokeResponse = try await call("/v3/lease/revoke", LeaseRevokeRequest(ID: EtcdInt(lease)))
+    }
+
     /// The cluster's current revision.
     public func revision() async throws -> Int64 {
         try await range(RangeRequest(key: Data([0]), countOnly: true)).header?.rev ?? 0

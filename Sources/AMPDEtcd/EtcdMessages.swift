@@ -153,6 +153,11 @@ public struct Compare: Codable, Sendable {
         Compare(result: result, target: .mod, key: key, modRevision: EtcdInt(revision))
     }
 
+    /// The key was created at `revision` (it exists, and has not been deleted and created again since).
+    public static func createRevision(_ key: Data, _ revision: Int64) -> Compare {
+        Compare(result: .equal, target: .create, key: key, createRevision: EtcdInt(revision))
+    }
+
     /// The key exists (`exists`) or not: compares its create revision with 0.
     public static func exists(_ key: Data, _ exists: Bool) -> Compare {
         Compare(result: exists ? .greater : .equal, target: .create, key: key, createRevision: 0)
@@ -225,4 +230,38 @@ public enum EtcdKeys {
         }
         return Data([0])
     }
+}
+
+// MARK: leases
+
+public struct LeaseGrantRequest: Codable, Sendable {
+    public var TTL: EtcdInt
+    public var ID: EtcdInt?
+}
+
+public struct LeaseGrantResponse: Codable, Sendable {
+    public var header: ResponseHeader?
+    public var ID: EtcdInt?
+    public var TTL: EtcdInt?
+    public var error: String?
+}
+
+public struct LeaseKeepAliveRequest: Codable, Sendable {
+    public var ID: EtcdInt
+}
+
+public struct LeaseKeepAliveResponse: Codable, Sendable {
+    public struct Result: Codable, Sendable {
+        public var ID: EtcdInt?
+        public var TTL: EtcdInt?
+    }
+    public var result: Result?
+}
+
+public struct LeaseRevokeRequest: Codable, Sendable {
+    public var ID: EtcdInt
+}
+
+public struct LeaseRevokeResponse: Codable, Sendable {
+    public var header: ResponseHeader?
 }

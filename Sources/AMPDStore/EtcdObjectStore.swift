@@ -16,10 +16,44 @@ import Foundation
 public final class EtcdObjectStore: ObjectStore {
     public let client: EtcdClient
     private let prefix: String
+    /// Set on a leader's view: every write also checks that this replica still leads.
+    public let fence: Fence?
 
     public init(location: EtcdLocation) {
         client = EtcdClient(location)
         prefix = location.prefix == "/" ? "" : location.prefix
+        fence = nil
+    }
+
+    private init(client: EtcdClient, prefix: String, fence: Fence?) {
+        self.client = client
+        self.prefix = prefix
+        self.fence = fence
+    }
+
+    /// The same store, every write of which is fenced by `fence`: refused (`fenced`) once
+    /// another replica has become leader.
+    public func fenced(by fence: Fence) -> EtcdObjectStore {
+        EtcdObjectStore(client: client, prefix: prefix, fence: fence)
+    }
+
+    private var fenceCompares: [Compare] {
+        fence.map { [.createRevision(Data($0.key.utf8), $0.createRevision)] } ?? []
+    }
+
+    private var fenceRead: [RequestOp] {
+        fence.map { [.range(RangeRequest(key: Data($0.key.utf8)))] } ?? []
+    }
+
+    /// Whether a failed transaction failed on the fence (its failure branch read the fence key last).
+    private func failedOnFence(_ r: TxnResponse) -> Bool {
+        guard let fence else { return false }
+        let current = r.responses?.last?.responseRange?.items.first?.createRevision?.value
+        return current != fence.createRevision
+    }
+
+    private func fencedError(_ what: String) -> StoreError {
+        StoreError(.fenced, "\(what) refused: \(fence?.holder ?? "this replica") no longer leads (the leader key was created again since revision \(fence?.createRevision ?? 0))")
     }
 
     /// Checks that etcd answers (a controller fails fast at start when it does not).
@@ -65,9 +99,9 @@ public final class EtcdObjectStore: ObjectStore {
         let body = try encode(0)
         let revision: Int64 = try await wrap("put \(what)") {
             let put = RequestOp.put(PutRequest(key: key, value: body))
-            let r = try await client.txn(TxnRequest(compare: Self.compares(precondition, key), success: [put],
-                                                    failure: [.range(RangeRequest(key: key))]))
-            guard r.didSucceed else { throw Self.refusal(precondition, r, what) }
+            let r = try await client.txn(TxnRequest(compare: Self.compares(precondition, key) + fenceCompares, success: [put],
+                                                    failure: [.range(RangeRequest(key: key))] + fenceRead))
+            guard r.didSucceed else { throw failedOnFence(r) ? fencedError("put \(what)") : Self.refusal(precondition, r, what) }
             return r.header?.rev ?? 0
         }
         return StoredObject(kind: kind, namespace: namespace, name: name, resourceVersion: revision, body: try encode(revision))
@@ -77,9 +111,10 @@ public final class EtcdObjectStore: ObjectStore {
         let what = "\(kind) \(namespace)/\(name)"
         let key = objectKey(kind, namespace, name)
         return try await wrap("delete \(what)") {
-            let r = try await client.txn(TxnRequest(compare: Self.compares(precondition, key), success: [.delete(DeleteRangeRequest(key: key))],
-                                                    failure: [.range(RangeRequest(key: key))]))
-            guard r.didSucceed else { throw Self.refusal(precondition, r, what) }
+            let r = try await client.txn(TxnRequest(compare: Self.compares(precondition, key) + fenceCompares,
+                                                    success: [.delete(DeleteRangeRequest(key: key))],
+                                                    failure: [.range(RangeRequest(key: key))] + fenceRead))
+            guard r.didSucceed else { throw failedOnFence(r) ? fencedError("delete \(what)") : Self.refusal(precondition, r, what) }
             return (r.responses?.first?.responseDeleteRange?.deleted?.value ?? 0) > 0
         }
     }
@@ -141,8 +176,10 @@ public final class EtcdObjectStore: ObjectStore {
                     ops.append(.put(PutRequest(key: Data((scopePrefix(r.scope) + Self.padded(seq)).utf8), value: body)))
                     out.append(StoredRecord(seq: seq, scope: r.scope, body: body))
                 }
-                let txn = try await client.txn(TxnRequest(compare: [.modRevision(counterKey, .equal, c?.modRev ?? 0)], success: ops))
+                let txn = try await client.txn(TxnRequest(compare: [.modRevision(counterKey, .equal, c?.modRev ?? 0)] + fenceCompares,
+                                                          success: ops, failure: [.range(RangeRequest(key: counterKey))] + fenceRead))
                 if txn.didSucceed { return out }
+                if failedOnFence(txn) { throw fencedError("append records") }
                 try await Task.sleep(for: .milliseconds(Int.random(in: 1...10)))
             }
             throw StoreError(.database, "could not draw record sequence numbers: the counter kept changing")
@@ -170,6 +207,9 @@ public final class EtcdObjectStore: ObjectStore {
             return try await body()
         } catch let e as StoreError {
             throw e
+        } catch let e as EtcdError {
+            if case .unavailable = e { throw StoreError(.unavailable, "etcd \(client.location), \(what): \(e)") }
+            throw StoreError(.database, "etcd \(client.location), \(what): \(e)")
         } catch {
             throw StoreError(.database, "etcd \(client.location), \(what): \(error)")
         }

@@ -27,6 +27,11 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
         case alreadyExists
         /// The stored resourceVersion differs from the one the writer read.
         case conflict(current: Int64)
+        /// The store cannot be reached now (no etcd endpoint answers); the write did not happen
+        /// or its outcome is unknown.
+        case unavailable
+        /// A write made as leader was refused: this replica is no longer the leader.
+        case fenced
         case database
     }
     public var code: Code
