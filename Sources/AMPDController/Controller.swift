@@ -9,6 +9,7 @@ import Logging
 import NIOCore
 import NIOSSL
 import ServiceLifecycle
+import UnixSignals
 
 /// Settings of `ampd controller`.
 public struct ControllerConfiguration: Sendable {
@@ -27,6 +28,13 @@ public struct ControllerConfiguration: Sendable {
     public var agentCertificateValidity: TimeInterval = 24 * 3600
     /// Where objects, nodes and decisions live (nil: SQLite in the data directory).
     public var store: StoreLocation?
+    /// On etcd: the file whose SHA-256 seals the shared CA key (required there).
+    public var caKeyEncryptionKey: URL?
+    /// On etcd: this replica's name in the leader election.
+    public var replicaName: String = ProcessInfo.processInfo.hostName + "-\(getpid())"
+    /// On etcd: the leader's lease; a standby takes over within about this long after the
+    /// leader dies.
+    public var leaseSeconds: Int64 = 5
 
     public init(dataDirectory: URL) { self.dataDirectory = dataDirectory }
 }
@@ -56,8 +64,40 @@ public struct Controller: Sendable {
             throw ControllerError("cannot create data directory \(dir.path): \(error.localizedDescription)")
         }
 
-        // Identity: the CA and a fresh serving certificate for this start.
-        let ca = try CertificateAuthority.loadOrCreate(directory: dir, commonName: "ampd controller CA")
+        // State. On etcd several replicas may share the store: this one waits to be elected, and
+        // every write it makes as leader is fenced.
+        let location = config.store ?? .sqlite(path: dir.appendingPathComponent("ampd.sqlite").path)
+        var store = try await location.open()
+        logger.info("Opened store", metadata: ["event": "StoreOpened", "store": "\(location)"])
+        var leadership: Leadership?
+        let ca: CertificateAuthority
+        if case .etcd(let etcd) = location {
+            guard let kekFile = config.caKeyEncryptionKey else {
+                throw ControllerError("--store etcd://… needs --ca-kek FILE: the replicas share the CA, its key sealed under that file's key")
+            }
+            let kek = try SharedAuthority.keyEncryptionKey(file: kekFile)
+            // A replica whose key cannot open the shared CA fails now, not once elected.
+            if let stored = try await store.get(kind: SharedAuthority.kind, namespace: "", name: SharedAuthority.name) {
+                _ = try SharedAuthority.open(stored.body, kek: kek)
+            }
+            let election = LeaderElection(location: etcd, identity: config.replicaName, ttlSeconds: config.leaseSeconds)
+            let current = (try? await election.leader()) ?? nil
+            logger.info("Waiting to lead", metadata: ["event": "Campaigning", "replica": "\(config.replicaName)",
+                                                      "leader": "\(current ?? "none")"])
+            guard let won = try await Self.campaignUntilSignalled(election) else {
+                logger.info("Controller stopped before it led", metadata: ["event": "Stopped"])
+                return
+            }
+            leadership = won
+            logger.info("Elected leader", metadata: ["event": "ElectedLeader", "replica": "\(config.replicaName)",
+                                                     "fenceRevision": "\(won.fence.createRevision)", "leaseSeconds": "\(config.leaseSeconds)"])
+            store = (store as! EtcdObjectStore).fenced(by: won.fence)
+            ca = try await SharedAuthority.load(store: store, kek: kek, directory: dir, commonName: "ampd controller CA")
+        } else {
+            ca = try CertificateAuthority.loadOrCreate(directory: dir, commonName: "ampd controller CA")
+        }
+
+        // Identity: a fresh serving certificate for this start.
         var dns = ["localhost"], ips = ["127.0.0.1", "::1"]
         for n in config.serverNames { if IPAddressBytes.parse(n) != nil { ips.append(n) } else { dns.append(n) } }
         if config.host != "0.0.0.0" && config.host != "::" && IPAddressBytes.parse(config.host) != nil && !ips.contains(config.host) { ips.append(config.host) }
@@ -80,10 +120,6 @@ public struct Controller: Sendable {
             }
         }
 
-        // State.
-        let location = config.store ?? .sqlite(path: dir.appendingPathComponent("ampd.sqlite").path)
-        let store = try await location.open()
-        logger.info("Opened store", metadata: ["event": "StoreOpened", "store": "\(location)"])
         let repo = Repository(store: store)
         let metrics = MetricsRegistry()
         let registry = NodeRegistry(repo: repo, grace: config.nodeGrace, logger: logger)
@@ -98,7 +134,7 @@ public struct Controller: Sendable {
         }
         let ready = ReadinessFlag()
         let reconciler = Reconciler(repo: repo, registry: registry, board: board, decisions: decisions, logger: logger)
-        let issuer = try CertificateIssuer(ca: ca, validity: config.agentCertificateValidity, directory: dir, logger: logger)
+        let issuer = try await CertificateIssuer(ca: ca, validity: config.agentCertificateValidity, store: store, directory: dir, logger: logger)
         let reports = WorkloadReports()
         let api = APIServer(repo: repo, registry: registry, board: board, decisions: decisions, queue: queue,
                             auth: auth, metrics: metrics, logger: logger, ready: ready, issuer: issuer, reports: reports)
@@ -134,9 +170,11 @@ public struct Controller: Sendable {
             },
             logger: logger)
 
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+        if let leadership { services.append(.init(service: LeadershipGuard(leadership: leadership, logger: logger))) }
         let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: app),
+            services: services + [
+
                 .init(service: ReconcileLoop(reconciler: reconciler, queue: queue, repo: repo, resync: config.resync, metrics: metrics, logger: logger)),
                 .init(service: NodeMonitor(registry: registry, queue: queue, repo: repo, interval: .milliseconds(500), metrics: metrics, logger: logger)),
                 .init(service: PlannerLoop(repo: repo, registry: registry, decisions: decisions, queue: queue, reports: reports,
@@ -144,8 +182,55 @@ public struct Controller: Sendable {
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await leadership?.resign()
+            throw error
+        }
+        // Handing over at once: the standby need not wait for the lease to run out.
+        await leadership?.resign()
         logger.info("Controller stopped", metadata: ["event": "Stopped"])
+    }
+
+    /// Campaigns until elected (the leadership) or until SIGTERM/SIGINT (nil).
+    static func campaignUntilSignalled(_ election: LeaderElection) async throws -> Leadership? {
+        try await withThrowingTaskGroup(of: Leadership?.self) { group in
+            group.addTask { try await election.campaign() }
+            group.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) { return nil }
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+}
+
+/// Ends the controller when it stops leading (its lease could not be renewed in time, or
+/// another replica leads): its writes are refused from then on anyway. Exit 1; a supervisor
+/// restarts it as a standby. On a graceful shutdown it resigns at once.
+struct LeadershipGuard: Service {
+    let leadership: Leadership
+    let logger: Logger
+
+    func run() async throws {
+        let lost: Bool = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await leadership.waitUntilLost(); return true }
+            group.addTask { try? await gracefulShutdown(); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        if lost && !Task.isCancelled {
+            logger.critical("Lost leadership", metadata: ["event": "LostLeadership", "holder": "\(leadership.fence.holder)"])
+            throw ControllerError("lost leadership: another replica may lead now")
+        }
+        // Shutting down: hand over first, so that a standby takes over while this replica drains
+        // (its writes from here on are refused as fenced, and its clients retry there).
+        await leadership.resign()
+        logger.info("Resigned leadership", metadata: ["event": "Resigned", "holder": "\(leadership.fence.holder)"])
     }
 }
 

@@ -49,6 +49,24 @@ public struct CertificateAuthority: Sendable {
         return CertificateAuthority(certificate: cert, key: key)
     }
 
+    private init(certificate: Certificate, key: P256.Signing.PrivateKey) {
+        self.certificate = certificate
+        self.key = key
+    }
+
+    /// The CA's private key, PEM (for sealing it into a shared store).
+    public var privateKeyPEM: String { key.pemRepresentation }
+
+    /// A CA from its certificate and key (PEM); they must match.
+    public init(certificatePEM: String, privateKeyPEM: String) throws {
+        let cert: Certificate
+        do { cert = try Certificate(pemEncoded: certificatePEM) } catch { throw PKIError("CA certificate: not a PEM certificate: \(error)") }
+        let key: P256.Signing.PrivateKey
+        do { key = try P256.Signing.PrivateKey(pemRepresentation: privateKeyPEM) } catch { throw PKIError("CA key: not a PEM P-256 private key: \(error)") }
+        guard cert.publicKey == Certificate.PublicKey(key.publicKey) else { throw PKIError("the CA key does not match the CA certificate") }
+        self.init(certificate: cert, key: key)
+    }
+
     /// Loads the CA from `dir/ca.crt` and `dir/ca.key`, or creates and writes them when absent.
     public static func loadOrCreate(directory: URL, commonName: String) throws -> CertificateAuthority {
         let certURL = directory.appendingPathComponent("ca.crt")

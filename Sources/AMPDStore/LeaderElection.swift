@@ -18,7 +18,7 @@ public struct Fence: Sendable, Hashable {
 public final class Leadership: Sendable {
     public let fence: Fence
     public let lease: Int64
-    private let state = Mutex<(lost: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let state = Mutex<(lost: Bool, waiters: [(id: UUID, continuation: CheckedContinuation<Void, Never>)])>((false, []))
     private let renewal = Mutex<Task<Void, Never>?>(nil)
     private let client: EtcdClient
 
@@ -52,15 +52,24 @@ public final class Leadership: Sendable {
 
     public var lost: Bool { state.withLock { $0.lost } }
 
-    /// Returns once leadership is lost.
+    /// Returns once leadership is lost, or when the calling task is cancelled.
     public func waitUntilLost() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let resumeNow = state.withLock { s -> Bool in
-                if s.lost { return true }
-                s.waiters.append(c)
-                return false
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    if s.lost || Task.isCancelled { return true }
+                    s.waiters.append((id, c))
+                    return false
+                }
+                if resumeNow { c.resume() }
             }
-            if resumeNow { c.resume() }
+        } onCancel: {
+            let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.waiters.remove(at: i).continuation
+            }
+            waiter?.resume()
         }
     }
 
@@ -69,7 +78,7 @@ public final class Leadership: Sendable {
             guard !s.lost else { return [] }
             s.lost = true
             defer { s.waiters = [] }
-            return s.waiters
+            return s.waiters.map(\.continuation)
         }
         for w in waiters { w.resume() }
     }

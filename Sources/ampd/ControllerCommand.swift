@@ -16,6 +16,15 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Where state lives: sqlite:PATH (default: ampd.sqlite in the data directory) or etcd://HOST:PORT[,HOST:PORT…][/PREFIX].")
     var store: String?
 
+    @Option(name: .customLong("ca-kek"), help: "With --store etcd: a file (32+ bytes, the same on every replica) whose SHA-256 seals the shared CA key in the store.")
+    var caKek: String?
+
+    @Option(help: "With --store etcd: this replica's name in the leader election (default: host-pid).")
+    var replicaName: String?
+
+    @Option(help: "With --store etcd: the leader's lease in seconds (default 5); a standby takes over within about this long after the leader dies.")
+    var leaseSeconds: Int?
+
     @Option(help: "Address to listen on.")
     var host: String = "127.0.0.1"
 
@@ -48,8 +57,15 @@ struct ControllerCommand: AsyncParsableCommand {
         guard agentCertHours > 0 else { throw ValidationError("--agent-cert-hours must be positive; got \(agentCertHours)") }
         guard nodeGraceSeconds > 0, resyncSeconds > 0 else { throw ValidationError("--node-grace-seconds and --resync-seconds must be positive") }
         if let store {
-            do { _ = try StoreLocation(parsing: store) } catch { throw ValidationError(error.message) }
+            let location: StoreLocation
+            do { location = try StoreLocation(parsing: store) } catch { throw ValidationError(error.message) }
+            if case .sqlite = location, caKek != nil || replicaName != nil || leaseSeconds != nil {
+                throw ValidationError("--ca-kek, --replica-name and --lease-seconds are for --store etcd://…; a SQLite store has one replica and keeps its CA in the data directory")
+            }
+        } else if caKek != nil || replicaName != nil || leaseSeconds != nil {
+            throw ValidationError("--ca-kek, --replica-name and --lease-seconds are for --store etcd://…; a SQLite store has one replica and keeps its CA in the data directory")
         }
+        if let leaseSeconds, !(1...300).contains(leaseSeconds) { throw ValidationError("--lease-seconds must be from 1 to 300; got \(leaseSeconds)") }
     }
 
     func run() async throws {
@@ -64,6 +80,9 @@ struct ControllerCommand: AsyncParsableCommand {
         config.portFile = portFile.map { URL(fileURLWithPath: $0) }
         config.agentCertificateValidity = agentCertHours * 3600
         config.store = try store.map { try StoreLocation(parsing: $0) }
+        config.caKeyEncryptionKey = caKek.map { URL(fileURLWithPath: $0) }
+        if let replicaName { config.replicaName = replicaName }
+        if let leaseSeconds { config.leaseSeconds = Int64(leaseSeconds) }
         do {
             try await Controller(config: config, logger: logger).run()
         } catch {

@@ -17,7 +17,7 @@ struct ControllerIntegrationTests {
         if backend == "etcd" {
             guard EtcdProcess.available else { return }
             try await etcd.start()
-            storeArgs = ["--store", etcd.url(prefix: "/controller-test")]
+            storeArgs = ["--store", etcd.url(prefix: "/controller-test"), "--ca-kek", try keyEncryptionKeyFile()]
         }
         // Liveness is not what this test is about: a long node grace keeps a test process whose
         // heartbeat task a loaded machine delays from having its nodes declared lost (instances

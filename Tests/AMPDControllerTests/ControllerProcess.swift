@@ -37,8 +37,13 @@ final class ControllerProcess: @unchecked Sendable {
     }
 
     var configPath: String { dataDir.appendingPathComponent("client.json").path }
+    var isServing: Bool { FileManager.default.fileExists(atPath: configPath) }
+    var isRunning: Bool { process?.isRunning ?? false }
+    var exitStatus: Int32? { process.flatMap { $0.isRunning ? nil : $0.terminationStatus } }
 
-    func start() async throws {
+    /// Starts the process and waits until it serves (its client.json written), unless
+    /// `waitForServing` is false (a standby replica, which serves only once elected).
+    func start(waitForServing: Bool = true) async throws {
         try? FileManager.default.removeItem(atPath: configPath)
         let p = Process()
         p.executableURL = Binaries.ampd
@@ -50,7 +55,13 @@ final class ControllerProcess: @unchecked Sendable {
         p.standardError = log
         try p.run()
         process = p
-        let deadline = Date().addingTimeInterval(30)
+        if waitForServing { try await waitUntilServing() }
+    }
+
+    /// Waits until the controller serves (client.json written) and connects the client to it.
+    func waitUntilServing(timeout: TimeInterval = 30) async throws {
+        guard let p = process else { throw ClientError(message: "controller not started") }
+        let deadline = Date().addingTimeInterval(timeout)
         while !FileManager.default.fileExists(atPath: configPath) {
             guard p.isRunning else { throw ClientError(message: "controller exited: \(self.log())") }
             guard Date() < deadline else { throw ClientError(message: "controller did not start: \(self.log())") }
@@ -61,6 +72,11 @@ final class ControllerProcess: @unchecked Sendable {
     }
 
     func log() -> String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    /// Sends a signal, without waiting.
+    func signal(_ sig: Int32) {
+        if let p = process { kill(p.processIdentifier, sig) }
+    }
 
     /// Sends a signal and waits for the process to exit; returns its status.
     @discardableResult
@@ -146,9 +162,10 @@ final class FakeAgentHeartbeat: @unchecked Sendable {
     private var _credential: String?
     var credential: String? { lock.withLock { _credential } }
 
-    init(client: ControllerClient, name: String) {
+    init(client: ControllerClient, name: String, credential: String? = nil) {
         self.client = client
         self.name = name
+        _credential = credential
     }
 
     @discardableResult

@@ -1,0 +1,151 @@
+import AMPDAPI
+import AMPDClient
+import AMPDEtcd
+import AMPDStore
+import AMPDTestSupport
+import Foundation
+import Testing
+
+/// A file of 32 random bytes: a key-encryption key for the shared CA.
+func keyEncryptionKeyFile() throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-kek-\(UUID().uuidString)").path
+    var bytes = [UInt8](repeating: 0, count: 32)
+    for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    return path
+}
+
+@Suite("Controller replicas on etcd", .serialized)
+struct ControllerReplicasTests {
+    @Test("two replicas: one leads and serves, the other waits; kill -9 the leader and the other takes over with the same state and CA; SIGTERM hands over at once; a leader whose lease is taken exits")
+    func failover() async throws {
+        guard EtcdProcess.available else { return }
+        let etcd = EtcdProcess()
+        try await etcd.start()
+        defer { etcd.stop() }
+        let kek = try keyEncryptionKeyFile()
+        defer { try? FileManager.default.removeItem(atPath: kek) }
+        let url = etcd.url(prefix: "/replicas")
+        let common = ["--store", url, "--ca-kek", kek, "--lease-seconds", "3", "--node-grace-seconds", "300"]
+        let a = try ControllerProcess(extraArgs: common + ["--replica-name", "replica-a"])
+        try await a.start()
+        defer { Task { await a.shutdown() } }
+        #expect(a.log().contains("\"event\":\"ElectedLeader\""))
+        // B shares A's tokens (as replicas share a mounted Secret) and waits.
+        let b = try ControllerProcess(extraArgs: common + ["--replica-name", "replica-b", "--tokens-file", a.dataDir.appendingPathComponent("tokens.csv").path])
+        try await b.start(waitForServing: false)
+        defer { Task { await b.shutdown() } }
+        try await Task.sleep(for: .seconds(4))   // longer than the lease: A keeps it
+        #expect(b.isRunning && !b.isServing, "\(b.log())")
+        #expect(b.log().contains("\"event\":\"Campaigning\""))
+
+        // State through A: a deployment, two nodes (each with its minted credential), a scale.
+        let bootstrap = try a.client(role: "node")
+        defer { Task { try? await bootstrap.shutdown() } }
+        let n1 = FakeAgentHeartbeat(client: bootstrap, name: "node-a")
+        let n2 = FakeAgentHeartbeat(client: bootstrap, name: "node-b")
+        try await n1.register()
+        try await n2.register()
+        #expect(try a.cli(["apply", "-f", quickstart]).0 == 0)
+        _ = try await eventually("placement", timeout: .seconds(60)) { () -> ServingDeployment? in
+            try await n1.converge(); try await n2.converge()
+            let d = try await a.client.deployment("smollm2")
+            return d.status?.assignments.count == 2 ? d : nil
+        }
+        #expect(try a.cli(["scale", "smollm2", "--decode", "2"]).0 == 0)
+        let before = try await eventually("scale-up placement") { () -> ServingDeployment? in
+            let d = try await a.client.deployment("smollm2")
+            return d.status?.assignments.count == 3 ? d : nil
+        }
+        let decisionsBefore = try await a.client.decisions(deployment: "default/smollm2").items.count
+        let caA = try String(contentsOf: a.dataDir.appendingPathComponent("ca.crt"), encoding: .utf8)
+
+        // kill -9 the leader: B serves within the lease (plus a poll), with everything A accepted.
+        let killed = ContinuousClock.now
+        try await a.stop(signal: SIGKILL)
+        try await b.waitUntilServing(timeout: 30)
+        let takeover = ContinuousClock.now - killed
+        print("takeover after kill -9 of the leader (lease 3 s): \(takeover)")
+        #expect(takeover < .seconds(15), "the lease (3 s), a poll (0.25 s) and a start")
+        let after = try await b.client.deployment("smollm2")
+        #expect(after.metadata.uid == before.metadata.uid && after.spec == before.spec)
+        #expect(Set(after.status?.assignments ?? []) == Set(before.status?.assignments ?? []))
+        #expect(try await b.client.decisions(deployment: "default/smollm2").items.count >= decisionsBefore)
+        #expect(try String(contentsOf: b.dataDir.appendingPathComponent("ca.crt"), encoding: .utf8) == caA, "one CA for every replica")
+        // The nodes' credentials, minted by A, work on B.
+        var nodeConfig = b.client.config
+        nodeConfig.token = try a.token("node")   // B reads A's tokens file
+        let viaB = try ControllerClient(config: nodeConfig)
+        defer { Task { try? await viaB.shutdown() } }
+        let m1 = FakeAgentHeartbeat(client: viaB, name: "node-a", credential: try #require(n1.credential))
+        #expect(try await m1.converge().instances.count >= 1)
+        // An edit through B (read again on a conflict: B's reconciler writes status as it takes over).
+        let updated = try await eventually("an edit through B") { () -> ServingDeployment? in
+            var edited = try await b.client.deployment("smollm2")
+            edited.metadata.labels = ["edited": "by-b"]
+            return try await b.client.update(edited)
+        }
+        #expect(Int64(updated.metadata.resourceVersion!)! > Int64(after.metadata.resourceVersion!)!)
+
+        // A comes back as the standby; SIGTERM of B hands over without waiting for the lease.
+        try await a.start(waitForServing: false)
+        try await Task.sleep(for: .seconds(1))
+        #expect(!a.isServing)
+        let terminated = ContinuousClock.now
+        b.signal(SIGTERM)
+        try await a.waitUntilServing(timeout: 30)
+        let handover = ContinuousClock.now - terminated
+        print("handover after SIGTERM of the leader: \(handover)")
+        #expect(try await b.stop(signal: SIGTERM) == 0, "\(b.log())")
+        // B resigned as its shutdown began (A did not wait for the lease to run out).
+        let bEvents = b.log().components(separatedBy: "\"event\":\"")
+        #expect(bEvents.firstIndex { $0.hasPrefix("Resigned") } ?? .max < bEvents.lastIndex { $0.hasPrefix("Stopped") } ?? -1, "\(b.log())")
+        #expect(try await a.client.deployment("smollm2").metadata.labels?["edited"] == "by-b")
+
+        // A leader whose lease is taken from it (a stall longer than the lease would do the same)
+        // stops: exit 1, saying so.
+        let client = EtcdClient(try EtcdLocation(parsing: url))
+        let leaderKey = try #require(try await client.range(RangeRequest(key: Data("/replicas/leader".utf8))).items.first)
+        #expect(String(decoding: leaderKey.bytes, as: UTF8.self) == "replica-a")
+        try await client.revoke(lease: try #require(leaderKey.lease?.value))
+        let deadline = Date().addingTimeInterval(15)
+        while a.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(a.exitStatus == 1, "\(a.log())")
+        #expect(a.log().contains("\"event\":\"LostLeadership\""))
+    }
+
+    @Test("a standby stops at once on SIGTERM; a replica whose --ca-kek does not open the shared CA fails at start, naming it; --ca-kek without etcd is refused")
+    func standbyAndBadKey() async throws {
+        guard EtcdProcess.available else { return }
+        let etcd = EtcdProcess()
+        try await etcd.start()
+        defer { etcd.stop() }
+        let kek = try keyEncryptionKeyFile(), other = try keyEncryptionKeyFile()
+        defer { try? FileManager.default.removeItem(atPath: kek); try? FileManager.default.removeItem(atPath: other) }
+        let url = etcd.url(prefix: "/standby")
+        let a = try ControllerProcess(extraArgs: ["--store", url, "--ca-kek", kek])
+        try await a.start()
+        defer { Task { await a.shutdown() } }
+        let b = try ControllerProcess(extraArgs: ["--store", url, "--ca-kek", kek, "--tokens-file", a.dataDir.appendingPathComponent("tokens.csv").path])
+        try await b.start(waitForServing: false)
+        defer { Task { await b.shutdown() } }
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await b.stop(signal: SIGTERM) == 0, "\(b.log())")
+
+        let wrong = try ControllerProcess(extraArgs: ["--store", url, "--ca-kek", other])
+        try await wrong.start(waitForServing: false)
+        defer { Task { await wrong.shutdown() } }
+        let deadline = Date().addingTimeInterval(20)
+        while wrong.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(wrong.exitStatus == 1 && wrong.log().contains("every replica needs the same key file"), "\(wrong.log())")
+
+        let noKey = try ControllerProcess(extraArgs: ["--store", url])
+        try await noKey.start(waitForServing: false)
+        defer { Task { await noKey.shutdown() } }
+        while noKey.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(noKey.exitStatus == 1 && noKey.log().contains("needs --ca-kek"), "\(noKey.log())")
+
+        let sqliteWithKey = try a.cli(["controller", "--data-dir", "/tmp/ampd-unused-\(UUID().uuidString)", "--ca-kek", kek])
+        #expect(sqliteWithKey.0 != 0 && sqliteWithKey.2.contains("are for --store etcd"), "\(sqliteWithKey)")
+    }
+}
