@@ -63,10 +63,20 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: strict),
-        // A client of etcd's v3 API through its JSON gateway (KV, transactions).
+        // Several addresses of one service, and which failed requests may move to the next.
+        .target(
+            name: "AMPDFailover",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+        // A client of etcd's v3 API through its JSON gateway (KV, transactions, leases).
         .target(
             name: "AMPDEtcd",
             dependencies: [
+                "AMPDFailover",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -98,7 +108,7 @@ let package = Package(
         .target(
             name: "AMPDClient",
             dependencies: [
-                "AMPDAPI",
+                "AMPDAPI", "AMPDFailover",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -195,7 +205,7 @@ let package = Package(
         .testTarget(name: "AMPDStoreTests", dependencies: ["AMPDStore", "AMPDEtcd", "AMPDTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "AMPDEngineTests",
-            dependencies: ["AMPDEngine", "ampd"],
+            dependencies: ["AMPDEngine", "ampd", "AMPDTestSupport"],
             resources: [.copy("Resources")],
             swiftSettings: strict),
         .testTarget(name: "AMPDPolicyTests", dependencies: ["AMPDPolicy", "AMPDSim"], swiftSettings: strict),

@@ -1,4 +1,5 @@
 import AMPDAPI
+import AMPDFailover
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -33,9 +34,13 @@ public struct ClientError: Error, Sendable, CustomStringConvertible {
 }
 
 /// A typed HTTPS client of the controller API, used by the CLI, agents, tests and benchmarks.
+/// With several controller URLs (replicas: one leads and serves, the others wait with no port
+/// open), a request goes to the one that last answered and moves to the next only when a
+/// connection cannot be made.
 public final class ControllerClient: Sendable {
     public let config: ClientConfiguration
     private let http: HTTPClient
+    private let endpoints: Endpoints
     static let prefix = "/apis/\(APIGroup.group)/\(APIGroup.version)"
 
     public init(config: ClientConfiguration, timeout: TimeAmount = .seconds(90)) throws {
@@ -47,9 +52,15 @@ public final class ControllerClient: Sendable {
         } catch {
             throw ClientError(message: "cannot load CA certificate \(config.certificateAuthority): \(error)")
         }
+        let servers = config.servers
+        guard !servers.isEmpty else { throw ClientError(message: "no controller URL in the client config's server field") }
+        endpoints = Endpoints(servers)
         var c = HTTPClient.Configuration(tlsConfiguration: tls)
         c.timeout = .init(connect: .seconds(10), read: timeout)
         c.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        // With other replicas to try, a refused connection moves on at once instead of being
+        // retried until the connect timeout.
+        c.connectionPool.retryConnectionEstablishment = servers.count == 1
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
     }
 
@@ -172,22 +183,26 @@ public final class ControllerClient: Sendable {
 
     /// Sends a request and returns the status code, body and headers, whatever they are.
     public func exchange(_ method: HTTPMethod, _ path: String, body: Data? = nil, token: String? = nil) async throws -> (Int, Data, HTTPHeaders) {
-        var req = HTTPClientRequest(url: config.server + path)
-        req.method = method
         let t = token ?? config.token
-        if !t.isEmpty { req.headers.add(name: "Authorization", value: "Bearer \(t)") }
-        if let body {
-            req.headers.add(name: "Content-Type", value: "application/json")
-            req.body = .bytes(ByteBuffer(data: body))
-        }
         do {
-            let resp = try await http.execute(req, timeout: .seconds(90))
-            let buf = try await resp.body.collect(upTo: 64 << 20)
-            return (Int(resp.status.code), Data(buffer: buf), resp.headers)
+            return try await endpoints.attempt { server in
+                var req = HTTPClientRequest(url: server + path)
+                req.method = method
+                if !t.isEmpty { req.headers.add(name: "Authorization", value: "Bearer \(t)") }
+                if let body {
+                    req.headers.add(name: "Content-Type", value: "application/json")
+                    req.body = .bytes(ByteBuffer(data: body))
+                }
+                let resp = try await http.execute(req, timeout: .seconds(90))
+                let buf = try await resp.body.collect(upTo: 64 << 20)
+                return (Int(resp.status.code), Data(buffer: buf), resp.headers)
+            }
         } catch let e as ClientError {
             throw e
+        } catch let e as Endpoints.Unreachable {
+            throw ClientError(message: "cannot reach controller at \(config.server): \(e)")
         } catch {
-            throw ClientError(message: "cannot reach controller at \(config.server): \(error)")
+            throw ClientError(message: "cannot reach controller at \(endpoints.preferred): \(error)")
         }
     }
 }

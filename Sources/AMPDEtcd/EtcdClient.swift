@@ -1,10 +1,11 @@
+import AMPDFailover
 import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import NIOPosix
-import Synchronization
+
 
 /// Where an etcd cluster is and which part of its keyspace is ours:
 /// `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]` (prefix default `/ampd`).
@@ -75,11 +76,12 @@ public enum EtcdError: Error, Sendable, CustomStringConvertible, Equatable {
 public final class EtcdClient: Sendable {
     public let location: EtcdLocation
     private let http: HTTPClient
-    private let current = Mutex(0)
+    private let endpoints: Endpoints
     private let timeout: TimeAmount
 
     public init(_ location: EtcdLocation, timeout: Duration = .seconds(10)) {
         self.location = location
+        endpoints = Endpoints(location.endpoints)
         http = Self.sharedHTTP
         self.timeout = .seconds(timeout.components.seconds)
     }
@@ -125,49 +127,31 @@ public final class EtcdClient: Sendable {
 
     func call<Request: Encodable, Response: Decodable>(_ path: String, _ body: Request) async throws -> Response {
         let payload = try JSONEncoder().encode(body)
-        let first = current.withLock { $0 }
-        var failures: [String] = []
-        for step in 0..<location.endpoints.count {
-            let index = (first + step) % location.endpoints.count
-            let endpoint = location.endpoints[index]
-            var request = HTTPClientRequest(url: endpoint + path)
-            request.method = .POST
-            request.headers.add(name: "content-type", value: "application/json")
-            request.body = .bytes(ByteBuffer(data: payload))
-            let response: HTTPClientResponse
-            let bytes: ByteBuffer
-            do {
-                response = try await http.execute(request, timeout: timeout)
-                bytes = try await response.body.collect(upTo: 256 << 20)
-            } catch {
-                if Self.notSent(error) {
-                    failures.append("\(endpoint): \(error)")
-                    continue
-                }
-                throw EtcdError.unavailable(["\(endpoint) \(path): \(error)"])
+        let (status, data): (HTTPResponseStatus, Data)
+        do {
+            (status, data) = try await endpoints.attempt { endpoint in
+                var request = HTTPClientRequest(url: endpoint + path)
+                request.method = .POST
+                request.headers.add(name: "content-type", value: "application/json")
+                request.body = .bytes(ByteBuffer(data: payload))
+                let response = try await http.execute(request, timeout: timeout)
+                let bytes = try await response.body.collect(upTo: 256 << 20)
+                return (response.status, Data(buffer: bytes))
             }
-            if index != first { current.withLock { $0 = index } }
-            let data = Data(buffer: bytes)
-            guard response.status == .ok else {
-                let e = try? JSONDecoder().decode(ErrorBody.self, from: data)
-                throw EtcdError.refused(path: path, status: Int(response.status.code),
-                                        message: e?.message ?? e?.error ?? String(decoding: data.prefix(300), as: UTF8.self))
-            }
-            do {
-                return try JSONDecoder().decode(Response.self, from: data)
-            } catch {
-                throw EtcdError.malformedResponse(path: path, "\(error)")
-            }
+        } catch let e as Endpoints.Unreachable {
+            throw EtcdError.unavailable(e.reasons.map { "\($0.endpoint): \($0.error)" })
+        } catch {
+            throw EtcdError.unavailable(["\(endpoints.preferred) \(path): \(error)"])
         }
-        throw EtcdError.unavailable(failures)
-    }
-
-    /// Errors that mean the request never reached the server, so another endpoint may take it.
-    static func notSent(_ error: any Error) -> Bool {
-        if error is NIOConnectionError { return true }
-        if let e = error as? ChannelError, case .connectTimeout = e { return true }
-        if let e = error as? HTTPClientError, e == .connectTimeout { return true }
-        if let e = error as? IOError, [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(e.errnoCode) { return true }
-        return false
+        guard status == .ok else {
+            let e = try? JSONDecoder().decode(ErrorBody.self, from: data)
+            throw EtcdError.refused(path: path, status: Int(status.code),
+                                    message: e?.message ?? e?.error ?? String(decoding: data.prefix(300), as: UTF8.self))
+        }
+        do {
+            return try JSONDecoder().decode(Response.self, from: data)
+        } catch {
+            throw EtcdError.malformedResponse(path: path, "\(error)")
+        }
     }
 }

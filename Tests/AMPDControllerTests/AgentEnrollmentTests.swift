@@ -137,7 +137,7 @@ struct AgentEnrollmentTests {
                 try await conn.send(.probe(tenant: "t", hashes: [1]))
             }
         }
-        #expect(try ctl.cli(["apply", "-f", quickstart]).0 == 0)
+        #expect(try await ctl.cli(["apply", "-f", quickstart]).0 == 0)
         _ = try await eventually("A serves the deployment's pool") { () -> Bool? in
             try await ctl.client.nodes().first { $0.metadata.name == "node-a" }?.status.pools?.isEmpty == false ? true : nil
         }

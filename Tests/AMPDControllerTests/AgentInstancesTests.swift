@@ -33,7 +33,7 @@ struct AgentInstancesTests {
         }
         #expect(text.contains("ampd_agent_tokens_per_second") && text.contains("ampd_agent_kv_pool_blocks"))
 
-        #expect(try ctl.cli(["delete", "deployment", "smollm2"]).0 == 0)
+        #expect(try await ctl.cli(["delete", "deployment", "smollm2"]).0 == 0)
         try await eventually("finalized", timeout: .seconds(30)) { () -> Bool? in
             do {
                 _ = try await ctl.client.deployment("smollm2")

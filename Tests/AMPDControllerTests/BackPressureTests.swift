@@ -46,7 +46,7 @@ struct BackPressureTests {
             #expect(r.1.flatMap(Int.init).map { $0 >= 1 } == true && r.2.contains("rate_limit_exceeded") && r.2.contains("maxRoundsInFlight"), "\(r)")
         }
         // The setting is obeyed both ways: without it, the same burst is served whole.
-        #expect(try cluster.ctl.cli(["apply", "-f", "-"], stdin: try quickstartManifest(routing: "policy: ampd")).0 == 0)
+        #expect(try await cluster.ctl.cli(["apply", "-f", "-"], stdin: try quickstartManifest(routing: "policy: ampd")).0 == 0)
         _ = try await eventually("no limit in force") { try await c.routing().routing.maxRoundsInFlight == nil ? true : nil }
         // Long answers: 64 streams held open at once to one decode instance, which batches more of
         // them than a default client pool (8 connections per agent) would let through.

@@ -44,10 +44,10 @@ struct ControllerIntegrationTests {
         }
         defer { beats.cancel() }
 
-        var (code, out, err) = try ctl.cli(["apply", "-f", quickstart])
+        var (code, out, err) = try await ctl.cli(["apply", "-f", quickstart])
         #expect(code == 0, "\(err)")
         #expect(out.contains("servingdeployment.ampd.dev/smollm2 created"))
-        (code, out, err) = try ctl.cli(["apply", "-f", quickstart])
+        (code, out, err) = try await ctl.cli(["apply", "-f", quickstart])
         #expect(out.contains("unchanged"), "\(out) \(err)")
 
 
@@ -62,7 +62,7 @@ struct ControllerIntegrationTests {
         #expect(Set(assignments.map(\.node)) == ["node-a", "node-b"])
 
         // Scale through the CLI: recorded as a decision naming who did it.
-        (code, out, err) = try ctl.cli(["scale", "smollm2", "--decode", "2"])
+        (code, out, err) = try await ctl.cli(["scale", "smollm2", "--decode", "2"])
         #expect(code == 0, "\(err)")
         let scaled = try await eventually("scale-up placement") { () -> ServingDeployment? in
             let d = try await ctl.client.deployment("smollm2")
@@ -74,7 +74,7 @@ struct ControllerIntegrationTests {
         #expect(scaleDecision.actor == "admin")
         #expect(scaleDecision.fields["to"] == .int(2))
         #expect(decisions.contains { $0.event == "PlacedInstance" })
-        (code, out, _) = try ctl.cli(["decisions", "smollm2"])
+        (code, out, _) = try await ctl.cli(["decisions", "smollm2"])
         #expect(out.contains("ScaledPool"))
         #expect(ctl.log().contains("\"event\":\"ScaledPool\""))
 
@@ -95,11 +95,11 @@ struct ControllerIntegrationTests {
         #expect(try await ctl.client.decisions(deployment: "default/smollm2").items.count >= decisions.count)
 
         // get -o yaml / json and describe work.
-        (code, out, _) = try ctl.cli(["get", "deployments", "-o", "yaml"])
+        (code, out, _) = try await ctl.cli(["get", "deployments", "-o", "yaml"])
         #expect(code == 0 && out.contains("kind: ServingDeploymentList"))
-        (code, out, _) = try ctl.cli(["get", "nodes"])
+        (code, out, _) = try await ctl.cli(["get", "nodes"])
         #expect(code == 0 && out.contains("node-a"))
-        (code, out, _) = try ctl.cli(["describe", "deployment", "smollm2"])
+        (code, out, _) = try await ctl.cli(["describe", "deployment", "smollm2"])
         #expect(code == 0 && out.contains("Conditions:"))
     }
 
@@ -122,7 +122,7 @@ struct ControllerIntegrationTests {
         #expect(s3 == 422 && String(decoding: b3, as: UTF8.self).contains("duplicate key"), "\(String(decoding: b3, as: UTF8.self))")
         let (s4, b4) = try await ctl.client.raw(.POST, path, body: Data(manifest.replacingOccurrences(of: "replicas: 1", with: "replicas: 1.5").utf8))
         #expect(s4 == 422 && String(decoding: b4, as: UTF8.self).contains("replicas: expected an integer, got 1.5"), "\(String(decoding: b4, as: UTF8.self))")
-        #expect(try ctl.cli(["apply", "-f", quickstart]).0 == 0)
+        #expect(try await ctl.cli(["apply", "-f", quickstart]).0 == 0)
     }
 
     @Test("a controller whose port is taken exits 1 with the reason, at once")
@@ -178,7 +178,7 @@ struct ControllerIntegrationTests {
         let ctl = try ControllerProcess(extraArgs: ["--store", "sqlite:\(path)"])
         try await ctl.start()
         defer { Task { await ctl.shutdown() } }
-        #expect(try ctl.cli(["apply", "-f", quickstart]).0 == 0)
+        #expect(try await ctl.cli(["apply", "-f", quickstart]).0 == 0)
         #expect(FileManager.default.fileExists(atPath: path))
         #expect(!FileManager.default.fileExists(atPath: ctl.dataDir.appendingPathComponent("ampd.sqlite").path))
     }
@@ -187,7 +187,7 @@ struct ControllerIntegrationTests {
         let ctl = try ControllerProcess()
         try await ctl.start()
         defer { Task { await ctl.shutdown() } }
-        let (code, _, err) = try ctl.cli(["apply", "-f", quickstart])
+        let (code, _, err) = try await ctl.cli(["apply", "-f", quickstart])
         #expect(code == 0, "\(err)")
         let read = try await ctl.client.deployment("smollm2")
         var one = read, two = read
@@ -213,7 +213,7 @@ struct ControllerIntegrationTests {
         let bad = try String(contentsOfFile: quickstart, encoding: .utf8)
             .replacingOccurrences(of: "  decode:\n    replicas: 1\n    parallelism: {tensor: 1}", with: "  decode:\n    replicas: 1\n    parallelism: {tensor: 3}")
         #expect(bad.contains("tensor: 3"))
-        let (code, _, err) = try ctl.cli(["apply", "-f", "-"], stdin: bad)
+        let (code, _, err) = try await ctl.cli(["apply", "-f", "-"], stdin: bad)
         #expect(code != 0)
         #expect(err.contains("spec.decode.parallelism.tensor: must be 1, 2, 4 or 8; got 3"), "\(err)")
         #expect(err.split(separator: "\n").count == 1)
@@ -260,7 +260,7 @@ struct ControllerIntegrationTests {
         let b = FakeAgentHeartbeat(client: bootstrap, name: "node-b")
         try await a.register(count: 2)
         try await b.register(count: 2)
-        #expect(try ctl.cli(["apply", "-f", quickstart]).0 == 0)
+        #expect(try await ctl.cli(["apply", "-f", quickstart]).0 == 0)
         let first = try await eventually("placement", timeout: .seconds(60)) { () -> ServingDeployment? in
             try await a.converge(); try await b.converge()
             let d = try await ctl.client.deployment("smollm2")
@@ -288,12 +288,12 @@ struct ControllerIntegrationTests {
         defer { Task { try? await bootstrap.shutdown() } }
         let a = FakeAgentHeartbeat(client: bootstrap, name: "node-a")
         try await a.register(count: 4)
-        #expect(try ctl.cli(["apply", "-f", quickstart]).0 == 0)
+        #expect(try await ctl.cli(["apply", "-f", quickstart]).0 == 0)
         let running = try await eventually("running") { () -> [NodeInstance]? in
             let got = try await a.converge()
             return got.instances.count == 2 ? got.instances : nil
         }
-        #expect(try ctl.cli(["delete", "deployment", "smollm2"]).0 == 0)
+        #expect(try await ctl.cli(["delete", "deployment", "smollm2"]).0 == 0)
         // The agent still reports its instances: the object stays, marked deleting.
         try await a.beat(running: running)
         try await Task.sleep(for: .milliseconds(500))

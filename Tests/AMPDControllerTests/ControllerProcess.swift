@@ -1,5 +1,6 @@
 import AMPDAPI
 import AMPDClient
+import AMPDTestSupport
 import Foundation
 import Testing
 
@@ -29,7 +30,11 @@ final class ControllerProcess: @unchecked Sendable {
     private(set) var client: ControllerClient!
     let logURL: URL
 
-    init(extraArgs: [String] = []) throws {
+    /// The port it listens on (0: a free one each start).
+    let port: Int
+
+    init(extraArgs: [String] = [], port: Int = 0) throws {
+        self.port = port
         dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-ctl-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
         logURL = dataDir.appendingPathComponent("controller.log")
@@ -47,7 +52,7 @@ final class ControllerProcess: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: configPath)
         let p = Process()
         p.executableURL = Binaries.ampd
-        p.arguments = ["controller", "--data-dir", dataDir.path, "--port", "0", "--resync-seconds", "2", "--exit-with-parent"] + extraArgs
+        p.arguments = ["controller", "--data-dir", dataDir.path, "--port", "\(port)", "--resync-seconds", "2", "--exit-with-parent"] + extraArgs
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         log.seekToEndOfFile()
@@ -113,26 +118,30 @@ final class ControllerProcess: @unchecked Sendable {
         return try ControllerClient(config: c)
     }
 
-    /// Runs the CLI against this controller; returns exit status, stdout and stderr.
-    func cli(_ args: [String], stdin: String? = nil) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = Binaries.ampd
-        p.arguments = args
-        var env = ProcessInfo.processInfo.environment
-        env["AMPD_CONFIG"] = configPath
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        let input = Pipe()
-        p.standardInput = input
-        try p.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    /// Runs the CLI against this controller; returns exit status, stdout and stderr. The waiting
+    /// happens on a thread of its own, not on the test process's cooperative pool.
+    func cli(_ args: [String], stdin: String? = nil) async throws -> (Int32, String, String) {
+        let configPath = self.configPath
+        return try await onOwnThread {
+            let p = Process()
+            p.executableURL = Binaries.ampd
+            p.arguments = args
+            var env = ProcessInfo.processInfo.environment
+            env["AMPD_CONFIG"] = configPath
+            p.environment = env
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            let input = Pipe()
+            p.standardInput = input
+            try p.run()
+            if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+            try input.fileHandleForWriting.close()
+            let o = out.fileHandleForReading.readDataToEndOfFile()
+            let e = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        }
     }
 }
 

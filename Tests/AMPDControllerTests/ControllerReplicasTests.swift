@@ -27,12 +27,14 @@ struct ControllerReplicasTests {
         defer { try? FileManager.default.removeItem(atPath: kek) }
         let url = etcd.url(prefix: "/replicas")
         let common = ["--store", url, "--ca-kek", kek, "--lease-seconds", "3", "--node-grace-seconds", "300"]
-        let a = try ControllerProcess(extraArgs: common + ["--replica-name", "replica-a"])
+        let (portA, portB) = (try EtcdProcess.freePort(), try EtcdProcess.freePort())
+        let a = try ControllerProcess(extraArgs: common + ["--replica-name", "replica-a"], port: portA)
         try await a.start()
         defer { Task { await a.shutdown() } }
         #expect(a.log().contains("\"event\":\"ElectedLeader\""))
         // B shares A's tokens (as replicas share a mounted Secret) and waits.
-        let b = try ControllerProcess(extraArgs: common + ["--replica-name", "replica-b", "--tokens-file", a.dataDir.appendingPathComponent("tokens.csv").path])
+        let b = try ControllerProcess(extraArgs: common + ["--replica-name", "replica-b", "--tokens-file", a.dataDir.appendingPathComponent("tokens.csv").path],
+                                      port: portB)
         try await b.start(waitForServing: false)
         defer { Task { await b.shutdown() } }
         try await Task.sleep(for: .seconds(4))   // longer than the lease: A keeps it
@@ -46,19 +48,29 @@ struct ControllerReplicasTests {
         let n2 = FakeAgentHeartbeat(client: bootstrap, name: "node-b")
         try await n1.register()
         try await n2.register()
-        #expect(try a.cli(["apply", "-f", quickstart]).0 == 0)
+        #expect(try await a.cli(["apply", "-f", quickstart]).0 == 0)
         _ = try await eventually("placement", timeout: .seconds(60)) { () -> ServingDeployment? in
             try await n1.converge(); try await n2.converge()
             let d = try await a.client.deployment("smollm2")
             return d.status?.assignments.count == 2 ? d : nil
         }
-        #expect(try a.cli(["scale", "smollm2", "--decode", "2"]).0 == 0)
+        #expect(try await a.cli(["scale", "smollm2", "--decode", "2"]).0 == 0)
         let before = try await eventually("scale-up placement") { () -> ServingDeployment? in
             let d = try await a.client.deployment("smollm2")
             return d.status?.assignments.count == 3 ? d : nil
         }
         let decisionsBefore = try await a.client.decisions(deployment: "default/smollm2").items.count
         let caA = try String(contentsOf: a.dataDir.appendingPathComponent("ca.crt"), encoding: .utf8)
+
+        // A client that knows both replicas, and the CLI with such a client.json.
+        let both = ClientConfiguration(server: "https://127.0.0.1:\(portA),https://127.0.0.1:\(portB)",
+                                       certificateAuthority: a.dataDir.appendingPathComponent("ca.crt").path, token: try a.token("admin"))
+        let bothPath = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-both-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: bothPath) }
+        try JSONCoding.encoder.encode(both).write(to: bothPath)
+        let multi = try ControllerClient(config: both)
+        defer { Task { try? await multi.shutdown() } }
+        #expect(try await multi.deployment("smollm2").metadata.uid == before.metadata.uid)
 
         // kill -9 the leader: B serves within the lease (plus a poll), with everything A accepted.
         let killed = ContinuousClock.now
@@ -72,6 +84,10 @@ struct ControllerReplicasTests {
         #expect(Set(after.status?.assignments ?? []) == Set(before.status?.assignments ?? []))
         #expect(try await b.client.decisions(deployment: "default/smollm2").items.count >= decisionsBefore)
         #expect(try String(contentsOf: b.dataDir.appendingPathComponent("ca.crt"), encoding: .utf8) == caA, "one CA for every replica")
+        // The client that knows both goes to B now; so does the CLI.
+        #expect(try await multi.deployment("smollm2").metadata.uid == before.metadata.uid)
+        let cli = try await a.cli(["get", "deployments", "--config", bothPath.path])
+        #expect(cli.0 == 0 && cli.1.contains("smollm2"), "\(cli)")
         // The nodes' credentials, minted by A, work on B.
         var nodeConfig = b.client.config
         nodeConfig.token = try a.token("node")   // B reads A's tokens file
@@ -101,6 +117,7 @@ struct ControllerReplicasTests {
         let bEvents = b.log().components(separatedBy: "\"event\":\"")
         #expect(bEvents.firstIndex { $0.hasPrefix("Resigned") } ?? .max < bEvents.lastIndex { $0.hasPrefix("Stopped") } ?? -1, "\(b.log())")
         #expect(try await a.client.deployment("smollm2").metadata.labels?["edited"] == "by-b")
+        #expect(try await multi.deployment("smollm2").metadata.labels?["edited"] == "by-b", "the two-replica client follows back to A")
 
         // A leader whose lease is taken from it (a stall longer than the lease would do the same)
         // stops: exit 1, saying so.
@@ -145,7 +162,7 @@ struct ControllerReplicasTests {
         while noKey.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
         #expect(noKey.exitStatus == 1 && noKey.log().contains("needs --ca-kek"), "\(noKey.log())")
 
-        let sqliteWithKey = try a.cli(["controller", "--data-dir", "/tmp/ampd-unused-\(UUID().uuidString)", "--ca-kek", kek])
+        let sqliteWithKey = try await a.cli(["controller", "--data-dir", "/tmp/ampd-unused-\(UUID().uuidString)", "--ca-kek", kek])
         #expect(sqliteWithKey.0 != 0 && sqliteWithKey.2.contains("are for --store etcd"), "\(sqliteWithKey)")
     }
 }

@@ -95,7 +95,7 @@ struct GatewayEndToEndTests {
         if a2.ampd.placement == "local" { #expect(a2.ampd.cachedTokens > 40 && a2.ampd.kvBytesMoved == 0) }
 
         // Round 1 gave the same tokens as one engine computing the whole request.
-        let local = try ctl.cli(["generate", "--chat", q1, "--max-tokens", "12", "--json"])
+        let local = try await ctl.cli(["generate", "--chat", q1, "--max-tokens", "12", "--json"])
         struct Gen: Decodable { let text: String }
         #expect(try JSONDecoder().decode(Gen.self, from: Data(local.1.utf8)).text.hasPrefix(a1.choices[0].message.content))
 
@@ -147,7 +147,7 @@ extension GatewayEndToEndTests {
         #expect(s1 == 200, "\(b1)")
         let a1 = try JSONDecoder().decode(ChatAnswer.self, from: Data(b1.utf8))
         #expect(a1.ampd.kvOutcome == "recomputed-transport")
-        let local = try ctl.cli(["generate", "--chat", "What is the capital of France?", "--max-tokens", "12", "--json"])
+        let local = try await ctl.cli(["generate", "--chat", "What is the capital of France?", "--max-tokens", "12", "--json"])
         struct Gen: Decodable { let text: String }
         #expect(try JSONDecoder().decode(Gen.self, from: Data(local.1.utf8)).text.hasPrefix(a1.choices[0].message.content))
         let metrics = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(10))
@@ -155,7 +155,7 @@ extension GatewayEndToEndTests {
 
         // onTransferFailure: fail → an error naming the transfer.
         let failing = manifest.replacingOccurrences(of: "onTransferFailure: recompute", with: "onTransferFailure: fail")
-        #expect(try ctl.cli(["apply", "-f", "-"], stdin: failing).0 == 0)
+        #expect(try await ctl.cli(["apply", "-f", "-"], stdin: failing).0 == 0)
         let (s2, b2) = try await eventually("fail policy in effect") { () -> (Int, String)? in
             let r = try await post(http, "http://127.0.0.1:\(port)/v1/chat/completions", body, session: "r-\(UUID())")
             return r.0 == 502 ? r : nil
@@ -197,7 +197,7 @@ extension GatewayEndToEndTests {
         let a1 = try JSONDecoder().decode(ChatAnswer.self, from: Data(b1.utf8))
         #expect(a1.ampd.placement == "local" && a1.ampd.reason.contains("aggregate") && a1.ampd.kvBytesMoved == 0)
 
-        #expect(try ctl.cli(["apply", "-f", "-"], stdin: manifest.replacingOccurrences(of: "reorderWindow: 3", with: "reorderWindow: 3\n    onPrefillUnavailable: fail")).0 == 0)
+        #expect(try await ctl.cli(["apply", "-f", "-"], stdin: manifest.replacingOccurrences(of: "reorderWindow: 3", with: "reorderWindow: 3\n    onPrefillUnavailable: fail")).0 == 0)
         let (s2, b2) = try await eventually("fail policy in effect") { () -> (Int, String)? in
             let r = try await post(http, "http://127.0.0.1:\(port)/v1/chat/completions", body, session: "e-\(UUID())")
             return r.0 == 503 ? r : nil
@@ -314,7 +314,7 @@ extension GatewayEndToEndTests {
             .replacingOccurrences(of: "tenantIsolation: true", with: "tenantIsolation: false")
             .replacingOccurrences(of: "encryption: aes-256-gcm", with: "encryption: none")
             .replacingOccurrences(of: "onTransferFailure: recompute", with: "onTransferFailure: recompute\n    leaseSeconds: 30")
-        #expect(try ctl.cli(["apply", "-f", "-"], stdin: changed).0 == 0)
+        #expect(try await ctl.cli(["apply", "-f", "-"], stdin: changed).0 == 0)
         let after = try await eventually("new pool settings in force", timeout: .seconds(60)) { () -> KVPoolReport? in
             let p = try await pools().first { $0.deployment == "default/smollm2" }
             return p?.blockTokens == 32 ? p : nil
@@ -377,7 +377,7 @@ extension GatewayEndToEndTests {
         let c = cluster.client()
         for policy in ["colocated", "static-pd"] {
             if policy == "static-pd" {
-                #expect(try ctl.cli(["apply", "-f", "-"], stdin: try quickstartManifest(routing: "policy: static-pd")).0 == 0)
+                #expect(try await ctl.cli(["apply", "-f", "-"], stdin: try quickstartManifest(routing: "policy: static-pd")).0 == 0)
                 _ = try await eventually("static-pd with a prefill instance", timeout: .seconds(60)) { () -> Bool? in
                     let (s, b) = try await c.send([("user", "Hi")], session: "probe-\(UUID())", maxTokens: 1)
                     return s == 200 && b.contains("\"placement\":\"remote\"") ? true : nil
@@ -421,7 +421,7 @@ extension GatewayEndToEndTests {
         let onSecond = first.filter { $0.ampd.decodeInstanceName == "smollm2-decode-1" }.count
         #expect(onSecond >= 2 && onSecond <= 6, "sessions spread over both decode instances")
         // Scale the decode pool down to one: decode-1 drains, and its sessions move to decode-0.
-        #expect(try ctl.cli(["apply", "-f", "-"], stdin: try quickstartManifest(routing: "policy: colocated")).0 == 0)
+        #expect(try await ctl.cli(["apply", "-f", "-"], stdin: try quickstartManifest(routing: "policy: colocated")).0 == 0)
         _ = try await eventually("sessions handed off", timeout: .seconds(40)) { () -> Bool? in
             gw.log().split(separator: "\n").filter { $0.contains("\"SessionHandedOff\"") }.count == onSecond ? true : nil
         }
@@ -448,7 +448,7 @@ extension GatewayEndToEndTests {
         let two = try AgentProcess(controller: ctl, name: "host-two")
         defer { _ = one.stop(); _ = two.stop() }
         _ = try await eventually("agents enrolled") { (try one.port(), try two.port()).0 }
-        #expect(try ctl.cli(["apply", "-f", "-"], stdin: try quickstartManifest(routing: "policy: static-pd")).0 == 0)
+        #expect(try await ctl.cli(["apply", "-f", "-"], stdin: try quickstartManifest(routing: "policy: static-pd")).0 == 0)
         _ = try await waitReady(ctl)
         let gw = try GatewayProcess(controller: ctl)
         defer { _ = gw.stop() }

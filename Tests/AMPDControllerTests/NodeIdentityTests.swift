@@ -59,7 +59,7 @@ struct NodeIdentityTests {
         let c: ControllerClient = ctl.client
         #expect(try await c.raw(.PUT, "\(Self.nodes)/node-a/heartbeat", body: beat, token: ca).0 == 200)
         // Deleting the node revokes it; the name can be enrolled again.
-        #expect(try ctl.cli(["delete", "node", "node-a"]).0 == 0)
+        #expect(try await ctl.cli(["delete", "node", "node-a"]).0 == 0)
         #expect(try await c.raw(.PUT, "\(Self.nodes)/node-a/heartbeat", body: beat, token: ca).0 == 401)
         let (again, _, headers) = try await c.exchange(.POST, Self.nodes, body: Self.registration("node-a"), token: bootstrapToken)
         #expect(again == 201 && headers.first(name: NodeCredentialHeader.name) != nil)

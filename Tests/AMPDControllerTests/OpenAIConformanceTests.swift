@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import AMPDTestSupport
 import Foundation
 import NIOCore
 import Testing
@@ -41,9 +42,8 @@ struct OpenAIConformanceTests {
         p.standardOutput = out
         p.standardError = out
         try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0 && text.contains("all checks passed"), "\(text)\n\(gw.log().suffix(4000))")
+        let (status, text) = try await waitForExit(p, reading: out)
+        #expect(status == 0 && text.contains("all checks passed"), "\(text)\n\(gw.log().suffix(4000))")
     }
 
     @Test("API keys: no key or a wrong one is 401; the key's tenant owns the session, whatever the client says")
@@ -81,7 +81,7 @@ struct OpenAIConformanceTests {
         guard AgentInstancesTests.modelAvailable else { return }
         let cluster = try await GatewayCluster.start(gatewayArgs: { ctl in ["--api-keys", try keysFile(ctl.dataDir)] })
         defer { cluster.stop() }
-        func loadgen(_ extra: [String], environment: [String: String] = [:]) throws -> String {
+        func loadgen(_ extra: [String], environment: [String: String] = [:]) async throws -> String {
             let p = Process()
             p.executableURL = Binaries.ampd
             p.arguments = ["loadgen", "--url", cluster.base, "--rate", "2", "--duration", "2", "--rounds", "1", "--initial", "20",
@@ -91,14 +91,12 @@ struct OpenAIConformanceTests {
             p.standardOutput = out
             p.standardError = out
             try p.run()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            return text
+            return try await waitForExit(p, reading: out).output
         }
-        let keyed = try loadgen(["--api-key", "key-a-0123456789abcdef"])
+        let keyed = try await loadgen(["--api-key", "key-a-0123456789abcdef"])
         #expect(keyed.contains("| failed rounds | 0 |"), "\(keyed)")
-        #expect(try loadgen([], environment: ["AMPD_API_KEY": "key-b-0123456789abcdef"]).contains("| failed rounds | 0 |"))
-        let keyless = try loadgen([], environment: ["AMPD_API_KEY": ""])
+        #expect(try await loadgen([], environment: ["AMPD_API_KEY": "key-b-0123456789abcdef"]).contains("| failed rounds | 0 |"))
+        let keyless = try await loadgen([], environment: ["AMPD_API_KEY": ""])
         #expect(keyless.contains("| failed rounds | 3 (first:") && keyless.contains("invalid_api_key"), "\(keyless)")
     }
 

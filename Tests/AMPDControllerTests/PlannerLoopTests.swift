@@ -50,8 +50,8 @@ import Testing
         try await node.register(count: 16)
         let auto = Self.manifest(name: "auto", mode: "auto", prefill: "autoscale: {min: 1, max: 4}", decode: "autoscale: {min: 1, max: 4}")
         let suggest = Self.manifest(name: "suggest", mode: "suggest", prefill: "replicas: 1", decode: "replicas: 1")
-        #expect(try ctl.cli(["apply", "-f", "-"], stdin: auto).0 == 0)
-        #expect(try ctl.cli(["apply", "-f", "-"], stdin: suggest).0 == 0)
+        #expect(try await ctl.cli(["apply", "-f", "-"], stdin: auto).0 == 0)
+        #expect(try await ctl.cli(["apply", "-f", "-"], stdin: suggest).0 == 0)
 
         // No gateway has reported yet: the planner waits and says so.
         let waiting = try await eventually("waiting") { () -> PlannerStatus? in

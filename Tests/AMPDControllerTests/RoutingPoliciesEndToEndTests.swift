@@ -173,7 +173,7 @@ struct RoutingPoliciesEndToEndTests {
         #expect(r1.ampd.placement == "remote")            // nothing observed yet: eligible
         let r2 = try await c.chat([("user", Self.q1), ("assistant", r1.choices[0].message.content), ("user", Self.q2)], session: "alpha")
         #expect(r2.ampd.placement == "local" && r2.ampd.reason.contains("no prefill worker under α"), "\(r2.ampd.reason)")
-        #expect(try ctl.cli(["apply", "-f", "-"], stdin: try manifest(alpha: 2, window: 3)).0 == 0)
+        #expect(try await ctl.cli(["apply", "-f", "-"], stdin: try manifest(alpha: 2, window: 3)).0 == 0)
         _ = try await eventually("alpha 2 in force") { try await c.routing().routing.alpha == 2 ? true : nil }
         let r3 = try await c.chat([("user", Self.q1), ("assistant", r1.choices[0].message.content), ("user", Self.q2),
                                    ("assistant", r2.choices[0].message.content), ("user", "Thanks.")], session: "alpha")
@@ -196,7 +196,7 @@ struct RoutingPoliciesEndToEndTests {
         #expect(b3.ampd.placement == "remote" && c3.ampd.placement == "remote")
         #expect(c3.ampd.queue.overtook == 1 && c3.ampd.queue.reorder.contains("Algorithm 2 (window 3)"), "\(c3.ampd.queue)")
         #expect(b3.ampd.queue.postponed == 1)
-        #expect(try ctl.cli(["apply", "-f", "-"], stdin: try manifest(alpha: 2, window: 1)).0 == 0)
+        #expect(try await ctl.cli(["apply", "-f", "-"], stdin: try manifest(alpha: 2, window: 1)).0 == 0)
         _ = try await eventually("window 1 in force") { try await c.routing().routing.reorderWindow == 1 ? true : nil }
         let (b1, c1) = try await queueRun("w1")
         #expect(b1.ampd.queue.overtook == 0 && c1.ampd.queue.overtook == 0 && c1.ampd.queue.reorder.isEmpty)

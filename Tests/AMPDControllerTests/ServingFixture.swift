@@ -21,7 +21,11 @@ func startQuickstart(agent name: String = "cpu-host", agentArgs: [String] = ["--
     try await ctl.start()
     let agent = try AgentProcess(controller: ctl, name: name, extra: agentArgs)
     _ = try await eventually("agent \(name) enrolled") { try agent.port() }
-    let (code, _, err) = try manifest.map { try ctl.cli(["apply", "-f", "-"], stdin: $0) } ?? ctl.cli(["apply", "-f", quickstart])
+    let (code, _, err) = if let manifest {
+        try await ctl.cli(["apply", "-f", "-"], stdin: manifest)
+    } else {
+        try await ctl.cli(["apply", "-f", quickstart])
+    }
     #expect(code == 0, "\(err)")
     if waitForReady { _ = try await waitReady(ctl) }
     return (ctl, agent)

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import AMPDTestSupport
 import Foundation
 import NIOCore
 import Testing
@@ -43,9 +44,8 @@ struct UpCommandTests {
         }
         #expect(res.contains("chat.completion"))
         kill(p.processIdentifier, SIGINT)
-        p.waitUntilExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(p.terminationStatus == 0, "\(text)")
+        let (status, text) = try await waitForExit(p, reading: out)
+        #expect(status == 0, "\(text)")
         #expect(text.contains("curl -s http://127.0.0.1:\(port)/v1/chat/completions") && text.contains("API key     \(key)"))
         #expect(text.contains("stopped controller (exit 0)") && text.contains("stopped gateway (exit 0)"))
     }

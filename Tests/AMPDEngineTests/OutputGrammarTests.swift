@@ -1,3 +1,4 @@
+import AMPDTestSupport
 import Foundation
 import Testing
 @testable import AMPDEngine
@@ -15,16 +16,18 @@ func matches(_ grammar: OutputGrammar, _ text: String) -> (accepted: Bool, compl
 @Suite("Output grammars")
 struct OutputGrammarTests {
     @Test("JSON objects are accepted whole and complete; broken ones are refused at the first bad byte")
-    func jsonObjects() {
-        for ok in [#"{}"#, #"{"a":1}"#, #"{ "a" : [1, -2.5e+3, true, false, null, "x\"\u00e9"], "b": {"c": {}} }"#, #"{"":0}"#, "{\n  \"k\": [ ]\n}"] {
-            #expect(matches(.jsonObject, ok) == (true, true), "\(ok)")
-        }
-        for prefix in [#"{"a":"#, #"{"#, #"{"a":[1,"#, #"{"a":-"#] {
-            #expect(matches(.jsonObject, prefix) == (true, false), "\(prefix)")
-        }
-        for bad in [#"[1]"#, #"{,}"#, #"{"a" 1}"#, #"{"a":tru}"#, #"{"a":01}"#, #"{"a":1,}"#, #"{"a":1]"#, #"{} "#, #"{}}"#, #"{"a":"\x"}"#,
-                    "{\"a\":\"\u{01}\"}", #"{a:1}"#, #"{"a":1.}"#, #"{"a":.5}"#, #"{"a":+1}"#] {
-            #expect(!matches(.jsonObject, bad).accepted || !matches(.jsonObject, bad).complete, "\(bad)")
+    func jsonObjects() async {
+        await offPool {
+            for ok in [#"{}"#, #"{"a":1}"#, #"{ "a" : [1, -2.5e+3, true, false, null, "x\"\u00e9"], "b": {"c": {}} }"#, #"{"":0}"#, "{\n  \"k\": [ ]\n}"] {
+                #expect(matches(.jsonObject, ok) == (true, true), "\(ok)")
+            }
+            for prefix in [#"{"a":"#, #"{"#, #"{"a":[1,"#, #"{"a":-"#] {
+                #expect(matches(.jsonObject, prefix) == (true, false), "\(prefix)")
+            }
+            for bad in [#"[1]"#, #"{,}"#, #"{"a" 1}"#, #"{"a":tru}"#, #"{"a":01}"#, #"{"a":1,}"#, #"{"a":1]"#, #"{} "#, #"{}}"#, #"{"a":"\x"}"#,
+                        "{\"a\":\"\u{01}\"}", #"{a:1}"#, #"{"a":1.}"#, #"{"a":.5}"#, #"{"a":+1}"#] {
+                #expect(!matches(.jsonObject, bad).accepted || !matches(.jsonObject, bad).complete, "\(bad)")
+            }
         }
     }
 
@@ -39,42 +42,44 @@ struct OutputGrammarTests {
     }
 
     @Test("every object JSONSerialization writes is accepted and complete; whatever the matcher completes, JSONSerialization reads as an object")
-    func agreesWithFoundation() throws {
-        var rng = SeededGenerator(seed: 7)
-        func value(_ depth: Int) -> Any {
-            switch Int(rng.next() % (depth > 3 ? 4 : 6)) {
-            case 0: return Int(rng.next() % 2000) - 1000
-            case 1: return Double(Int(rng.next() % 100_000)) / 64
-            case 2: return ["", "a b", "q\"uote", "back\\slash", "é", "line\nbreak", "tab\t"][Int(rng.next() % 7)]
-            case 3: return [true, false, NSNull()][Int(rng.next() % 3)]
-            case 4: return (0..<Int(rng.next() % 4)).map { _ in value(depth + 1) }
-            default: return object(depth + 1)
+    func agreesWithFoundation() async throws {
+        try await offPool {
+            var rng = SeededGenerator(seed: 7)
+            func value(_ depth: Int) -> Any {
+                switch Int(rng.next() % (depth > 3 ? 4 : 6)) {
+                case 0: return Int(rng.next() % 2000) - 1000
+                case 1: return Double(Int(rng.next() % 100_000)) / 64
+                case 2: return ["", "a b", "q\"uote", "back\\slash", "é", "line\nbreak", "tab\t"][Int(rng.next() % 7)]
+                case 3: return [true, false, NSNull()][Int(rng.next() % 3)]
+                case 4: return (0..<Int(rng.next() % 4)).map { _ in value(depth + 1) }
+                default: return object(depth + 1)
+                }
             }
-        }
-        func object(_ depth: Int) -> [String: Any] {
-            Dictionary(uniqueKeysWithValues: (0..<Int(rng.next() % 4)).map { i in ("k\(i)", value(depth)) })
-        }
-        for _ in 0..<300 {
-            let data = try JSONSerialization.data(withJSONObject: object(0), options: [.prettyPrinted])
-            let text = String(decoding: data, as: UTF8.self)
-            #expect(matches(.jsonObject, text) == (true, true), "\(text)")
-        }
-        // Soundness: random strings over JSON's alphabet that the matcher completes are JSON objects.
-        let alphabet = Array(#"{}[]:,"a1-.e0 tfn\"#.utf8)
-        var completed = 0
-        for _ in 0..<200_000 {
-            var m = GrammarMatcher(.jsonObject)
-            var bytes: [UInt8] = []
-            while bytes.count < 24, !m.isComplete {
-                let b = alphabet[Int(rng.next() % UInt64(alphabet.count))]
-                if m.accepts([b]) { m.advance([b]); bytes.append(b) } else if rng.next() % 4 == 0 { break }
+            func object(_ depth: Int) -> [String: Any] {
+                Dictionary(uniqueKeysWithValues: (0..<Int(rng.next() % 4)).map { i in ("k\(i)", value(depth)) })
             }
-            guard m.isComplete else { continue }
-            completed += 1
-            let parsed = try? JSONSerialization.jsonObject(with: Data(bytes))
-            #expect(parsed is [String: Any], "\(String(decoding: bytes, as: UTF8.self))")
+            for _ in 0..<300 {
+                let data = try JSONSerialization.data(withJSONObject: object(0), options: [.prettyPrinted])
+                let text = String(decoding: data, as: UTF8.self)
+                #expect(matches(.jsonObject, text) == (true, true), "\(text)")
+            }
+            // Soundness: random strings over JSON's alphabet that the matcher completes are JSON objects.
+            let alphabet = Array(#"{}[]:,"a1-.e0 tfn\"#.utf8)
+            var completed = 0
+            for _ in 0..<200_000 {
+                var m = GrammarMatcher(.jsonObject)
+                var bytes: [UInt8] = []
+                while bytes.count < 24, !m.isComplete {
+                    let b = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                    if m.accepts([b]) { m.advance([b]); bytes.append(b) } else if rng.next() % 4 == 0 { break }
+                }
+                guard m.isComplete else { continue }
+                completed += 1
+                let parsed = try? JSONSerialization.jsonObject(with: Data(bytes))
+                #expect(parsed is [String: Any], "\(String(decoding: bytes, as: UTF8.self))")
+            }
+            #expect(completed > 100)
         }
-        #expect(completed > 100)
     }
 
     @Test("a tool call in the model's format: a literal, one of the names (one a prefix of another), the arguments object, a literal")
