@@ -166,3 +166,116 @@ struct ControllerReplicasTests {
         #expect(sqliteWithKey.0 != 0 && sqliteWithKey.2.contains("are for --store etcd"), "\(sqliteWithKey)")
     }
 }
+
+/// Three replicas on one etcd; a client that knows all three applies and updates while the
+/// leader is killed again and again (each killed replica restarted, as its supervisor would).
+@Suite("Controller replicas under leader kills", .serialized)
+struct ControllerLeaderKillTests {
+    /// How one write ended, after retries through leader changes.
+    enum Outcome { case applied, alreadyThere }
+
+    @Test("200 writes while the leader is SIGKILLed 5 times: every acknowledged write is there once, updates are not lost, nodes and deployments converge")
+    func writesThroughLeaderKills() async throws {
+        guard EtcdProcess.available else { return }
+        let etcd = EtcdProcess()
+        try await etcd.start()
+        defer { etcd.stop() }
+        let kek = try keyEncryptionKeyFile()
+        defer { try? FileManager.default.removeItem(atPath: kek) }
+        let url = etcd.url(prefix: "/kills")
+        let ports = try (0..<3).map { _ in try EtcdProcess.freePort() }
+        let common = ["--store", url, "--ca-kek", kek, "--lease-seconds", "2", "--node-grace-seconds", "300"]
+        var replicas: [ControllerProcess] = []
+        for i in 0..<3 {
+            let tokens = i == 0 ? [] : ["--tokens-file", replicas[0].dataDir.appendingPathComponent("tokens.csv").path]
+            let r = try ControllerProcess(extraArgs: common + ["--replica-name", "r\(i)"] + tokens, port: ports[i])
+            try await r.start(waitForServing: i == 0)
+            replicas.append(r)
+        }
+        defer { for r in replicas { Task { await r.shutdown() } } }
+        let first = replicas[0]
+        let servers = ports.map { "https://127.0.0.1:\($0)" }.joined(separator: ",")
+        let ca = first.dataDir.appendingPathComponent("ca.crt").path
+        let admin = try ControllerClient(config: ClientConfiguration(server: servers, certificateAuthority: ca, token: try first.token("admin")))
+        let nodeClient = try ControllerClient(config: ClientConfiguration(server: servers, certificateAuthority: ca, token: try first.token("node")))
+        defer { Task { try? await admin.shutdown(); try? await nodeClient.shutdown() } }
+        let nodes = [FakeAgentHeartbeat(client: nodeClient, name: "node-a"), FakeAgentHeartbeat(client: nodeClient, name: "node-b")]
+        for n in nodes { try await n.register(count: 32) }
+        #expect(try await first.cli(["apply", "-f", quickstart]).0 == 0)
+        let template = try await admin.deployment("smollm2")
+
+        /// Runs a write until it is acknowledged, through unreachable replicas and 503s.
+        func untilAcknowledged(_ write: () async throws -> Outcome) async throws -> Outcome {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while true {
+                do { return try await write() } catch let e as ClientError where e.status == nil || e.status?.code == 503 {
+                    guard ContinuousClock.now < deadline else { throw e }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+        }
+
+        var created: [String] = []
+        var lastValue: [String: String] = ["smollm2": ""]
+        var outages: [Duration] = []
+        var killedAt: ContinuousClock.Instant?
+        for op in 0..<200 {
+            if op % 40 == 20 {
+                // Kill whoever leads now, and start it again as a standby.
+                let leader = try #require(try await EtcdClient(try EtcdLocation(parsing: url))
+                    .range(RangeRequest(key: Data("/kills/leader".utf8))).items.first.map { String(decoding: $0.bytes, as: UTF8.self) })
+                let index = Int(leader.dropFirst())!
+                try await replicas[index].stop(signal: SIGKILL)
+                killedAt = .now
+                try await replicas[index].start(waitForServing: false)
+            }
+            if op % 10 == 0 {
+                // Create (once: a retry after an unknown outcome finds it there).
+                let name = "d\(op / 10)"
+                var d = ServingDeployment(metadata: ObjectMeta(name: name, namespace: "default"), spec: template.spec)
+                d.metadata.labels = ["n": "created"]
+                let outcome = try await untilAcknowledged {
+                    do { _ = try await admin.create(d); return .applied } catch let e as ClientError where e.status?.code == 409 {
+                        return .alreadyThere
+                    }
+                }
+                if outcome == .alreadyThere { #expect(try await admin.deployment(name).metadata.labels?["n"] == "created") }
+                created.append(name)
+                lastValue[name] = "created"
+            } else {
+                // Compare-and-swap a label on one deployment: a retry whose first try did land
+                // sees its own value and stops (never applied twice over a newer one).
+                let name = (["smollm2"] + created)[op % (created.count + 1)]
+                let value = "op-\(op)"
+                _ = try await untilAcknowledged {
+                    while true {
+                        var d = try await admin.deployment(name)
+                        if d.metadata.labels?["n"] == value { return .alreadyThere }
+                        d.metadata.labels = ["n": value]
+                        do { _ = try await admin.update(d); return .applied } catch let e as ClientError where e.status?.code == 409 {
+                            continue
+                        }
+                    }
+                }
+                lastValue[name] = value
+            }
+            if let k = killedAt {
+                outages.append(ContinuousClock.now - k)
+                killedAt = nil
+            }
+        }
+        print("leader kills: \(outages.count); write unavailable after each kill: \(outages.map { String(format: "%.2f s", Double($0.components.attoseconds) / 1e18 + Double($0.components.seconds)) })")
+        #expect(outages.count == 5)
+
+        // Every acknowledged write is there, once; nothing else is.
+        let all = try await admin.deployments(namespace: "default")
+        #expect(Set(all.map(\.metadata.name)) == Set(lastValue.keys))
+        for d in all { #expect(d.metadata.labels?["n"] == lastValue[d.metadata.name], "\(d.metadata.name)") }
+        // The leader now places them all on the nodes, which heart-beat through the replicas.
+        _ = try await eventually("every deployment Ready", timeout: .seconds(90)) { () -> Bool? in
+            for n in nodes { try await n.converge() }
+            let ds = try await admin.deployments(namespace: "default")
+            return ds.count == lastValue.count && ds.allSatisfy { $0.status?.conditions.first(ofType: "Ready")?.status == .true } ? true : nil
+        }
+    }
+}
