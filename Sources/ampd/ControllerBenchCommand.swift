@@ -3,9 +3,9 @@ import AMPDClient
 import ArgumentParser
 import Foundation
 
-/// `ampd controller-bench`: a real controller process under the load of N
-/// nodes heart-beating at 1 Hz over HTTPS, plus a stream of applies and
-/// scales; prints per-call latency percentiles and the controller's CPU and RSS.
+/// `ampd controller-bench`: a real controller process (or several replicas on etcd) under the
+/// load of N nodes heart-beating at 1 Hz over HTTPS, plus a stream of applies and scales;
+/// prints per-call latency percentiles and each process's CPU and peak RSS.
 struct ControllerBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "controller-bench",
@@ -23,24 +23,72 @@ struct ControllerBenchCommand: AsyncParsableCommand {
     @Option(help: "Deployments the applies and scales cycle over.")
     var deployments: Int = 20
 
-    func run() async throws {
-        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-bench-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dataDir) }
-        let controller = Process()
-        controller.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
-        controller.arguments = ["controller", "--exit-with-parent", "--data-dir", dataDir.path, "--port", "0",
-                                "--node-grace-seconds", "30", "--log-level", "warning"]
-        controller.standardOutput = FileHandle.nullDevice
-        controller.standardError = FileHandle.nullDevice
-        try controller.run()
-        defer { if controller.isRunning { controller.terminate(); controller.waitUntilExit() } }
-        let configPath = dataDir.appendingPathComponent("client.json").path
-        let deadline = Date().addingTimeInterval(30)
-        while !FileManager.default.fileExists(atPath: configPath) {
-            guard controller.isRunning, Date() < deadline else { throw ValidationError("the controller did not start") }
-            try await Task.sleep(for: .milliseconds(50))
+    @Option(help: "The controllers' store (default: SQLite in a temporary data directory); etcd://… for replicas.")
+    var store: String?
+
+    @Option(help: "Controller replicas sharing the store (more than one needs --store etcd://…): one leads and serves, the others wait.")
+    var replicas: Int = 1
+
+    @Option(name: .customLong("measure-pid"), help: "NAME=PID of another process (etcd) whose CPU and peak RSS to report too (repeatable).")
+    var measurePIDs: [String] = []
+
+    func validate() throws {
+        guard nodes >= 1, duration >= 1, writesPerSecond > 0, deployments >= 1 else {
+            throw ValidationError("--nodes, --duration, --writes-per-second and --deployments must be positive")
         }
+        guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1") }
+        if replicas > 1 && !(store ?? "").hasPrefix("etcd://") { throw ValidationError("--replicas \(replicas) needs --store etcd://…") }
+        for m in measurePIDs where m.split(separator: "=").count != 2 || Int32(m.split(separator: "=").last ?? "") == nil {
+            throw ValidationError("--measure-pid takes NAME=PID; got \(m)")
+        }
+    }
+
+    func run() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        var storeArgs: [String] = []
+        if let store {
+            storeArgs = ["--store", store]
+            if store.hasPrefix("etcd://") {
+                let kek = root.appendingPathComponent("kek")
+                try Data((0..<32).map { _ in UInt8.random(in: 0...255) }).write(to: kek)
+                storeArgs += ["--ca-kek", kek.path]
+            }
+        }
+        // Replica 0 starts first and leads; the others share its tokens and wait.
+        var controllers: [(name: String, process: Process)] = []
+        defer { for c in controllers where c.process.isRunning { c.process.terminate(); c.process.waitUntilExit() } }
+        let dataDir = root.appendingPathComponent("r0")
+        for i in 0..<replicas {
+            let dir = root.appendingPathComponent("r\(i)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let controller = Process()
+            controller.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
+            controller.arguments = ["controller", "--exit-with-parent", "--data-dir", dir.path, "--port", "0",
+                                    "--node-grace-seconds", "30", "--log-level", "warning"] + storeArgs
+                + (replicas > 1 ? ["--replica-name", "r\(i)"] : [])
+                + (i > 0 ? ["--tokens-file", dataDir.appendingPathComponent("tokens.csv").path] : [])
+            controller.standardOutput = FileHandle.nullDevice
+            controller.standardError = FileHandle.nullDevice
+            try controller.run()
+            controllers.append((replicas > 1 ? "controller r\(i)" : "controller", controller))
+            if i == 0 {
+                let deadline = Date().addingTimeInterval(30)
+                while !FileManager.default.fileExists(atPath: dataDir.appendingPathComponent("client.json").path) {
+                    guard controller.isRunning, Date() < deadline else { throw ValidationError("the controller did not start") }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+        }
+        let controller = controllers[0].process
+        var measured = controllers.map { ($0.name, $0.process.processIdentifier) }
+        for m in measurePIDs {
+            let parts = m.split(separator: "=")
+            measured.append((String(parts[0]), Int32(parts[1])!))
+        }
+        let pids = measured.map(\.1)
+        let configPath = dataDir.appendingPathComponent("client.json").path
         let config = try ClientConfiguration.load(URL(fileURLWithPath: configPath))
         let admin = try ControllerClient(config: config)
         var nodeConfig = config
@@ -66,10 +114,9 @@ struct ControllerBenchCommand: AsyncParsableCommand {
             return out
         }
         let manifest = try String(contentsOfFile: "Manifests/quickstart-cpu.yaml", encoding: .utf8)
-        let cpuStart = Self.cpuSeconds(controller.processIdentifier)
+        let cpuStart = measured.map { Self.cpuSeconds($0.1) }
         let wallStart = ContinuousClock.now
         let end = wallStart + .seconds(duration)
-        var peakRSS = 0
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             // Heartbeats: node i beats at offset i/N within each second.
@@ -148,23 +195,26 @@ struct ControllerBenchCommand: AsyncParsableCommand {
             group.addTask {
                 while ContinuousClock.now < end {
                     try await Task.sleep(for: .milliseconds(500))
-                    await recorder.rss(Self.rssBytes(controller.processIdentifier))
+                    for (i, pid) in pids.enumerated() { await recorder.rss(Self.rssBytes(pid), of: i) }
                 }
             }
             try await group.waitForAll()
         }
         let wall = ContinuousClock.now - wallStart
-        let cpu = Self.cpuSeconds(controller.processIdentifier) - cpuStart
-        peakRSS = await recorder.peakRSS
         let wallS = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
-        print("controller under \(nodes) nodes heart-beating at 1 Hz, \(writesPerSecond) applies/s and \(writesPerSecond) scales/s, \(duration) s")
+        let where_ = store.map { replicas > 1 ? "\(replicas) replicas on \($0)" : "store \($0)" } ?? "SQLite store"
+        print("controller (\(where_)) under \(nodes) nodes heart-beating at 1 Hz, \(writesPerSecond) applies/s and \(writesPerSecond) scales/s, \(duration) s")
         print("call                     count  errors   p50 ms   p99 ms   max ms")
         for (kind, stats) in await recorder.summary() {
             let label = kind.padding(toLength: 22, withPad: " ", startingAt: 0)
             print(label + String(format: " %7d %7d %8.2f %8.2f %8.2f", stats.count, stats.errors, stats.p50, stats.p99, stats.max))
         }
-        print(String(format: "controller CPU: %.1f%% of one core (%.1f s over %.1f s); peak RSS %.1f MiB",
-                     100 * cpu / wallS, cpu, wallS, Double(peakRSS) / 1_048_576))
+        for (i, m) in measured.enumerated() {
+            let cpu = Self.cpuSeconds(m.1) - cpuStart[i]
+            let peak = await recorder.peakRSS(of: i)
+            print(String(format: "%@ CPU: %.1f%% of one core (%.1f s over %.1f s); peak RSS %.1f MiB",
+                         m.0, 100 * cpu / wallS, cpu, wallS, Double(peak) / 1_048_576))
+        }
         try? await admin.shutdown()
         try? await nodeClient.shutdown()
     }
@@ -200,7 +250,7 @@ struct ControllerBenchCommand: AsyncParsableCommand {
 actor LatencyRecorder {
     var samples: [String: [Double]] = [:]
     var errors: [String: Int] = [:]
-    var peakRSS = 0
+    var peaks: [Int: Int] = [:]
 
     func record(_ kind: String, since start: ContinuousClock.Instant) {
         let d = ContinuousClock.now - start
@@ -208,7 +258,8 @@ actor LatencyRecorder {
     }
 
     func fail(_ kind: String) { errors[kind, default: 0] += 1 }
-    func rss(_ bytes: Int) { peakRSS = max(peakRSS, bytes) }
+    func rss(_ bytes: Int, of process: Int) { peaks[process] = max(peaks[process] ?? 0, bytes) }
+    func peakRSS(of process: Int) -> Int { peaks[process] ?? 0 }
 
     struct Stats { let count: Int; let errors: Int; let p50: Double; let p99: Double; let max: Double }
 

@@ -279,3 +279,32 @@ struct ControllerLeaderKillTests {
         }
     }
 }
+
+@Suite("controller-bench on replicas")
+struct ControllerBenchReplicasTests {
+    @Test("controller-bench --store etcd --replicas 2 measures the leader under load and reports every replica and --measure-pid; --replicas without etcd is refused")
+    func benchReplicas() async throws {
+        guard EtcdProcess.available else { return }
+        let etcd = EtcdProcess()
+        try await etcd.start()
+        defer { etcd.stop() }
+        func bench(_ args: [String]) async throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = Binaries.ampd
+            p.arguments = ["controller-bench", "--nodes", "3", "--duration", "2"] + args
+            p.currentDirectoryURL = Binaries.packageRoot
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = out
+            try p.run()
+            let r = try await waitForExit(p, reading: out)
+            return (r.status, r.output)
+        }
+        let (status, text) = try await bench(["--store", etcd.url(prefix: "/bench"), "--replicas", "2", "--measure-pid", "self=\(getpid())"])
+        #expect(status == 0, "\(text)")
+        #expect(text.contains("2 replicas on etcd://") && text.contains("controller r0 CPU") && text.contains("controller r1 CPU") && text.contains("self CPU"), "\(text)")
+        #expect(text.contains("heartbeat") && !text.contains("the controller did not start"))
+        let (refused, why) = try await bench(["--replicas", "2"])
+        #expect(refused != 0 && why.contains("needs --store etcd"), "\(why)")
+    }
+}
