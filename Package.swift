@@ -216,7 +216,7 @@ let package = Package(
         .testTarget(name: "AMPDGatewayTests", dependencies: ["AMPDGateway", "AMPDAPI"], swiftSettings: strict),
         .testTarget(
             name: "AMPDControllerTests",
-            dependencies: ["AMPDController", "AMPDClient", "AMPDObservability", "AMPDKVPool", "AMPDPKI", "ampd", "AMPDTestSupport",
+            dependencies: ["AMPDController", "AMPDClient", "AMPDObservability", "AMPDKVPool", "AMPDPKI", "ampd", "AMPDTestSupport", "AMPDEtcd",
                            .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: strict),
     ],

@@ -11,6 +11,8 @@ public struct APIStatus: Codable, Sendable, Hashable, Error, CustomStringConvert
         case methodNotAllowed = "MethodNotAllowed"
         case serviceUnavailable = "ServiceUnavailable"
         case internalError = "InternalError"
+        /// A watch's resourceVersion is older than the server keeps changes for (410).
+        case expired = "Expired"
     }
 
     public struct Details: Codable, Sendable, Hashable {
@@ -71,5 +73,17 @@ public struct ObjectList<Item: Codable & Sendable & Hashable>: Codable, Sendable
         self.kind = kind
         self.metadata = ListMeta(resourceVersion: resourceVersion)
         self.items = items
+    }
+}
+
+/// One line of a watch stream (`?watch=true`), as Kubernetes writes them: `ADDED`, `MODIFIED`,
+/// `DELETED` with the object, or `ERROR` with a Status (410 Expired: list again).
+public struct WatchEvent<Object: Codable & Sendable>: Codable, Sendable {
+    public var type: String
+    public var object: Object
+
+    public init(type: String, object: Object) {
+        self.type = type
+        self.object = object
     }
 }

@@ -93,6 +93,55 @@ public final class ControllerClient: Sendable {
         try await send(.GET, Self.deploymentPath(namespace, name))
     }
 
+    /// Watches deployments (`?watch=true`): ADDED/MODIFIED/DELETED events until the stream is
+    /// dropped or `timeoutSeconds` pass. Without `resourceVersion` the current ones come first as
+    /// ADDED. An ERROR line ends the stream with the server's Status (410 Expired: list again).
+    public func watchDeployments(namespace: String? = nil, resourceVersion: String? = nil,
+                                 timeoutSeconds: Int? = nil) -> AsyncThrowingStream<WatchEvent<ServingDeployment>, any Error> {
+        var path = (namespace.map { Self.deploymentPath($0) } ?? "\(Self.prefix)/servingdeployments") + "?watch=true"
+        if let resourceVersion { path += "&resourceVersion=\(resourceVersion)" }
+        if let timeoutSeconds { path += "&timeoutSeconds=\(timeoutSeconds)" }
+        let (stream, continuation) = AsyncThrowingStream<WatchEvent<ServingDeployment>, any Error>.makeStream()
+        let token = config.token, http = self.http, endpoints = self.endpoints, server = config.server
+        let task = Task {
+            do {
+                let response = try await endpoints.attempt { base in
+                    var req = HTTPClientRequest(url: base + path)
+                    if !token.isEmpty { req.headers.add(name: "Authorization", value: "Bearer \(token)") }
+                    return try await http.execute(req, timeout: .seconds(30))
+                }
+                guard response.status == .ok else {
+                    let data = Data(buffer: try await response.body.collect(upTo: 1 << 20))
+                    let _: ServingDeployment = try Self.decode(Int(response.status.code), data, .GET, path)
+                    throw ClientError(message: "watch answered \(response.status.code)")
+                }
+                var buffer = Data()
+                for try await chunk in response.body {
+                    buffer.append(contentsOf: chunk.readableBytesView)
+                    while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                        let line = Data(buffer[buffer.startIndex..<newline])
+                        buffer = Data(buffer[buffer.index(after: newline)...])
+                        guard !line.isEmpty else { continue }
+                        struct Head: Decodable { var type: String }
+                        let head = try JSONCoding.decoder.decode(Head.self, from: line)
+                        if head.type == "ERROR" {
+                            let status = try JSONCoding.decoder.decode(WatchEvent<APIStatus>.self, from: line).object
+                            throw ClientError(status: status, message: status.message)
+                        }
+                        continuation.yield(try JSONCoding.decoder.decode(WatchEvent<ServingDeployment>.self, from: line))
+                    }
+                }
+                continuation.finish()
+            } catch let e as ClientError {
+                continuation.finish(throwing: e)
+            } catch {
+                continuation.finish(throwing: ClientError(message: "watch on controller at \(server): \(error)"))
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
     public func deployments(namespace: String? = nil) async throws -> [ServingDeployment] {
         let path = namespace.map { Self.deploymentPath($0) } ?? "\(Self.prefix)/servingdeployments"
         let list: ObjectList<ServingDeployment> = try await send(.GET, path)

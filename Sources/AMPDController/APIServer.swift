@@ -24,6 +24,8 @@ struct APIServer: Sendable {
     let ready: ReadinessFlag
     let issuer: CertificateIssuer
     let reports: WorkloadReports
+    /// Opens when the controller begins to shut down: open watches end then.
+    let shuttingDown = Latch()
 
     static let prefix = "/apis/\(APIGroup.group)/\(APIGroup.version)"
     static let maxBody = 1 << 20
@@ -51,11 +53,11 @@ struct APIServer: Sendable {
         }
 
         let ns = "\(Self.prefix)/namespaces/:namespace/servingdeployments"
-        on(r, "\(Self.prefix)/servingdeployments", .get, "listAllDeployments", [.admin, .reader]) { _, _, _ in
-            try await listDeployments(namespace: nil)
+        on(r, "\(Self.prefix)/servingdeployments", .get, "listAllDeployments", [.admin, .reader]) { req, _, _ in
+            try await listDeployments(req, namespace: nil)
         }
-        on(r, ns, .get, "listDeployments", [.admin, .reader]) { _, ctx, _ in
-            try await listDeployments(namespace: try ctx.parameters.require("namespace"))
+        on(r, ns, .get, "listDeployments", [.admin, .reader]) { req, ctx, _ in
+            try await listDeployments(req, namespace: try ctx.parameters.require("namespace"))
         }
         on(r, ns, .post, "createDeployment", [.admin]) { req, ctx, id in
             try await apply(req, ctx, id, name: nil, create: true)
@@ -226,10 +228,93 @@ struct APIServer: Sendable {
 
     // MARK: - Deployments
 
-    private func listDeployments(namespace: String?) async throws -> Response {
-        let items = try await repo.deployments(namespace: namespace)
+    private func listDeployments(_ req: Request, namespace: String?) async throws -> Response {
+        if req.uri.queryParameters["watch"].map(String.init) == "true" { return try await watchDeployments(req, namespace: namespace) }
         let rv = try await repo.store.currentResourceVersion()
+        let items = try await repo.deployments(namespace: namespace)
         return Self.json(ObjectList(kind: "ServingDeploymentList", resourceVersion: String(rv), items: items))
+    }
+
+    /// `?watch=true[&resourceVersion=N][&timeoutSeconds=S]`: one JSON line per change, as
+    /// Kubernetes streams them. Without a resourceVersion (or with 0) the current objects come
+    /// first as ADDED; with one, the changes after it (ERROR 410 Expired when that is older
+    /// than the store keeps: list again). The stream ends after `timeoutSeconds` if given.
+    private func watchDeployments(_ req: Request, namespace: String?) async throws -> Response {
+        let q = req.uri.queryParameters
+        var after: Int64
+        var initial: [ServingDeployment] = []
+        if let text = q["resourceVersion"].map(String.init), !text.isEmpty, text != "0" {
+            guard let rv = Int64(text), rv > 0 else { throw APIStatus.badRequest("resourceVersion: expected a positive integer, got \(text)") }
+            after = rv
+        } else {
+            after = try await repo.store.currentResourceVersion()
+            initial = try await repo.deployments(namespace: namespace)
+        }
+        var timeout: Duration?
+        if let text = q["timeoutSeconds"].map(String.init) {
+            guard let t = Int(text), t > 0 else { throw APIStatus.badRequest("timeoutSeconds: expected a positive integer, got \(text)") }
+            timeout = .seconds(t)
+        }
+        let listed = Dictionary(initial.map { ($0.metadata.key, Int64($0.metadata.resourceVersion ?? "0") ?? 0) }, uniquingKeysWith: max)
+        let first = initial
+        let events = Self.bounded(repo.store.watch(kind: ServingDeployment.kind, namespace: namespace, after: after), by: timeout,
+                                  until: shuttingDown)
+        let repo = self.repo
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            func line(_ value: some Encodable) throws -> ByteBuffer {
+                var b = ByteBuffer(data: try JSONCoding.encoder.encode(value))
+                b.writeString("\n")
+                return b
+            }
+            do {
+                for d in first { try await writer.write(try line(WatchEvent(type: "ADDED", object: d))) }
+                for try await e in events {
+                    let d = try repo.decodeDeployment(e.object)
+                    // A change the initial list already showed is not repeated.
+                    if let seen = listed[d.metadata.key], e.object.resourceVersion <= seen { continue }
+                    try await writer.write(try line(WatchEvent(type: e.type.rawValue, object: d)))
+                }
+            } catch {
+                let status = Self.status(for: error, logger: logger, op: "watchDeployments")
+                try? await writer.write(try line(WatchEvent(type: "ERROR", object: status)))
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// `events`, ended after `timeout` (if any) or when `end` opens (the controller shuts down:
+    /// a watch would otherwise hold its graceful shutdown forever).
+    static func bounded(_ events: AsyncThrowingStream<StoreEvent, any Error>, by timeout: Duration?,
+                        until end: Latch) -> AsyncThrowingStream<StoreEvent, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<StoreEvent, any Error>.makeStream()
+        let forward = Task {
+            do {
+                for try await e in events { continuation.yield(e) }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        let timer = Task {
+            if let timeout {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { try? await Task.sleep(for: timeout) }
+                    group.addTask { await end.wait() }
+                    await group.next()
+                    group.cancelAll()
+                }
+            } else {
+                await end.wait()
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in
+            forward.cancel()
+            timer.cancel()
+        }
+        return stream
     }
 
     private func existing(_ ctx: Context) async throws -> ServingDeployment {
@@ -318,7 +403,7 @@ struct APIServer: Sendable {
                     if clientRV != nil || create { throw APIStatus.conflict(e.message) }
                     if attempt < 4 { continue }   // the controller wrote status meanwhile: read again
                     throw APIStatus.conflict(e.message)
-                case .database, .unavailable, .fenced:
+                case .database, .unavailable, .fenced, .expired:
                     throw e
                 }
             }
@@ -461,6 +546,8 @@ struct APIServer: Sendable {
             case .notFound: return .notFound(e.message)
             case .alreadyExists: return APIStatus(reason: .alreadyExists, code: 409, message: e.message)
             case .conflict: return .conflict(e.message)
+            case .expired:
+                return APIStatus(reason: .expired, code: 410, message: e.message)
             case .unavailable, .fenced:
                 logger.warning("Store unavailable", metadata: ["event": "StoreUnavailable", "operation": "\(op)", "error": "\(e.message)"])
                 return APIStatus(reason: .serviceUnavailable, code: 503, message: "store unavailable: \(e.message)")

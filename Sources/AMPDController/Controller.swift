@@ -170,7 +170,7 @@ public struct Controller: Sendable {
             },
             logger: logger)
 
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: ShutdownNotice(latch: api.shuttingDown))]
         if let leadership { services.append(.init(service: LeadershipGuard(leadership: leadership, logger: logger))) }
         let group = ServiceGroup(configuration: .init(
             services: services + [
@@ -205,6 +205,16 @@ public struct Controller: Sendable {
             group.cancelAll()
             return first
         }
+    }
+}
+
+/// Opens a latch when graceful shutdown begins (so that long-lived responses, watches, end).
+struct ShutdownNotice: Service {
+    let latch: Latch
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        latch.open()
     }
 }
 

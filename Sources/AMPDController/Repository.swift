@@ -12,6 +12,9 @@ struct Repository: Sendable {
         try await store.get(kind: ServingDeployment.kind, namespace: namespace, name: name).map(decodeVersioned)
     }
 
+    /// A deployment from a stored object (a watch event's).
+    func decodeDeployment(_ obj: StoredObject) throws -> ServingDeployment { try decodeVersioned(obj) }
+
     func deployments(namespace: String?) async throws -> [ServingDeployment] {
         try await store.list(kind: ServingDeployment.kind, namespace: namespace).map(decodeVersioned)
     }

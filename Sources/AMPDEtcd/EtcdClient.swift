@@ -58,6 +58,8 @@ public enum EtcdError: Error, Sendable, CustomStringConvertible, Equatable {
     case refused(path: String, status: Int, message: String)
     /// The answer is not what the API describes.
     case malformedResponse(path: String, String)
+    /// A watch's start is older than the cluster's compaction: changes since then are gone.
+    case compacted(revision: Int64)
 
     public var description: String {
         switch self {
@@ -65,6 +67,7 @@ public enum EtcdError: Error, Sendable, CustomStringConvertible, Equatable {
         case .unavailable(let why): "no etcd endpoint answered: \(why.joined(separator: "; "))"
         case .refused(let path, let status, let message): "etcd refused \(path) (HTTP \(status)): \(message)"
         case .malformedResponse(let path, let m): "etcd answered \(path) with something unreadable: \(m)"
+        case .compacted(let r): "etcd has compacted its history up to revision \(r)"
         }
     }
 }
@@ -118,6 +121,57 @@ public final class EtcdClient: Sendable {
     /// Ends a lease now, deleting its keys.
     public func revoke(lease: Int64) async throws {
         let _: LeaseRevokeResponse = try await call("/v3/lease/revoke", LeaseRevokeRequest(ID: EtcdInt(lease)))
+    }
+
+    /// The changes to every key from `key` up to `rangeEnd`, from `startRevision` on, as etcd
+    /// streams them (with each change's previous value), until the stream is dropped or the
+    /// connection ends (then it fails: the watcher starts again from its last revision).
+    public func watch(key: Data, rangeEnd: Data, startRevision: Int64) -> AsyncThrowingStream<WatchResponse, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<WatchResponse, any Error>.makeStream()
+        let request = WatchRequest(createRequest: WatchCreateRequest(key: key, rangeEnd: rangeEnd, startRevision: EtcdInt(startRevision), prevKv: true))
+        let http = self.http, endpoints = self.endpoints
+        let task = Task {
+            do {
+                let payload = try JSONEncoder().encode(request)
+                let response = try await endpoints.attempt { endpoint in
+                    var r = HTTPClientRequest(url: endpoint + "/v3/watch")
+                    r.method = .POST
+                    r.headers.add(name: "content-type", value: "application/json")
+                    r.body = .bytes(ByteBuffer(data: payload))
+                    return try await http.execute(r, timeout: .seconds(30))
+                }
+                guard response.status == .ok else {
+                    throw EtcdError.refused(path: "/v3/watch", status: Int(response.status.code), message: "watch refused")
+                }
+                var buffer = Data()
+                for try await chunk in response.body {
+                    buffer.append(contentsOf: chunk.readableBytesView)
+                    while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                        let line = buffer[buffer.startIndex..<newline]
+                        buffer = Data(buffer[buffer.index(after: newline)...])
+                        guard !line.isEmpty else { continue }
+                        let parsed = try JSONDecoder().decode(WatchLine.self, from: line)
+                        if let e = parsed.error { throw EtcdError.refused(path: "/v3/watch", status: e.code ?? 0, message: e.message ?? e.error ?? "") }
+                        guard let result = parsed.result else { continue }
+                        if let c = result.compactRevision?.value, c > 0 { throw EtcdError.compacted(revision: c) }
+                        if result.canceled == true { throw EtcdError.refused(path: "/v3/watch", status: 0, message: result.cancelReason ?? "watch canceled") }
+                        continuation.yield(result)
+                    }
+                }
+                throw EtcdError.unavailable(["the watch stream ended"])
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    /// Drops the history before `revision` (watches from earlier then fail as compacted).
+    public func compact(revision: Int64) async throws {
+        struct Request: Encodable { var revision: EtcdInt }
+        struct Response: Decodable { var header: ResponseHeader? }
+        let _: Response = try await call("/v3/kv/compaction", Request(revision: EtcdInt(revision)))
     }
 
     /// The cluster's current revision.

@@ -265,3 +265,54 @@ public struct LeaseRevokeRequest: Codable, Sendable {
 public struct LeaseRevokeResponse: Codable, Sendable {
     public var header: ResponseHeader?
 }
+
+// MARK: watches
+
+public struct WatchCreateRequest: Codable, Sendable {
+    public var key: Data
+    public var rangeEnd: Data?
+    public var startRevision: EtcdInt?
+    public var prevKv: Bool?
+    enum CodingKeys: String, CodingKey {
+        case key
+        case rangeEnd = "range_end"
+        case startRevision = "start_revision"
+        case prevKv = "prev_kv"
+    }
+}
+
+public struct WatchRequest: Codable, Sendable {
+    public var createRequest: WatchCreateRequest
+    enum CodingKeys: String, CodingKey { case createRequest = "create_request" }
+}
+
+public struct EtcdWatchEvent: Codable, Sendable {
+    /// "DELETE", or absent for a put.
+    public var type: String?
+    public var kv: KeyValue
+    public var prevKv: KeyValue?
+    enum CodingKeys: String, CodingKey {
+        case type, kv
+        case prevKv = "prev_kv"
+    }
+    public var isDelete: Bool { type == "DELETE" }
+}
+
+public struct WatchResponse: Codable, Sendable {
+    public var header: ResponseHeader?
+    public var created: Bool?
+    public var canceled: Bool?
+    public var compactRevision: EtcdInt?
+    public var cancelReason: String?
+    public var events: [EtcdWatchEvent]?
+    enum CodingKeys: String, CodingKey {
+        case header, created, canceled, events
+        case compactRevision = "compact_revision"
+        case cancelReason = "cancel_reason"
+    }
+}
+
+struct WatchLine: Codable {
+    var result: WatchResponse?
+    var error: ErrorBody?
+}

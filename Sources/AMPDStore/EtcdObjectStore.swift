@@ -119,6 +119,42 @@ public final class EtcdObjectStore: ObjectStore {
         }
     }
 
+    public func watch(kind: String, namespace: String?, after resourceVersion: Int64) -> AsyncThrowingStream<StoreEvent, any Error> {
+        let base = kindPrefix(kind)
+        let p = Data((namespace.map { base + $0 + "/" } ?? base).utf8)
+        let (stream, continuation) = AsyncThrowingStream<StoreEvent, any Error>.makeStream()
+        let client = self.client
+        let task = Task {
+            do {
+                for try await response in client.watch(key: p, rangeEnd: EtcdKeys.rangeEnd(of: p), startRevision: resourceVersion + 1) {
+                    for e in response.events ?? [] {
+                        let rest = String(decoding: e.kv.key, as: UTF8.self).dropFirst(base.count)
+                        guard let slash = rest.firstIndex(of: "/") else { continue }
+                        let (ns, name) = (String(rest[..<slash]), String(rest[rest.index(after: slash)...]))
+                        let body = e.isDelete ? (e.prevKv?.bytes ?? Data()) : e.kv.bytes
+                        let object = StoredObject(kind: kind, namespace: ns, name: name, resourceVersion: e.kv.modRev, body: body)
+                        let type: StoreEvent.Kind = e.isDelete ? .deleted : (e.kv.createRevision?.value == e.kv.modRev ? .added : .modified)
+                        continuation.yield(StoreEvent(type: type, object: object))
+                    }
+                }
+                continuation.finish()
+            } catch let e as EtcdError {
+                if case .compacted(let r) = e {
+                    continuation.finish(throwing: StoreError(.expired(oldest: r),
+                        "resourceVersion \(resourceVersion) is too old: etcd has compacted its history up to \(r); list again"))
+                } else if case .unavailable = e {
+                    continuation.finish(throwing: StoreError(.unavailable, "etcd \(client.location), watch: \(e)"))
+                } else {
+                    continuation.finish(throwing: StoreError(.database, "etcd \(client.location), watch: \(e)"))
+                }
+            } catch {
+                continuation.finish(throwing: StoreError(.database, "etcd \(client.location), watch: \(error)"))
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
     public func currentResourceVersion() async throws -> Int64 {
         try await wrap("revision") { try await client.revision() }
     }

@@ -18,7 +18,7 @@ public struct Fence: Sendable, Hashable {
 public final class Leadership: Sendable {
     public let fence: Fence
     public let lease: Int64
-    private let state = Mutex<(lost: Bool, waiters: [(id: UUID, continuation: CheckedContinuation<Void, Never>)])>((false, []))
+    private let lostLatch = Latch()
     private let renewal = Mutex<Task<Void, Never>?>(nil)
     private let client: EtcdClient
 
@@ -50,38 +50,12 @@ public final class Leadership: Sendable {
         renewal.withLock { $0 = task }
     }
 
-    public var lost: Bool { state.withLock { $0.lost } }
+    public var lost: Bool { lostLatch.isOpen }
 
     /// Returns once leadership is lost, or when the calling task is cancelled.
-    public func waitUntilLost() async {
-        let id = UUID()
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { s -> Bool in
-                    if s.lost || Task.isCancelled { return true }
-                    s.waiters.append((id, c))
-                    return false
-                }
-                if resumeNow { c.resume() }
-            }
-        } onCancel: {
-            let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-                guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return s.waiters.remove(at: i).continuation
-            }
-            waiter?.resume()
-        }
-    }
+    public func waitUntilLost() async { await lostLatch.wait() }
 
-    func markLost() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            guard !s.lost else { return [] }
-            s.lost = true
-            defer { s.waiters = [] }
-            return s.waiters.map(\.continuation)
-        }
-        for w in waiters { w.resume() }
-    }
+    func markLost() { lostLatch.open() }
 
     /// Gives leadership up now (revoking the lease deletes the leader key, so a successor need
     /// not wait for it to expire).

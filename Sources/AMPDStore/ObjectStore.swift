@@ -32,6 +32,9 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
         case unavailable
         /// A write made as leader was refused: this replica is no longer the leader.
         case fenced
+        /// A watch asked for changes after a resourceVersion older than the store still has
+        /// them for (`oldest`: the first it can start after); the client lists again.
+        case expired(oldest: Int64)
         case database
     }
     public var code: Code
@@ -42,6 +45,21 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
         self.message = message
     }
     public var description: String { message }
+}
+
+/// What a watch reports: an object added, modified or deleted (with its last state, and the
+/// resourceVersion of the deletion).
+public struct StoreEvent: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable {
+        case added = "ADDED", modified = "MODIFIED", deleted = "DELETED"
+    }
+    public var type: Kind
+    public var object: StoredObject
+
+    public init(type: Kind, object: StoredObject) {
+        self.type = type
+        self.object = object
+    }
 }
 
 /// A record of the decisions log: a sequence number and a JSON body.
@@ -65,6 +83,10 @@ public protocol ObjectStore: Sendable {
     func delete(kind: String, namespace: String, name: String, precondition: WritePrecondition) async throws -> Bool
     /// The newest resourceVersion handed out.
     func currentResourceVersion() async throws -> Int64
+    /// Every change to objects of `kind` (in `namespace`, or all) after `resourceVersion`, in
+    /// order, then as they happen, until the stream is dropped. Fails with `expired` when the
+    /// store no longer has the changes since then.
+    func watch(kind: String, namespace: String?, after resourceVersion: Int64) -> AsyncThrowingStream<StoreEvent, any Error>
 
     /// Appends records (decisions) and returns them with their sequence numbers.
     func append(records: [(scope: String, encode: @Sendable (Int64) throws -> Data)]) async throws -> [StoredRecord]

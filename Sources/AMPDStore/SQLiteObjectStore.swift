@@ -6,6 +6,7 @@ import GRDB
 public final class SQLiteObjectStore: ObjectStore {
     private let db: DatabaseQueue
     public let path: String
+    private let hub: WatchHub
 
     public init(path: String) throws {
         self.path = path
@@ -18,6 +19,7 @@ public final class SQLiteObjectStore: ObjectStore {
         do {
             db = try DatabaseQueue(path: path, configuration: config)
             try Self.migrator.migrate(db)
+            hub = WatchHub(current: try db.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'resourceVersion'") ?? 0 })
         } catch {
             throw StoreError(.database, "cannot open store \(path): \(error)")
         }
@@ -63,7 +65,7 @@ public final class SQLiteObjectStore: ObjectStore {
 
     public func put(kind: String, namespace: String, name: String, precondition: WritePrecondition,
                     encode: @escaping @Sendable (Int64) throws -> Data) async throws -> StoredObject {
-        try await wrap {
+        let (object, created) = try await wrap {
             try await db.write { db in
                 let existing = try Self.fetch(db, kind, namespace, name)
                 try Self.check(precondition, existing: existing, what: "\(kind) \(namespace)/\(name)")
@@ -73,22 +75,35 @@ public final class SQLiteObjectStore: ObjectStore {
                     INSERT INTO objects (kind, namespace, name, resource_version, body) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (kind, namespace, name) DO UPDATE SET resource_version = excluded.resource_version, body = excluded.body
                     """, arguments: [kind, namespace, name, rv, body])
-                return StoredObject(kind: kind, namespace: namespace, name: name, resourceVersion: rv, body: body)
+                return (StoredObject(kind: kind, namespace: namespace, name: name, resourceVersion: rv, body: body), existing == nil)
             }
         }
+        hub.publish(StoreEvent(type: created ? .added : .modified, object: object))
+        return object
     }
 
     public func delete(kind: String, namespace: String, name: String, precondition: WritePrecondition) async throws -> Bool {
-        try await wrap {
+        let deleted: StoredObject? = try await wrap {
             try await db.write { db in
-                let existing = try Self.fetch(db, kind, namespace, name)
-                if existing == nil, precondition == .none { return false }
+                guard let existing = try Self.fetch(db, kind, namespace, name) else {
+                    if precondition == .none { return nil }
+                    try Self.check(precondition, existing: nil, what: "\(kind) \(namespace)/\(name)")
+                    return nil
+                }
                 try Self.check(precondition, existing: existing, what: "\(kind) \(namespace)/\(name)")
-                _ = try Self.nextResourceVersion(db)
+                var last = existing
+                last.resourceVersion = try Self.nextResourceVersion(db)
                 try db.execute(sql: "DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?", arguments: [kind, namespace, name])
-                return true
+                return last
             }
         }
+        guard let deleted else { return false }
+        hub.publish(StoreEvent(type: .deleted, object: deleted))
+        return true
+    }
+
+    public func watch(kind: String, namespace: String?, after resourceVersion: Int64) -> AsyncThrowingStream<StoreEvent, any Error> {
+        hub.watch(kind: kind, namespace: namespace, after: resourceVersion)
     }
 
     public func currentResourceVersion() async throws -> Int64 {

@@ -113,9 +113,25 @@ struct GetCommand: AsyncParsableCommand {
     @Argument(help: "Only this one.") var name: String?
     @Option(name: .shortAndLong, help: "table, yaml or json") var output: OutputFormat = .table
     @Flag(name: [.customShort("A"), .long], help: "All namespaces.") var allNamespaces = false
+    @Flag(name: [.customShort("w"), .long], help: "Deployments: after the list, a line per change as it happens (ADDED, MODIFIED, DELETED).") var watch = false
+
+    func validate() throws {
+        if watch && (resource == .nodes || resource == .node) { throw ValidationError("--watch is for deployments; nodes are not watchable yet") }
+        if watch && output != .table { throw ValidationError("--watch prints a table line per change; -o \(output.rawValue) is not supported with it") }
+    }
 
     func run() async throws {
         await withClient(options) { client in
+            if watch {
+                // The current ones (ADDED), then each change; the line names the event.
+                FileHandle.standardOutput.write(Data(((Table.deployments([]).split(separator: "\n").first.map { "EVENT     " + $0 } ?? "") + "\n").utf8))
+                for try await e in client.watchDeployments(namespace: allNamespaces ? nil : options.namespace) {
+                    if let name, e.object.metadata.name != name { continue }
+                    let row = Table.deployments([e.object]).split(separator: "\n").dropFirst().first ?? ""
+                    FileHandle.standardOutput.write(Data((e.type.padding(toLength: 10, withPad: " ", startingAt: 0) + row + "\n").utf8))
+                }
+                return
+            }
             switch resource {
             case .deployments, .deployment:
                 var items = try await client.deployments(namespace: allNamespaces ? nil : options.namespace)

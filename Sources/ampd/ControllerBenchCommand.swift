@@ -81,7 +81,6 @@ struct ControllerBenchCommand: AsyncParsableCommand {
                 }
             }
         }
-        let controller = controllers[0].process
         var measured = controllers.map { ($0.name, $0.process.processIdentifier) }
         for m in measurePIDs {
             let parts = m.split(separator: "=")

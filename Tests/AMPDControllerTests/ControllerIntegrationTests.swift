@@ -1,6 +1,7 @@
 import AMPDAPI
 import AMPDClient
 import AMPDController
+import AMPDEtcd
 import AMPDTestSupport
 import Foundation
 import Testing
@@ -181,6 +182,81 @@ struct ControllerIntegrationTests {
         #expect(try await ctl.cli(["apply", "-f", quickstart]).0 == 0)
         #expect(FileManager.default.fileExists(atPath: path))
         #expect(!FileManager.default.fileExists(atPath: ctl.dataDir.appendingPathComponent("ampd.sqlite").path))
+    }
+
+    @Test("watch: the list as ADDED, then MODIFIED and DELETED as they happen; from a resourceVersion, what came after; too old after a restart: 410 Expired; ampd get -w prints them", arguments: ["sqlite", "etcd"])
+    func watchDeployments(_ backend: String) async throws {
+        var storeArgs: [String] = []
+        let etcd = EtcdProcess()
+        defer { etcd.stop() }
+        if backend == "etcd" {
+            guard EtcdProcess.available else { return }
+            try await etcd.start()
+            storeArgs = ["--store", etcd.url(prefix: "/watch-test"), "--ca-kek", try keyEncryptionKeyFile()]
+        }
+        let ctl = try ControllerProcess(extraArgs: storeArgs)
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        #expect(try await ctl.cli(["apply", "-f", quickstart]).0 == 0)
+        let cliOut = ctl.dataDir.appendingPathComponent("watch.out")
+        FileManager.default.createFile(atPath: cliOut.path, contents: nil)
+        let watcher = Process()
+        watcher.executableURL = Binaries.ampd
+        watcher.arguments = ["get", "deployments", "-w", "--config", ctl.configPath]
+        watcher.standardOutput = try FileHandle(forWritingTo: cliOut)
+        try watcher.run()
+        defer { if watcher.isRunning { kill(watcher.processIdentifier, SIGKILL) } }
+
+        var events: [WatchEvent<ServingDeployment>] = []
+        let stream = ctl.client.watchDeployments(namespace: "default")
+        var iterator = stream.makeAsyncIterator()
+        func next() async throws -> WatchEvent<ServingDeployment> {
+            let e = try #require(try await iterator.next())
+            events.append(e)
+            return e
+        }
+        let first = try await next()
+        #expect(first.type == "ADDED" && first.object.metadata.name == "smollm2")
+        #expect(try await ctl.cli(["scale", "smollm2", "--decode", "2"]).0 == 0)
+        var e = try await next()
+        #expect(e.type == "MODIFIED")
+        while e.object.spec.decode.replicas != 2 && e.object.status?.scaleOverride?.decode != 2 { e = try await next() }
+        #expect(try await ctl.cli(["delete", "deployment", "smollm2"]).0 == 0)
+        while e.type != "DELETED" { e = try await next() }
+        #expect(e.object.metadata.name == "smollm2")
+        let rvs = events.compactMap { Int64($0.object.metadata.resourceVersion ?? "") }
+        #expect(rvs == rvs.sorted() && Set(rvs).count == rvs.count, "resourceVersions in order: \(rvs)")
+
+        // From the first event's resourceVersion: the changes after it, the same ones.
+        var replayed: [String] = []
+        for try await r in ctl.client.watchDeployments(namespace: "default", resourceVersion: first.object.metadata.resourceVersion, timeoutSeconds: 2) {
+            replayed.append(r.object.metadata.resourceVersion ?? "")
+        }
+        #expect(replayed == events.dropFirst().map { $0.object.metadata.resourceVersion ?? "" })
+
+        let printed = try await eventually("ampd get -w lines") { () -> String? in
+            let text = (try? String(contentsOf: cliOut, encoding: .utf8)) ?? ""
+            return text.contains("DELETED") ? text : nil
+        }
+        #expect(printed.hasPrefix("EVENT") && printed.contains("ADDED") && printed.contains("MODIFIED") && printed.contains("smollm2"), "\(printed)")
+        #expect(try await ctl.cli(["get", "nodes", "-w"]).0 != 0)
+
+        // A resourceVersion the store no longer has changes after: 410 Expired, list again.
+        if backend == "sqlite" {
+            // SIGTERM with watches open (the CLI's): they end, and the controller exits 0 at once.
+            let stopping = ContinuousClock.now
+            #expect(try await ctl.stop(signal: SIGTERM) == 0)
+            print("controller stopped with a watch open in \(ContinuousClock.now - stopping)")
+            try await ctl.start()
+        } else {
+            try await EtcdClient(try EtcdLocation(parsing: etcd.url(prefix: "/"))).compact(revision: try #require(rvs.last))
+        }
+        do {
+            for try await _ in ctl.client.watchDeployments(namespace: "default", resourceVersion: first.object.metadata.resourceVersion, timeoutSeconds: 5) {}
+            Issue.record("expected 410 Expired")
+        } catch let e as ClientError {
+            #expect(e.status?.code == 410 && e.status?.reason == .expired, "\(e)")
+        }
     }
 
     @Test func conflictingAppliesGet409() async throws {

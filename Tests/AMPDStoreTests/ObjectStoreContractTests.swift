@@ -208,3 +208,78 @@ struct EtcdLocationTests {
         }
     }
 }
+
+@Suite("Object store watches (SQLite and etcd)")
+struct ObjectStoreWatchTests {
+    /// Collects `n` events (or fails after 10 s).
+    func take(_ n: Int, from stream: AsyncThrowingStream<StoreEvent, any Error>) async throws -> [StoreEvent] {
+        try await withThrowingTaskGroup(of: [StoreEvent]?.self) { group in
+            group.addTask {
+                var out: [StoreEvent] = []
+                for try await e in stream {
+                    out.append(e)
+                    if out.count == n { break }
+                }
+                return out
+            }
+            group.addTask { try await Task.sleep(for: .seconds(10)); return nil }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return try #require(first, "timed out waiting for \(n) events")
+        }
+    }
+
+    @Test("a watch sees every change after its resourceVersion, in order, typed, filtered by kind and namespace; a deletion carries the last state", arguments: Backend.allCases)
+    func changesInOrder(_ backend: Backend) async throws {
+        guard let f = try await backend.open() else { return }
+        defer { f.etcd?.stop() }
+        let s = try f.store()
+        let before = try await s.put(kind: "K", namespace: "ns", name: "early", precondition: .none) { _ in Data("early".utf8) }
+        let start = try await s.currentResourceVersion()
+        let all = s.watch(kind: "K", namespace: nil, after: start)
+        let onlyNS = s.watch(kind: "K", namespace: "ns", after: start)
+        let a1 = try await s.put(kind: "K", namespace: "ns", name: "a", precondition: .mustNotExist) { _ in Data("a1".utf8) }
+        try await s.put(kind: "Other", namespace: "ns", name: "x", precondition: .none) { _ in Data("x".utf8) }
+        let a2 = try await s.put(kind: "K", namespace: "ns", name: "a", precondition: .resourceVersion(a1.resourceVersion)) { _ in Data("a2".utf8) }
+        let b = try await s.put(kind: "K", namespace: "other", name: "b", precondition: .none) { _ in Data("b".utf8) }
+        #expect(try await s.delete(kind: "K", namespace: "ns", name: "a", precondition: .none))
+        let events = try await take(4, from: all)
+        #expect(events.map(\.type) == [.added, .modified, .added, .deleted])
+        #expect(events.map(\.object.name) == ["a", "a", "b", "a"])
+        #expect(events.map(\.object.body) == [Data("a1".utf8), Data("a2".utf8), Data("b".utf8), Data("a2".utf8)])
+        #expect(events[0].object.resourceVersion == a1.resourceVersion && events[1].object.resourceVersion == a2.resourceVersion)
+        #expect(events[2].object.resourceVersion == b.resourceVersion && events[3].object.resourceVersion > b.resourceVersion)
+        #expect(try await take(3, from: onlyNS).map(\.type) == [.added, .modified, .deleted])
+        // A watch from an earlier resourceVersion replays what came after it.
+        let replay = try await take(2, from: s.watch(kind: "K", namespace: "ns", after: before.resourceVersion))
+        #expect(replay.map(\.type) == [.added, .modified] && replay.map(\.object.name) == ["a", "a"])
+    }
+
+    @Test("a watch from a resourceVersion the store no longer has changes for fails as expired", arguments: Backend.allCases)
+    func expired(_ backend: Backend) async throws {
+        guard let f = try await backend.open() else { return }
+        defer { f.etcd?.stop() }
+        let s = try f.store()
+        let first = try await s.put(kind: "K", namespace: "ns", name: "a", precondition: .none) { _ in Data() }
+        for i in 0..<3 { try await s.put(kind: "K", namespace: "ns", name: "a", precondition: .none) { _ in Data("\(i)".utf8) } }
+        let fresh: any ObjectStore
+        switch backend {
+        case .sqlite:
+            fresh = try f.store()   // another process's view: it has no changes from before it opened
+        case .etcd:
+            let etcd = try #require(s as? EtcdObjectStore)
+            try await etcd.client.compact(revision: try await s.currentResourceVersion())
+            fresh = s
+        }
+        var failure: (any Error)?
+        do {
+            for try await _ in fresh.watch(kind: "K", namespace: nil, after: first.resourceVersion) { break }
+        } catch {
+            failure = error
+        }
+        guard case .expired? = (failure as? StoreError)?.code else {
+            Issue.record("expected expired, got \(String(describing: failure))")
+            return
+        }
+    }
+}
