@@ -32,25 +32,50 @@ actor Topology {
 
     func refresh() async throws {
         let d = try await client.deployment(deployment, namespace: namespace)
-        let nodes = Dictionary(try await client.nodes().map { ($0.metadata.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let nodes = try await client.nodes()
+        (instances, draining) = Self.select(d, nodes: nodes, previous: (instances, draining))
+        spec = d
+    }
+
+    /// The instances to route to (running on Ready nodes, as their agents report), and the
+    /// deployment's draining decode instances. A node in phase Unknown — a controller that has
+    /// just started, or a new leader, has not heard from it yet — keeps the instances the gateway
+    /// had on it: no news is not news of loss (the round engine notices an agent that is really
+    /// gone when it cannot reach it). NotReady nodes' instances go.
+    static func select(_ d: ServingDeployment, nodes list: [Node], previous: (running: [InstanceEndpoint], draining: [InstanceEndpoint]))
+        -> (running: [InstanceEndpoint], draining: [InstanceEndpoint]) {
+        let nodes = Dictionary(list.map { ($0.metadata.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let known = Dictionary(previous.running.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var out: [InstanceEndpoint] = []
         for a in d.status?.assignments ?? [] {
-            guard let n = nodes[a.node], n.status.phase == .ready, let ep = n.spec.endpoints,
-                  n.status.instances.contains(where: { $0.instance == a.instance && $0.phase == .running }) else { continue }
-            out.append(InstanceEndpoint(name: a.instance, role: a.role, node: a.node, host: n.spec.addresses.first ?? "127.0.0.1",
-                                        apiPort: ep.api, kvPort: ep.kv))
-        }
-        instances = out.sorted { $0.name < $1.name }
-        var drains: [InstanceEndpoint] = []
-        for n in nodes.values where n.status.phase == .ready {
-            guard let ep = n.spec.endpoints else { continue }
-            for r in n.status.instances where r.deployment == d.metadata.key && r.phase == .draining && r.role == .decode {
-                drains.append(InstanceEndpoint(name: r.instance, role: .decode, node: n.name, host: n.spec.addresses.first ?? "127.0.0.1",
-                                               apiPort: ep.api, kvPort: ep.kv))
+            guard let n = nodes[a.node], let ep = n.spec.endpoints else { continue }
+            switch n.status.phase {
+            case .ready:
+                guard n.status.instances.contains(where: { $0.instance == a.instance && $0.phase == .running }) else { continue }
+                out.append(InstanceEndpoint(name: a.instance, role: a.role, node: a.node, host: n.spec.addresses.first ?? "127.0.0.1",
+                                            apiPort: ep.api, kvPort: ep.kv))
+            case .unknown:
+                if let kept = known[a.instance], kept.node == a.node { out.append(kept) }
+            case .notReady:
+                continue
             }
         }
-        draining = drains.sorted { $0.name < $1.name }
-        spec = d
+        var drains: [InstanceEndpoint] = []
+        for n in nodes.values {
+            switch n.status.phase {
+            case .ready:
+                guard let ep = n.spec.endpoints else { continue }
+                for r in n.status.instances where r.deployment == d.metadata.key && r.phase == .draining && r.role == .decode {
+                    drains.append(InstanceEndpoint(name: r.instance, role: .decode, node: n.name, host: n.spec.addresses.first ?? "127.0.0.1",
+                                                   apiPort: ep.api, kvPort: ep.kv))
+                }
+            case .unknown:
+                drains += previous.draining.filter { $0.node == n.name }
+            case .notReady:
+                continue
+            }
+        }
+        return (out.sorted { $0.name < $1.name }, drains.sorted { $0.name < $1.name })
     }
 
     func current() -> ([InstanceEndpoint], ServingDeployment?) { (instances, spec) }

@@ -14,14 +14,15 @@ final class AgentProcess: @unchecked Sendable {
     let portFile: URL
     let logURL: URL
 
-    init(controller: ControllerProcess, name: String, extra: [String] = []) throws {
+    /// `config`: a client config other than the controller's own (several replicas' URLs, say).
+    init(controller: ControllerProcess, name: String, extra: [String] = [], config: String? = nil) throws {
         dataDir = controller.dataDir.appendingPathComponent("agent-\(name)")
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
         portFile = dataDir.appendingPathComponent("port.json")
         logURL = dataDir.appendingPathComponent("agent.log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         process.executableURL = Binaries.ampd
-        process.arguments = ["agent", "--exit-with-parent", "--config", controller.configPath, "--token", try controller.token("node"), "--name", name,
+        process.arguments = ["agent", "--exit-with-parent", "--config", config ?? controller.configPath, "--token", try controller.token("node"), "--name", name,
                              "--data-dir", dataDir.path, "--port-file", portFile.path, "--heartbeat-seconds", "0.3"] + extra
         let log = try FileHandle(forWritingTo: logURL)
         process.standardOutput = log

@@ -3,6 +3,7 @@ import AMPDClient
 import AMPDEtcd
 import AMPDStore
 import AMPDTestSupport
+import AsyncHTTPClient
 import Foundation
 import Testing
 
@@ -306,5 +307,97 @@ struct ControllerBenchReplicasTests {
         #expect(text.contains("heartbeat") && !text.contains("the controller did not start"))
         let (refused, why) = try await bench(["--replicas", "2"])
         #expect(refused != 0 && why.contains("needs --store etcd"), "\(why)")
+    }
+}
+
+/// Three replicas; an agent and a gateway that know all three; chats served while the leader is
+/// killed.
+@Suite("Serving through controller leader kills", .serialized, .exclusiveLiveCluster)
+struct ServingThroughLeaderKillsTests {
+    @Test("an agent and a gateway keep serving while the controller leader is SIGKILLed twice: every chat round answers 200, the same as a fresh request; the deployment is Ready again under the new leader")
+    func servingThroughKills() async throws {
+        guard AgentInstancesTests.modelAvailable, EtcdProcess.available else { return }
+        let etcd = EtcdProcess()
+        try await etcd.start()
+        defer { etcd.stop() }
+        let kek = try keyEncryptionKeyFile()
+        defer { try? FileManager.default.removeItem(atPath: kek) }
+        let url = etcd.url(prefix: "/serving")
+        let ports = try (0..<3).map { _ in try EtcdProcess.freePort() }
+        let common = ["--store", url, "--ca-kek", kek, "--lease-seconds", "2"]
+        var replicas: [ControllerProcess] = []
+        for i in 0..<3 {
+            let tokens = i == 0 ? [] : ["--tokens-file", replicas[0].dataDir.appendingPathComponent("tokens.csv").path]
+            let r = try ControllerProcess(extraArgs: common + ["--replica-name", "r\(i)"] + tokens, port: ports[i])
+            try await r.start(waitForServing: i == 0)
+            replicas.append(r)
+        }
+        defer { for r in replicas { Task { await r.shutdown() } } }
+        let first = replicas[0]
+        let both = ClientConfiguration(server: ports.map { "https://127.0.0.1:\($0)" }.joined(separator: ","),
+                                       certificateAuthority: first.dataDir.appendingPathComponent("ca.crt").path, token: try first.token("admin"))
+        let configPath = first.dataDir.appendingPathComponent("all-replicas.json")
+        try JSONCoding.encoder.encode(both).write(to: configPath)
+        let admin = try ControllerClient(config: both)
+        defer { Task { try? await admin.shutdown() } }
+
+        let agent = try AgentProcess(controller: first, name: "cpu-host", extra: ["--count", "2"], config: configPath.path)
+        defer { _ = agent.stop() }
+        _ = try await eventually("agent enrolled") { try agent.port() }
+        #expect(try await first.cli(["apply", "-f", quickstart, "--config", configPath.path]).0 == 0)
+        _ = try await eventually("Ready", timeout: .seconds(90)) { () -> Bool? in
+            try await admin.deployment("smollm2").status?.conditions.first(ofType: "Ready")?.status == .true ? true : nil
+        }
+        let gw = try GatewayProcess(controller: first, config: configPath.path)
+        defer { _ = gw.stop() }
+        let port = try await eventually("gateway listening") { gw.port() }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await http.shutdown() } }
+        let chat = ChatClient(http: http, base: "http://127.0.0.1:\(port)")
+        _ = try await eventually("a first answer", timeout: .seconds(60)) { try? await chat.chat([("user", "Hello!")], session: "warm", maxTokens: 2) }
+
+        // One session's rounds back to back while the leader is killed twice (each time
+        // restarted as a standby, as its supervisor would).
+        let killsDone = Latch()
+        let rounds = Task { () -> [(Int, String, [(String, String)])] in
+            var history: [(String, String)] = []
+            var out: [(Int, String, [(String, String)])] = []
+            var afterKills = 0
+            for r in 0..<200 where afterKills < 3 {
+                if killsDone.isOpen { afterKills += 1 }
+                let messages = history + [("user", "Tell me one fact about rivers, part \(r + 1).")]
+                let (status, body) = (try? await chat.send(messages, session: "through-kills", maxTokens: 6)) ?? (0, "no answer")
+                out.append((status, body, messages))
+                if status == 200, let answer = try? JSONDecoder().decode(ChatAnswer.self, from: Data(body.utf8)).choices.first?.message.content {
+                    history = messages + [("assistant", answer)]
+                }
+            }
+            return out
+        }
+        for _ in 0..<2 {
+            try await Task.sleep(for: .seconds(3))
+            let leader = try #require(try await EtcdClient(try EtcdLocation(parsing: url))
+                .range(RangeRequest(key: Data("/serving/leader".utf8))).items.first.map { String(decoding: $0.bytes, as: UTF8.self) })
+            let index = Int(leader.dropFirst())!
+            try await replicas[index].stop(signal: SIGKILL)
+            try await replicas[index].start(waitForServing: false)
+        }
+        killsDone.open()
+        let results = try await rounds.value
+        print("rounds through two leader kills: \(results.count), answered 200: \(results.filter { $0.0 == 200 }.count)")
+        #expect(results.count > 6)
+        if let bad = results.first(where: { $0.0 != 200 }) {
+            Issue.record("round answered \(bad.0): \(bad.1.prefix(400))\ngateway: \(gw.log().suffix(3000))\nagent: \(agent.log().suffix(2000))")
+        }
+        #expect(results.allSatisfy { $0.0 == 200 }, "\(results.filter { $0.0 != 200 }.count) of \(results.count) rounds failed")
+        // The last round again, as a fresh session: the same answer.
+        if let (_, body, messages) = results.last(where: { $0.0 == 200 }) {
+            let fresh = try await chat.chat(messages, session: "fresh-\(UUID())", maxTokens: 6)
+            let original = try JSONDecoder().decode(ChatAnswer.self, from: Data(body.utf8))
+            #expect(fresh.choices.first?.message.content == original.choices.first?.message.content)
+        }
+        _ = try await eventually("Ready under the new leader", timeout: .seconds(60)) { () -> Bool? in
+            try await admin.deployment("smollm2").status?.conditions.first(ofType: "Ready")?.status == .true ? true : nil
+        }
     }
 }

@@ -11,12 +11,13 @@ final class GatewayProcess: @unchecked Sendable {
     let portFile: URL
     let logURL: URL
 
-    init(controller: ControllerProcess, deployment: String = "smollm2", extra: [String] = [], file: String = "gateway") throws {
+    /// `config`: a client config other than the controller's own (several replicas' URLs, say).
+    init(controller: ControllerProcess, deployment: String = "smollm2", extra: [String] = [], file: String = "gateway", config: String? = nil) throws {
         portFile = controller.dataDir.appendingPathComponent("\(file).port")
         logURL = controller.dataDir.appendingPathComponent("\(file).log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         process.executableURL = Binaries.ampd
-        process.arguments = ["gateway", "--exit-with-parent", "--config", controller.configPath, "--deployment", deployment, "--port", "0",
+        process.arguments = ["gateway", "--exit-with-parent", "--config", config ?? controller.configPath, "--deployment", deployment, "--port", "0",
                              "--port-file", portFile.path] + extra
         let log = try FileHandle(forWritingTo: logURL)
         process.standardOutput = log

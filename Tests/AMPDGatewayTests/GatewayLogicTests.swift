@@ -80,3 +80,41 @@ struct GatewayLogicTests {
         do { _ = try APIKeys.load(bad) } catch { #expect("\(error)".contains("line 1")) }
     }
 }
+
+@Suite("Gateway topology")
+struct TopologySelectionTests {
+    static let deployment = ServingDeployment(
+        metadata: ObjectMeta(name: "d", namespace: "default"),
+        spec: ServingDeploymentSpec(model: ModelSpec(name: "m", source: ModelSource(pip: "p")), slo: SLOSpec(ttftMs: 1000, tpotMs: 50),
+                                    prefill: PoolSpec(replicas: 1), decode: PoolSpec(replicas: 1)),
+        status: ServingDeploymentStatus(assignments: [
+            InstanceAssignment(instance: "d-prefill-0", role: .prefill, node: "a", accelerators: 1),
+            InstanceAssignment(instance: "d-decode-0", role: .decode, node: "b", accelerators: 1),
+        ]))
+
+    static func node(_ name: String, _ phase: NodePhase, running: [String]) -> Node {
+        var spec = NodeSpec(capacity: NodeCapacity(accelerator: "cpu", count: 2, memoryBytes: 1 << 30), addresses: ["10.0.0.\(name == "a" ? 1 : 2)"])
+        spec.endpoints = NodeEndpoints(api: 1000, kv: 2000)
+        return Node(metadata: ObjectMeta(name: name), spec: spec, status: NodeStatus(phase: phase, instances: running.map {
+            InstanceReport(instance: $0, deployment: "default/d", phase: .running)
+        }))
+    }
+
+    @Test("instances on Ready nodes count when their agent reports them running; an Unknown node (a restarted controller, a new leader) keeps what the gateway had there; a NotReady node's go")
+    func unknownKeepsWhatWasKnown() {
+        let ready = Topology.select(Self.deployment, nodes: [Self.node("a", .ready, running: ["d-prefill-0"]), Self.node("b", .ready, running: ["d-decode-0"])],
+                                    previous: ([], []))
+        #expect(ready.running.map(\.name) == ["d-decode-0", "d-prefill-0"])
+        #expect(ready.running.first?.host == "10.0.0.2" && ready.running.first?.apiPort == 1000)
+        // The controller restarted: both nodes Unknown, no reports yet. Nothing is dropped.
+        let afterRestart = Topology.select(Self.deployment, nodes: [Self.node("a", .unknown, running: []), Self.node("b", .unknown, running: [])],
+                                           previous: (ready.running, []))
+        #expect(afterRestart.running == ready.running)
+        // Without anything known before, Unknown gives nothing; NotReady drops; Ready without a report drops.
+        #expect(Topology.select(Self.deployment, nodes: [Self.node("a", .unknown, running: []), Self.node("b", .unknown, running: [])],
+                                previous: ([], [])).running.isEmpty)
+        let lost = Topology.select(Self.deployment, nodes: [Self.node("a", .notReady, running: []), Self.node("b", .ready, running: [])],
+                                   previous: (ready.running, []))
+        #expect(lost.running.isEmpty)
+    }
+}
