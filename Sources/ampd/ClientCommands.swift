@@ -91,7 +91,11 @@ struct ApplyCommand: AsyncParsableCommand {
                 do {
                     let before = try? await client.deployment(name, namespace: ns)
                     let after = try await client.apply(value)
-                    let verb = before == nil ? "created" : (before?.metadata.resourceVersion == after.metadata.resourceVersion ? "unchanged" : "configured")
+                    // Unchanged: the same generation (spec), labels and annotations. Not the
+                    // resourceVersion, which the controller's status writes move meanwhile.
+                    let same = before.map { $0.metadata.generation == after.metadata.generation && $0.metadata.labels == after.metadata.labels
+                        && $0.metadata.annotations == after.metadata.annotations } ?? false
+                    let verb = before == nil ? "created" : (same ? "unchanged" : "configured")
                     print("servingdeployment.ampd.dev/\(name) \(verb)")
                 } catch {
                     FileHandle.standardError.write(Data("error: \(whereText)\(error)\n".utf8))

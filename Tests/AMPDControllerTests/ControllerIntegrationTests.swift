@@ -50,6 +50,11 @@ struct ControllerIntegrationTests {
         #expect(out.contains("servingdeployment.ampd.dev/smollm2 created"))
         (code, out, err) = try await ctl.cli(["apply", "-f", quickstart])
         #expect(out.contains("unchanged"), "\(out) \(err)")
+        let relabelled = try String(contentsOfFile: quickstart, encoding: .utf8).replacingOccurrences(of: "app: quickstart", with: "app: quickstart-b")
+        (code, out, err) = try await ctl.cli(["apply", "-f", "-"], stdin: relabelled)
+        #expect(out.contains("configured"), "\(out) \(err)")
+        (code, out, err) = try await ctl.cli(["apply", "-f", quickstart])
+        #expect(out.contains("configured"), "\(out) \(err)")
 
 
         // Placement spreads the two instances over the two nodes; agents report them Running.
