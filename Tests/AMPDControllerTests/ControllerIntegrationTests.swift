@@ -8,18 +8,22 @@ import Testing
 
 let quickstart = Binaries.packageRoot.appendingPathComponent("Manifests/quickstart-cpu.yaml").path
 
+/// The controller's arguments for a store backend: none for SQLite (its default); for "etcd",
+/// `etcd` started and a key-encryption key. Nil where etcd is not installed (the case skips).
+func storeArguments(_ backend: String, etcd: EtcdProcess, prefix: String) async throws -> [String]? {
+    guard backend == "etcd" else { return [] }
+    guard EtcdProcess.available else { return nil }
+    try await etcd.start()
+    return ["--store", etcd.url(prefix: prefix), "--ca-kek", try keyEncryptionKeyFile()]
+}
+
 @Suite("Controller, as a real process", .serialized)
 struct ControllerIntegrationTests {
     @Test("apply, place, scale, kill -9 and restart: nothing accepted is lost (SQLite, and etcd)", arguments: ["sqlite", "etcd"])
     func applyPlaceScaleRestartAfterKill9(_ backend: String) async throws {
-        var storeArgs: [String] = []
         let etcd = EtcdProcess()
         defer { etcd.stop() }
-        if backend == "etcd" {
-            guard EtcdProcess.available else { return }
-            try await etcd.start()
-            storeArgs = ["--store", etcd.url(prefix: "/controller-test"), "--ca-kek", try keyEncryptionKeyFile()]
-        }
+        guard let storeArgs = try await storeArguments(backend, etcd: etcd, prefix: "/controller-test") else { return }
         // Liveness is not what this test is about: a long node grace keeps a test process whose
         // heartbeat task a loaded machine delays from having its nodes declared lost (instances
         // then move, or with no Ready node left, go unplaced).
@@ -191,14 +195,9 @@ struct ControllerIntegrationTests {
 
     @Test("watch: the list as ADDED, then MODIFIED and DELETED as they happen; from a resourceVersion, what came after; too old after a restart: 410 Expired; ampd get -w prints them", arguments: ["sqlite", "etcd"])
     func watchDeployments(_ backend: String) async throws {
-        var storeArgs: [String] = []
         let etcd = EtcdProcess()
         defer { etcd.stop() }
-        if backend == "etcd" {
-            guard EtcdProcess.available else { return }
-            try await etcd.start()
-            storeArgs = ["--store", etcd.url(prefix: "/watch-test"), "--ca-kek", try keyEncryptionKeyFile()]
-        }
+        guard let storeArgs = try await storeArguments(backend, etcd: etcd, prefix: "/watch-test") else { return }
         let ctl = try ControllerProcess(extraArgs: storeArgs)
         try await ctl.start()
         defer { Task { await ctl.shutdown() } }

@@ -16,28 +16,79 @@ func keyEncryptionKeyFile() throws -> String {
     return path
 }
 
+/// Controller replicas sharing one etcd prefix, on fixed ports, with their own etcd and
+/// key-encryption key: replica 0 starts first and leads; the others share its tokens (as
+/// replicas share a mounted Secret) and wait.
+final class ControllerReplicaSet: @unchecked Sendable {
+    let etcd = EtcdProcess()
+    let kek: String
+    let prefix: String
+    let ports: [Int]
+    private(set) var replicas: [ControllerProcess] = []
+
+    /// Nil where etcd is not installed (tests skip; under CI it is).
+    static func start(_ count: Int, prefix: String, leaseSeconds: Int, extra: [String] = []) async throws -> ControllerReplicaSet? {
+        guard EtcdProcess.available else { return nil }
+        let set = try ControllerReplicaSet(count, prefix: prefix)
+        try await set.etcd.start()
+        let common = ["--store", set.url, "--ca-kek", set.kek, "--lease-seconds", "\(leaseSeconds)"] + extra
+        for i in 0..<count {
+            let tokens = i == 0 ? [] : ["--tokens-file", set.replicas[0].dataDir.appendingPathComponent("tokens.csv").path]
+            let r = try ControllerProcess(extraArgs: common + ["--replica-name", "r\(i)"] + tokens, port: set.ports[i])
+            try await r.start(waitForServing: i == 0)
+            set.replicas.append(r)
+        }
+        return set
+    }
+
+    private init(_ count: Int, prefix: String) throws {
+        kek = try keyEncryptionKeyFile()
+        self.prefix = prefix
+        ports = try (0..<count).map { _ in try EtcdProcess.freePort() }
+    }
+
+    var url: String { etcd.url(prefix: prefix) }
+
+    /// A client config naming every replica, with a token of `role`.
+    func config(role: String = "admin") throws -> ClientConfiguration {
+        ClientConfiguration(server: ports.map { "https://127.0.0.1:\($0)" }.joined(separator: ","),
+                            certificateAuthority: replicas[0].dataDir.appendingPathComponent("ca.crt").path, token: try replicas[0].token(role))
+    }
+
+    /// The leader key as etcd has it (its value names the replica; its lease is the leader's).
+    func leaderKey() async throws -> KeyValue? {
+        try await EtcdClient(try EtcdLocation(parsing: url)).range(RangeRequest(key: Data("\(prefix)/leader".utf8))).items.first
+    }
+
+    /// SIGKILLs the replica that leads now and starts it again as a standby; returns its index.
+    @discardableResult
+    func killLeader() async throws -> Int {
+        let leader = try #require(try await leaderKey().map { String(decoding: $0.bytes, as: UTF8.self) })
+        let index = try #require(Int(leader.dropFirst()))
+        try await replicas[index].stop(signal: SIGKILL)
+        try await replicas[index].start(waitForServing: false)
+        return index
+    }
+
+    func stop() {
+        let (replicas, etcd, kek) = (replicas, etcd, kek)
+        Task {
+            for r in replicas { await r.shutdown() }
+            etcd.stop()
+            try? FileManager.default.removeItem(atPath: kek)
+        }
+    }
+}
+
 @Suite("Controller replicas on etcd", .serialized)
 struct ControllerReplicasTests {
     @Test("two replicas: one leads and serves, the other waits; kill -9 the leader and the other takes over with the same state and CA; SIGTERM hands over at once; a leader whose lease is taken exits")
     func failover() async throws {
-        guard EtcdProcess.available else { return }
-        let etcd = EtcdProcess()
-        try await etcd.start()
-        defer { etcd.stop() }
-        let kek = try keyEncryptionKeyFile()
-        defer { try? FileManager.default.removeItem(atPath: kek) }
-        let url = etcd.url(prefix: "/replicas")
-        let common = ["--store", url, "--ca-kek", kek, "--lease-seconds", "3", "--node-grace-seconds", "300"]
-        let (portA, portB) = (try EtcdProcess.freePort(), try EtcdProcess.freePort())
-        let a = try ControllerProcess(extraArgs: common + ["--replica-name", "replica-a"], port: portA)
-        try await a.start()
-        defer { Task { await a.shutdown() } }
+        guard let set = try await ControllerReplicaSet.start(2, prefix: "/replicas", leaseSeconds: 3, extra: ["--node-grace-seconds", "300"]) else { return }
+        defer { set.stop() }
+        let (a, b) = (set.replicas[0], set.replicas[1])
+        let (portA, portB) = (set.ports[0], set.ports[1])
         #expect(a.log().contains("\"event\":\"ElectedLeader\""))
-        // B shares A's tokens (as replicas share a mounted Secret) and waits.
-        let b = try ControllerProcess(extraArgs: common + ["--replica-name", "replica-b", "--tokens-file", a.dataDir.appendingPathComponent("tokens.csv").path],
-                                      port: portB)
-        try await b.start(waitForServing: false)
-        defer { Task { await b.shutdown() } }
         try await Task.sleep(for: .seconds(4))   // longer than the lease: A keeps it
         #expect(b.isRunning && !b.isServing, "\(b.log())")
         #expect(b.log().contains("\"event\":\"Campaigning\""))
@@ -122,10 +173,9 @@ struct ControllerReplicasTests {
 
         // A leader whose lease is taken from it (a stall longer than the lease would do the same)
         // stops: exit 1, saying so.
-        let client = EtcdClient(try EtcdLocation(parsing: url))
-        let leaderKey = try #require(try await client.range(RangeRequest(key: Data("/replicas/leader".utf8))).items.first)
-        #expect(String(decoding: leaderKey.bytes, as: UTF8.self) == "replica-a")
-        try await client.revoke(lease: try #require(leaderKey.lease?.value))
+        let leaderKey = try #require(try await set.leaderKey())
+        #expect(String(decoding: leaderKey.bytes, as: UTF8.self) == "r0")
+        try await EtcdClient(try EtcdLocation(parsing: set.url)).revoke(lease: try #require(leaderKey.lease?.value))
         let deadline = Date().addingTimeInterval(15)
         while a.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
         #expect(a.exitStatus == 1, "\(a.log())")
@@ -177,28 +227,11 @@ struct ControllerLeaderKillTests {
 
     @Test("200 writes while the leader is SIGKILLed 5 times: every acknowledged write is there once, updates are not lost, nodes and deployments converge")
     func writesThroughLeaderKills() async throws {
-        guard EtcdProcess.available else { return }
-        let etcd = EtcdProcess()
-        try await etcd.start()
-        defer { etcd.stop() }
-        let kek = try keyEncryptionKeyFile()
-        defer { try? FileManager.default.removeItem(atPath: kek) }
-        let url = etcd.url(prefix: "/kills")
-        let ports = try (0..<3).map { _ in try EtcdProcess.freePort() }
-        let common = ["--store", url, "--ca-kek", kek, "--lease-seconds", "2", "--node-grace-seconds", "300"]
-        var replicas: [ControllerProcess] = []
-        for i in 0..<3 {
-            let tokens = i == 0 ? [] : ["--tokens-file", replicas[0].dataDir.appendingPathComponent("tokens.csv").path]
-            let r = try ControllerProcess(extraArgs: common + ["--replica-name", "r\(i)"] + tokens, port: ports[i])
-            try await r.start(waitForServing: i == 0)
-            replicas.append(r)
-        }
-        defer { for r in replicas { Task { await r.shutdown() } } }
-        let first = replicas[0]
-        let servers = ports.map { "https://127.0.0.1:\($0)" }.joined(separator: ",")
-        let ca = first.dataDir.appendingPathComponent("ca.crt").path
-        let admin = try ControllerClient(config: ClientConfiguration(server: servers, certificateAuthority: ca, token: try first.token("admin")))
-        let nodeClient = try ControllerClient(config: ClientConfiguration(server: servers, certificateAuthority: ca, token: try first.token("node")))
+        guard let set = try await ControllerReplicaSet.start(3, prefix: "/kills", leaseSeconds: 2, extra: ["--node-grace-seconds", "300"]) else { return }
+        defer { set.stop() }
+        let first = set.replicas[0]
+        let admin = try ControllerClient(config: try set.config())
+        let nodeClient = try ControllerClient(config: try set.config(role: "node"))
         defer { Task { try? await admin.shutdown(); try? await nodeClient.shutdown() } }
         let nodes = [FakeAgentHeartbeat(client: nodeClient, name: "node-a"), FakeAgentHeartbeat(client: nodeClient, name: "node-b")]
         for n in nodes { try await n.register(count: 32) }
@@ -223,12 +256,8 @@ struct ControllerLeaderKillTests {
         for op in 0..<200 {
             if op % 40 == 20 {
                 // Kill whoever leads now, and start it again as a standby.
-                let leader = try #require(try await EtcdClient(try EtcdLocation(parsing: url))
-                    .range(RangeRequest(key: Data("/kills/leader".utf8))).items.first.map { String(decoding: $0.bytes, as: UTF8.self) })
-                let index = Int(leader.dropFirst())!
-                try await replicas[index].stop(signal: SIGKILL)
+                try await set.killLeader()
                 killedAt = .now
-                try await replicas[index].start(waitForServing: false)
             }
             if op % 10 == 0 {
                 // Create (once: a retry after an unknown outcome finds it there).
@@ -316,29 +345,13 @@ struct ControllerBenchReplicasTests {
 struct ServingThroughLeaderKillsTests {
     @Test("an agent and a gateway keep serving while the controller leader is SIGKILLed twice: every chat round answers 200, the same as a fresh request; the deployment is Ready again under the new leader")
     func servingThroughKills() async throws {
-        guard AgentInstancesTests.modelAvailable, EtcdProcess.available else { return }
-        let etcd = EtcdProcess()
-        try await etcd.start()
-        defer { etcd.stop() }
-        let kek = try keyEncryptionKeyFile()
-        defer { try? FileManager.default.removeItem(atPath: kek) }
-        let url = etcd.url(prefix: "/serving")
-        let ports = try (0..<3).map { _ in try EtcdProcess.freePort() }
-        let common = ["--store", url, "--ca-kek", kek, "--lease-seconds", "2"]
-        var replicas: [ControllerProcess] = []
-        for i in 0..<3 {
-            let tokens = i == 0 ? [] : ["--tokens-file", replicas[0].dataDir.appendingPathComponent("tokens.csv").path]
-            let r = try ControllerProcess(extraArgs: common + ["--replica-name", "r\(i)"] + tokens, port: ports[i])
-            try await r.start(waitForServing: i == 0)
-            replicas.append(r)
-        }
-        defer { for r in replicas { Task { await r.shutdown() } } }
-        let first = replicas[0]
-        let both = ClientConfiguration(server: ports.map { "https://127.0.0.1:\($0)" }.joined(separator: ","),
-                                       certificateAuthority: first.dataDir.appendingPathComponent("ca.crt").path, token: try first.token("admin"))
+        guard AgentInstancesTests.modelAvailable else { return }
+        guard let set = try await ControllerReplicaSet.start(3, prefix: "/serving", leaseSeconds: 2) else { return }
+        defer { set.stop() }
+        let first = set.replicas[0]
         let configPath = first.dataDir.appendingPathComponent("all-replicas.json")
-        try JSONCoding.encoder.encode(both).write(to: configPath)
-        let admin = try ControllerClient(config: both)
+        try JSONCoding.encoder.encode(try set.config()).write(to: configPath)
+        let admin = try ControllerClient(config: try set.config())
         defer { Task { try? await admin.shutdown() } }
 
         let agent = try AgentProcess(controller: first, name: "cpu-host", extra: ["--count", "2"], config: configPath.path)
@@ -376,11 +389,7 @@ struct ServingThroughLeaderKillsTests {
         }
         for _ in 0..<2 {
             try await Task.sleep(for: .seconds(3))
-            let leader = try #require(try await EtcdClient(try EtcdLocation(parsing: url))
-                .range(RangeRequest(key: Data("/serving/leader".utf8))).items.first.map { String(decoding: $0.bytes, as: UTF8.self) })
-            let index = Int(leader.dropFirst())!
-            try await replicas[index].stop(signal: SIGKILL)
-            try await replicas[index].start(waitForServing: false)
+            try await set.killLeader()
         }
         killsDone.open()
         let results = try await rounds.value
