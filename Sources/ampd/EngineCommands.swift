@@ -106,7 +106,8 @@ struct GenerateCommand: AsyncParsableCommand {
 
 /// `ampd engine-bench`: prefill and decode throughput of the native engine, as JSON, for
 /// `Benchmarks/engine-vs-llamacpp.sh`. With `--engines N`, N engines (an agent's instances)
-/// run the same work at once and the figures are their sums. Meanwhile a probe on Swift's
+/// run the same work at once and the figures are their sums; with `--batch B`, each engine runs
+/// B sequences at once (continuous batching), summed too. Meanwhile a probe on Swift's
 /// cooperative pool (where a process's heartbeats and API handlers run) wakes every 5 ms and
 /// records how late it wakes: engines that held the pool's threads would show here.
 struct EngineBenchCommand: AsyncParsableCommand {
@@ -127,17 +128,33 @@ struct EngineBenchCommand: AsyncParsableCommand {
     @Option(help: "Engines running the same work at once, each with --threads threads.")
     var engines: Int = 1
 
+    @Option(help: "Sequences each engine runs at once (continuous batching): the figures are their sums.")
+    var batch: Int = 1
+
     func validate() throws {
-        guard engines >= 1, repeats >= 1, promptTokens >= 1, decodeTokens >= 1 else {
-            throw ValidationError("--engines, --repeats, --prompt-tokens and --decode-tokens must be at least 1")
+        guard engines >= 1, batch >= 1, repeats >= 1, promptTokens >= 1, decodeTokens >= 1 else {
+            throw ValidationError("--engines, --batch, --repeats, --prompt-tokens and --decode-tokens must be at least 1")
         }
     }
 
+    /// One sequence's timeline.
     struct Run: Sendable {
-        var prefillSeconds: Double
-        var decodeSeconds: Double
+        var start: ContinuousClock.Instant
         var prompt: Int
-        var decoded: Int
+        var tokenTimes: [ContinuousClock.Instant]
+    }
+
+    /// Prefill: every prompt token over the time until the last sequence's first token. Decode:
+    /// the tokens generated while every sequence was decoding (from the last first token to the
+    /// first end) over that window — the steady state of a batch; for one sequence, its tokens
+    /// after the first over the time after it.
+    static func rates(_ runs: [Run]) -> (prefill: Double, decode: Double) {
+        guard let start = runs.map(\.start).min(), let lastFirst = runs.compactMap(\.tokenTimes.first).max(),
+              let firstEnd = runs.compactMap(\.tokenTimes.last).min() else { return (0, 0) }
+        let prefill = Double(runs.reduce(0) { $0 + $1.prompt }) / (lastFirst - start).seconds
+        let window = (firstEnd - lastFirst).seconds
+        let tokens = runs.reduce(0) { $0 + $1.tokenTimes.filter { $0 > lastFirst && $0 <= firstEnd }.count }
+        return (prefill, window > 0 ? Double(tokens) / window : 0)
     }
 
     func run() async throws {
@@ -150,36 +167,33 @@ struct EngineBenchCommand: AsyncParsableCommand {
         for r in 0..<repeats {
             let runs = try await withThrowingTaskGroup(of: Run.self) { group in
                 for (i, e) in all.enumerated() {
-                    // A distinct first token per repeat and engine defeats the prefix cache.
-                    let tokens = [Int32(100 + r * engines + i)] + prompt.dropFirst()
-                    let maxTokens = decodeTokens
-                    group.addTask { try await Self.measure(e, tokens: tokens, maxTokens: maxTokens) }
+                    for b in 0..<batch {
+                        // A distinct first token per repeat, engine and sequence defeats the prefix cache.
+                        let tokens = [Int32(100 + (r * engines + i) * batch + b)] + prompt.dropFirst()
+                        let maxTokens = decodeTokens
+                        group.addTask { try await Self.measure(e, tokens: tokens, maxTokens: maxTokens) }
+                    }
                 }
                 return try await group.reduce(into: [Run]()) { $0.append($1) }
             }
-            bestPrefill = max(bestPrefill, runs.reduce(0) { $0 + Double($1.prompt) / $1.prefillSeconds })
-            bestDecode = max(bestDecode, runs.reduce(0) { $0 + ($1.decoded > 1 ? Double($1.decoded - 1) / $1.decodeSeconds : 0) })
+            let (prefill, decode) = Self.rates(runs)
+            bestPrefill = max(bestPrefill, prefill)
+            bestDecode = max(bestDecode, decode)
         }
         probing.cancel()
         let lag = await probe.summary()
         let threads = self.engine.threads ?? ProcessInfo.processInfo.activeProcessorCount
-        print("{\"engine\":\"ampd-native\",\"promptTokens\":\(prompt.count),\"decodeTokens\":\(decodeTokens),\"threads\":\(threads),\"engines\":\(engines),"
+        print("{\"engine\":\"ampd-native\",\"promptTokens\":\(prompt.count),\"decodeTokens\":\(decodeTokens),\"threads\":\(threads),\"engines\":\(engines),\"batch\":\(batch),"
             + "\"prefillTokensPerSecond\":\(String(format: "%.1f", bestPrefill)),\"decodeTokensPerSecond\":\(String(format: "%.1f", bestDecode)),"
             + "\"poolLagP99Ms\":\(String(format: "%.1f", lag.p99)),\"poolLagMaxMs\":\(String(format: "%.1f", lag.max))}")
     }
 
     static func measure(_ engine: NativeEngine, tokens: [Int32], maxTokens: Int) async throws -> Run {
-        let start = ContinuousClock.now
-        var first: ContinuousClock.Instant?
-        var n = 0
+        var run = Run(start: .now, prompt: tokens.count, tokenTimes: [])
         for try await event in try await engine.generate(GenerationRequest(tokens: tokens, maxTokens: maxTokens, stopTokens: [])) {
-            if case .token = event {
-                if first == nil { first = .now }
-                n += 1
-            }
+            if case .token = event { run.tokenTimes.append(.now) }
         }
-        let end = ContinuousClock.now
-        return Run(prefillSeconds: (first! - start).seconds, decodeSeconds: (end - first!).seconds, prompt: tokens.count, decoded: n)
+        return run
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import AMPDTestSupport
 import Testing
 @testable import AMPDEngine
 
@@ -44,5 +45,38 @@ struct EngineThreadTests {
         let deadline = ContinuousClock.now + .seconds(10)
         while !thread.isFinished && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(thread.isFinished)
+    }
+}
+
+@Suite("engine-bench")
+struct EngineBenchTests {
+    struct Output: Decodable {
+        let engines: Int
+        let batch: Int
+        let prefillTokensPerSecond: Double
+        let decodeTokensPerSecond: Double
+        let poolLagMaxMs: Double
+    }
+
+    @Test("--engines and --batch run that many engines and sequences at once; the figures and the pool lag are reported")
+    func enginesAndBatch() async throws {
+        let model = try TinyModel.file()
+        let base = ["engine-bench", "--model", model, "--threads", "1", "--prompt-tokens", "8", "--decode-tokens", "6", "--repeats", "1"]
+        let one = try await offPool { try AMPDBinary.run(base) }
+        let many = try await offPool { try AMPDBinary.run(base + ["--engines", "2", "--batch", "3"]) }
+        let a = try JSONDecoder().decode(Output.self, from: Data(one.utf8))
+        let b = try JSONDecoder().decode(Output.self, from: Data(many.utf8))
+        #expect(a.engines == 1 && a.batch == 1 && b.engines == 2 && b.batch == 3)
+        #expect(a.prefillTokensPerSecond > 0 && a.decodeTokensPerSecond > 0 && b.decodeTokensPerSecond > 0)
+        #expect(b.poolLagMaxMs >= 0)
+        let refused = Process()
+        refused.executableURL = AMPDBinary.url
+        refused.arguments = base + ["--batch", "0"]
+        let out = Pipe()
+        refused.standardOutput = out
+        refused.standardError = out
+        try refused.run()
+        let (status, text) = try await waitForExit(refused, reading: out)
+        #expect(status != 0 && text.contains("--batch"), "\(text)")
     }
 }
