@@ -36,13 +36,15 @@ paths:
       responses: {"200": {description: Prometheus text format}}
   /apis/ampd.dev/v1alpha1/servingdeployments:
     get:
-      summary: List deployments in all namespaces (roles admin, reader)
-      responses: {"200": {description: list, content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeploymentList"}}}}}
+      summary: List deployments in all namespaces (roles admin, reader); with watch=true, a JSON line per change
+      parameters: [{$ref: "#/components/parameters/watch"}, {$ref: "#/components/parameters/resourceVersion"}, {$ref: "#/components/parameters/timeoutSeconds"}]
+      responses: {"200": {description: "list, or with watch=true one WatchEvent per line ({type: ADDED|MODIFIED|DELETED|ERROR, object}; ERROR carries a Status, 410 Expired when resourceVersion is too old)", content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeploymentList"}}}}}
   /apis/ampd.dev/v1alpha1/namespaces/{namespace}/servingdeployments:
     parameters: [{$ref: "#/components/parameters/namespace"}]
     get:
-      summary: List deployments in a namespace (roles admin, reader)
-      responses: {"200": {description: list, content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeploymentList"}}}}}
+      summary: List deployments in a namespace (roles admin, reader); with watch=true, a JSON line per change
+      parameters: [{$ref: "#/components/parameters/watch"}, {$ref: "#/components/parameters/resourceVersion"}, {$ref: "#/components/parameters/timeoutSeconds"}]
+      responses: {"200": {description: "list, or with watch=true one WatchEvent per line ({type: ADDED|MODIFIED|DELETED|ERROR, object}; ERROR carries a Status, 410 Expired when resourceVersion is too old)", content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeploymentList"}}}}}
     post:
       summary: Create a deployment (role admin); 409 AlreadyExists when it exists
       requestBody: {$ref: "#/components/requestBodies/Manifest"}
@@ -164,6 +166,9 @@ components:
   parameters:
     namespace: {name: namespace, in: path, required: true, schema: {type: string}}
     name: {name: name, in: path, required: true, schema: {type: string}}
+    watch: {name: watch, in: query, description: "true: stream changes (ADDED, MODIFIED, DELETED) as JSON lines instead of listing", schema: {type: boolean}}
+    resourceVersion: {name: resourceVersion, in: query, description: "with watch: the changes after this version (absent or 0: the current objects first, as ADDED)", schema: {type: string}}
+    timeoutSeconds: {name: timeoutSeconds, in: query, description: "with watch: end the stream after this many seconds", schema: {type: integer, minimum: 1}}
   requestBodies:
     Manifest:
       required: true
