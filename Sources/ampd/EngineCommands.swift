@@ -147,14 +147,19 @@ struct EngineBenchCommand: AsyncParsableCommand {
     /// Prefill: every prompt token over the time until the last sequence's first token. Decode:
     /// the tokens generated while every sequence was decoding (from the last first token to the
     /// first end) over that window — the steady state of a batch; for one sequence, its tokens
-    /// after the first over the time after it.
+    /// after the first over the time after it. Without such a window, an overall rate.
     static func rates(_ runs: [Run]) -> (prefill: Double, decode: Double) {
         guard let start = runs.map(\.start).min(), let lastFirst = runs.compactMap(\.tokenTimes.first).max(),
               let firstEnd = runs.compactMap(\.tokenTimes.last).min() else { return (0, 0) }
         let prefill = Double(runs.reduce(0) { $0 + $1.prompt }) / (lastFirst - start).seconds
         let window = (firstEnd - lastFirst).seconds
         let tokens = runs.reduce(0) { $0 + $1.tokenTimes.filter { $0 > lastFirst && $0 <= firstEnd }.count }
-        return (prefill, window > 0 ? Double(tokens) / window : 0)
+        if window > 0 && tokens > 0 { return (prefill, Double(tokens) / window) }
+        // No moment when all decode (short runs, staggered by a busy machine): every token after
+        // its sequence's first, over the time from the earliest first token to the last end.
+        guard let firstFirst = runs.compactMap(\.tokenTimes.first).min(), let lastEnd = runs.compactMap(\.tokenTimes.last).max(),
+              lastEnd > firstFirst else { return (prefill, 0) }
+        return (prefill, Double(runs.reduce(0) { $0 + max(0, $1.tokenTimes.count - 1) }) / (lastEnd - firstFirst).seconds)
     }
 
     func run() async throws {

@@ -61,7 +61,7 @@ struct EngineBenchTests {
     @Test("--engines and --batch run that many engines and sequences at once; the figures and the pool lag are reported")
     func enginesAndBatch() async throws {
         let model = try TinyModel.file()
-        let base = ["engine-bench", "--model", model, "--threads", "1", "--prompt-tokens", "8", "--decode-tokens", "6", "--repeats", "1"]
+        let base = ["engine-bench", "--model", model, "--threads", "1", "--prompt-tokens", "8", "--decode-tokens", "12", "--repeats", "1"]
         let one = try await offPool { try AMPDBinary.run(base) }
         let many = try await offPool { try AMPDBinary.run(base + ["--engines", "2", "--batch", "3"]) }
         let a = try JSONDecoder().decode(Output.self, from: Data(one.utf8))
