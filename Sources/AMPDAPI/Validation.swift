@@ -255,6 +255,19 @@ public enum ServingDeploymentAdmission {
         return nil
     }
 
+    /// A DNS-1123 subdomain: what Kubernetes requires of node names (`ip-10-0-1-2.ec2.internal`):
+    /// at most 253 characters, DNS labels joined by dots.
+    public static func dnsSubdomainProblem(_ s: String) -> String? {
+        if s.isEmpty { return "must not be empty" }
+        if s.count > 253 { return "must be at most 253 characters; got \(s.count)" }
+        for label in s.split(separator: ".", omittingEmptySubsequences: false) {
+            if label.isEmpty || dnsLabelProblem(String(label)) != nil {
+                return "must be lowercase letters, digits, '-' and '.', each dot-separated part starting and ending with a letter or digit; got \"\(s)\""
+            }
+        }
+        return nil
+    }
+
     static func labelKeyProblem(_ k: String) -> String? {
         let name = k.split(separator: "/", maxSplits: 1).last.map(String.init) ?? k
         if name.isEmpty || name.count > 63 { return "label key name must be 1 to 63 characters" }

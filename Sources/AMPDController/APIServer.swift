@@ -114,7 +114,8 @@ struct APIServer: Sendable {
                     mint = true
                 }
             }
-            if let why = ServingDeploymentAdmission.dnsLabelProblem(reg.name) {
+            // Node names are Kubernetes node names: DNS subdomains, dots allowed.
+            if let why = ServingDeploymentAdmission.dnsSubdomainProblem(reg.name) {
                 throw APIStatus.invalid(InvalidObjectError(kind: "NodeRegistration", name: reg.name, causes: [FieldError("name", why)]))
             }
             var causes: [FieldError] = []

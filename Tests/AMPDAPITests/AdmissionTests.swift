@@ -264,3 +264,18 @@ struct DocumentTests {
         }
     }
 }
+
+@Suite("Node names")
+struct NodeNameTests {
+    @Test("node names are DNS subdomains, as Kubernetes' are: dots between DNS labels, at most 253 characters")
+    func subdomains() {
+        for ok in ["node-a", "ip-10-0-1-2.ec2.internal", "a.b.c", "gpu-host-7.cluster.local", String(repeating: "a.", count: 126) + "a"] {
+            #expect(ServingDeploymentAdmission.dnsSubdomainProblem(ok) == nil, "\(ok)")
+        }
+        for bad in ["", "Node-A", "a..b", ".a", "a.", "-a.b", "a-.b", "a_b", "a b", String(repeating: "a.", count: 127) + "a"] {
+            #expect(ServingDeploymentAdmission.dnsSubdomainProblem(bad) != nil, "\(bad)")
+        }
+        // Deployment names stay DNS labels.
+        #expect(ServingDeploymentAdmission.dnsLabelProblem("a.b") != nil)
+    }
+}

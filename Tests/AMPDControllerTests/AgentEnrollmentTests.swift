@@ -126,7 +126,7 @@ struct AgentEnrollmentTests {
         defer { Task { await ctl.shutdown() } }
         let caPEM = try String(contentsOf: ctl.dataDir.appendingPathComponent("ca.crt"), encoding: .utf8)
         let a = try AgentProcess(controller: ctl, name: "node-a")
-        let b = try AgentProcess(controller: ctl, name: "node-b")
+        let b = try AgentProcess(controller: ctl, name: "ip-10-0-1-2.ec2.internal")   // a Kubernetes node name, dots and all
         defer { _ = a.stop(); _ = b.stop() }
         let portA = try await eventually("agent A listening") { try a.port() }
         _ = try await eventually("agent B listening") { try b.port() }
@@ -195,7 +195,7 @@ struct AgentEnrollmentTests {
         // (B's current one: the first may have expired by now on a loaded machine, and then TLS, not
         // the revocation check, would refuse it.)
         let bCurrent = try b.clientTLS(caPEM: caPEM)
-        _ = try await ctl.client.raw(.DELETE, "/apis/ampd.dev/v1alpha1/nodes/node-b")
+        _ = try await ctl.client.raw(.DELETE, "/apis/ampd.dev/v1alpha1/nodes/ip-10-0-1-2.ec2.internal")
         let revoked: RevocationList = try await ctl.client.send(.GET, "/apis/ampd.dev/v1alpha1/revokedcertificates")
         #expect(!revoked.serials.isEmpty)
         try await eventually("A refuses B's revoked certificate") { () -> Bool? in
