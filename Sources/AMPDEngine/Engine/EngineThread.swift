@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// The thread an engine runs on: the executor of the engine's actor, so that its steps (whole
 /// forward passes, hundreds of milliseconds on a CPU) never occupy a thread of Swift's
@@ -14,18 +13,12 @@ public final class EngineThread: SerialExecutor, @unchecked Sendable {
     private var stopping = false
     private var finished = false
 
-    /// Engine threads now running in this process (their kernel workers not counted).
-    public static var running: Int { runningCount.load(ordering: .relaxed) }
-    private static let runningCount = Atomic<Int>(0)
-
     /// Starts the thread and a team of `threads` (itself and `threads - 1` kernel workers).
     public init(name: String, threads: Int) {
         kernels = KernelThreads(count: threads, name: name)
-        Self.runningCount.wrappingAdd(1, ordering: .relaxed)
         let thread = NativeThread.start(name: name) { [self] in
             KernelThreads.adopt(kernels)
             self.loop()
-            Self.runningCount.wrappingSubtract(1, ordering: .relaxed)
         }
         pthread_detach(thread)
     }
