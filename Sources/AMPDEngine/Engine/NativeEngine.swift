@@ -210,10 +210,10 @@ public actor NativeEngine: InferenceEngine {
     }
 
     public func release(_ sequence: SequenceID) {
-        defer { publishStats() }
         guard let s = sequences.removeValue(forKey: sequence) else { return }
-        s.active?.continuation.finish(throwing: EngineError.unknownSequence(sequence))
         blocks.release(s.blockTable)
+        publishStats()
+        s.active?.continuation.finish(throwing: EngineError.unknownSequence(sequence))
     }
 
     /// The engine's figures as of its last step or change: never waits for a step to end.
@@ -553,10 +553,6 @@ public actor NativeEngine: InferenceEngine {
         sequences[id]!.active = nil
         let ttft = a.firstTokenAt.map { seconds(a.submitted, $0) } ?? 0
         let tpot = a.generated > 1 ? seconds(a.firstTokenAt!, a.lastTokenAt!) / Double(a.generated - 1) : 0
-        a.continuation.yield(.finished(GenerationSummary(
-            sequence: id, reason: reason, promptTokens: a.promptTokens, cachedTokens: a.cachedTokens,
-            generatedTokens: a.generated, timeToFirstToken: ttft, timePerOutputToken: tpot)))
-        a.continuation.finish()
         // A prefill-only sequence stays for its export; the caller releases it.
         if !(a.request.keepAlive || a.request.prefillOnly) || reason == .cancelled {
             let s = sequences.removeValue(forKey: id)!
@@ -564,6 +560,12 @@ public actor NativeEngine: InferenceEngine {
         } else if !a.request.prefillOnly {
             sequences[id]!.idleSince = ContinuousClock.now
         }
+        // Whoever sees the end of the stream sees stats() that count it.
+        publishStats()
+        a.continuation.yield(.finished(GenerationSummary(
+            sequence: id, reason: reason, promptTokens: a.promptTokens, cachedTokens: a.cachedTokens,
+            generatedTokens: a.generated, timeToFirstToken: ttft, timePerOutputToken: tpot)))
+        a.continuation.finish()
     }
 
     static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
@@ -576,8 +578,9 @@ public actor NativeEngine: InferenceEngine {
 
     func fail(_ id: SequenceID, _ error: any Error) {
         guard let s = sequences.removeValue(forKey: id) else { return }
-        s.active?.continuation.finish(throwing: error)
         blocks.release(s.blockTable)
+        publishStats()
+        s.active?.continuation.finish(throwing: error)
     }
 
     func seconds(_ a: ContinuousClock.Instant, _ b: ContinuousClock.Instant) -> Double {
