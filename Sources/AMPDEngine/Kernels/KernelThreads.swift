@@ -15,7 +15,6 @@ import Synchronization
 public final class KernelThreads: @unchecked Sendable {
     /// Threads that run a loop, the caller included.
     public let count: Int
-    private let name: String
 
     /// One parallel loop. `body` points at the caller's closure, which lives on its stack until
     /// `done == iterations`: a worker calls it only for an index below `iterations`.
@@ -55,7 +54,6 @@ public final class KernelThreads: @unchecked Sendable {
 
     public init(count: Int, name: String) {
         self.count = max(1, count)
-        self.name = name
         for i in 1..<self.count {
             workers.append(NativeThread.start(name: "\(name)-k\(i)") { [self] in
                 KernelThreads.adopt(self)
