@@ -8,6 +8,26 @@ import Testing
 
 let quickstart = Binaries.packageRoot.appendingPathComponent("Manifests/quickstart-cpu.yaml").path
 
+/// Runs `ampd controller` (its own data directory, plus `args`) expecting it to fail at start:
+/// waits up to `seconds` for it to exit, else kills it. Returns whether it exited (rather than
+/// being killed or signalled), its status and its output.
+func controllerThatShouldFail(_ args: [String], within seconds: TimeInterval) async throws -> (exited: Bool, status: Int32, output: String) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-ctl-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let p = Process()
+    p.executableURL = Binaries.ampd
+    p.arguments = ["controller", "--data-dir", dir.path, "--exit-with-parent"] + args
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    try p.run()
+    let deadline = Date().addingTimeInterval(seconds)
+    while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    let (status, text) = try await waitForExit(p, reading: out)
+    return (p.terminationReason == .exit, status, text)
+}
+
 /// The controller's arguments for a store backend: none for SQLite (its default); for "etcd",
 /// `etcd` started and a key-encryption key. Nil where etcd is not installed (the case skips).
 func storeArguments(_ backend: String, etcd: EtcdProcess, prefix: String) async throws -> [String]? {
@@ -141,21 +161,8 @@ struct ControllerIntegrationTests {
         try await ctl.start()
         defer { Task { await ctl.shutdown() } }
         let port = try #require(URL(string: try ClientConfiguration.load(URL(fileURLWithPath: ctl.configPath)).server)?.port)
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-ctl-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let p = Process()
-        p.executableURL = Binaries.ampd
-        p.arguments = ["controller", "--data-dir", dir.path, "--port", "\(port)", "--exit-with-parent"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let deadline = Date().addingTimeInterval(20)
-        while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(p.terminationReason == .exit && p.terminationStatus == 1 && text.contains("Address already in use"), "\(text)")
+        let (exited, status, text) = try await controllerThatShouldFail(["--port", "\(port)"], within: 20)
+        #expect(exited && status == 1 && text.contains("Address already in use"), "\(text)")
     }
 
     @Test("a controller whose store cannot be opened exits 1 naming it: etcd that does not answer, a malformed --store")
@@ -163,21 +170,8 @@ struct ControllerIntegrationTests {
         let dead = try EtcdProcess.freePort()
         for (store, want) in [("etcd://127.0.0.1:\(dead)/x", "no etcd endpoint answered"), ("etcds://127.0.0.1:\(dead)", "client TLS to etcd is not supported yet"),
                               ("mysql://h/db", "expected sqlite:PATH or etcd://")] {
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-ctl-\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(at: dir) }
-            let p = Process()
-            p.executableURL = Binaries.ampd
-            p.arguments = ["controller", "--data-dir", dir.path, "--port", "0", "--store", store, "--exit-with-parent"]
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = out
-            try p.run()
-            let deadline = Date().addingTimeInterval(30)
-            while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-            p.waitUntilExit()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            #expect(p.terminationReason == .exit && p.terminationStatus != 0 && text.contains(want), "\(store): \(text)")
+            let (exited, status, text) = try await controllerThatShouldFail(["--port", "0", "--store", store], within: 30)
+            #expect(exited && status != 0 && text.contains(want), "\(store): \(text)")
         }
     }
 
