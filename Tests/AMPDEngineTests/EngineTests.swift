@@ -307,3 +307,35 @@ struct EngineTests {
         #expect(stats.liveSequences == 0 && stats.kvBlocksUsed == 0)
     }
 }
+
+@Suite("Engine step timings")
+struct EngineStepTimingTests {
+    let prompt: [Int32] = (0..<40).map { Int32(($0 * 37) % 250) }
+
+    @Test("each step is reported once with what it computed: the prompt as one chunk, then one decode token at a growing context")
+    func samples() async throws {
+        let engine = try TinyModel.engine()
+        _ = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 5, stopTokens: []))
+        let s = engine.takeStepSamples()
+        #expect(s.count == 5)
+        #expect(s.first == EngineStepSample(decodeSequences: 0, decodeContext: 0, prefill: [.init(history: 0, new: 40)], seconds: s[0].seconds))
+        #expect(s.dropFirst().map(\.decodeContext) == [41, 42, 43, 44])
+        #expect(s.dropFirst().allSatisfy { $0.decodeSequences == 1 && $0.prefill.isEmpty })
+        #expect(s.allSatisfy { $0.seconds > 0 })
+        #expect(engine.takeStepSamples().isEmpty)
+    }
+
+    @Test("--engine-slowdown: steps take that many times as long")
+    func slowdown() async throws {
+        func stepSeconds(_ slowdown: Double) async throws -> Double {
+            var o = NativeEngineOptions()
+            o.slowdown = slowdown
+            let engine = try TinyModel.engine(options: o)
+            _ = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 24, stopTokens: []))
+            return engine.takeStepSamples().reduce(0) { $0 + $1.seconds }
+        }
+        let plain = try await stepSeconds(1), slowed = try await stepSeconds(10)
+        // The extra is slept after each forward pass: at least several times the plain time.
+        #expect(slowed > 3 * plain, "plain \(plain) s, slowed \(slowed) s")
+    }
+}

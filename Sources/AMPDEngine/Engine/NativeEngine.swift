@@ -15,6 +15,10 @@ public struct NativeEngineOptions: Sendable {
     /// The first sequence id this engine hands out: an engine that replaces another under the
     /// same name starts elsewhere, so that a stale id never reaches a new sequence.
     public var firstSequenceID: UInt64 = 1
+    /// Each step takes this many times as long as its forward pass (≥ 1): the engine thread
+    /// sleeps the difference, as on a slower machine. For testing what depends on engine
+    /// speed (calibration, SLO planning) without a slower machine.
+    public var slowdown: Double = 1
 
     public init() {}
 }
@@ -31,6 +35,7 @@ public actor NativeEngine: InferenceEngine {
     nonisolated let thread: EngineThread
     nonisolated public var unownedExecutor: UnownedSerialExecutor { thread.asUnownedSerialExecutor() }
     nonisolated let statsSnapshot = Mutex(EngineStats.empty)
+    nonisolated let stepLog = Mutex(StepLog())
     nonisolated public let model: LlamaModel
     nonisolated public let tokenizer: BPETokenizer
     nonisolated public let chatTemplate: ChatTemplate?
@@ -41,6 +46,10 @@ public actor NativeEngine: InferenceEngine {
     var sequences: [SequenceID: Sequence] = [:]
     var nextID: SequenceID = 1
     var loopRunning = false
+    /// When the previous step of a running loop ended: a step's timed span runs from there,
+    /// so that sampling, streaming and the KV imports and exports interleaved between
+    /// forward passes count too (what a step costs in practice).
+    var lastStepEnd: ContinuousClock.Instant?
     var counters = (prefill: 0, decode: 0, steps: 0, evictedSequences: 0)
     /// Every token's bytes, made at the first request with an output grammar.
     var vocabularyBytes: TokenByteTable?
@@ -215,6 +224,10 @@ public actor NativeEngine: InferenceEngine {
         publishStats()
         s.active?.continuation.finish(throwing: EngineError.unknownSequence(sequence))
     }
+
+    /// The steps timed since the last call (at most the last `StepLog.capacity`): what each
+    /// forward pass computed and how long it took. The agent reports them for calibration.
+    nonisolated public func takeStepSamples() -> [EngineStepSample] { stepLog.withLock { $0.take() } }
 
     /// The engine's figures as of its last step or change: never waits for a step to end.
     nonisolated public func stats() -> EngineStats { statsSnapshot.withLock { $0 } }
@@ -413,6 +426,7 @@ public actor NativeEngine: InferenceEngine {
             await Task.yield()
         }
         loopRunning = false
+        lastStepEnd = nil
         publishStats()
     }
 
@@ -447,8 +461,20 @@ public actor NativeEngine: InferenceEngine {
             owners.append(id)
             budget -= n
         }
-        guard !items.isEmpty else { return !sequences.values.allSatisfy { $0.active == nil } }
+        guard !items.isEmpty else {
+            lastStepEnd = nil
+            return !sequences.values.allSatisfy { $0.active == nil }
+        }
+        let started = ContinuousClock.now
         let logits = model.forward(items, kv: storage)
+        if options.slowdown > 1 {
+            let spent = ContinuousClock.now - started
+            Thread.sleep(forTimeInterval: Self.interval(spent) * (options.slowdown - 1))
+        }
+        let ended = ContinuousClock.now
+        let took = Self.interval(ended - (lastStepEnd ?? started))
+        lastStepEnd = ended
+        stepLog.withLock { $0.add(EngineStepSample(items, seconds: took)) }
         counters.steps += 1
         var li = 0
         let now = ContinuousClock.now
@@ -583,8 +609,9 @@ public actor NativeEngine: InferenceEngine {
         s.active?.continuation.finish(throwing: error)
     }
 
-    func seconds(_ a: ContinuousClock.Instant, _ b: ContinuousClock.Instant) -> Double {
-        let d = b - a
-        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    func seconds(_ a: ContinuousClock.Instant, _ b: ContinuousClock.Instant) -> Double { Self.interval(b - a) }
+
+    static func interval(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 }
