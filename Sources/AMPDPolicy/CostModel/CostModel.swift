@@ -45,8 +45,26 @@ public struct CostModel: Sendable, Equatable {
         bytes / (Double(tp) * hardware.memoryGBps * 1e9 * hardware.memoryEfficiency)
     }
 
+    /// Observed ÷ roofline times (calibration); 1 when not calibrated.
+    public var prefillScale: Double { hardware.prefillTimeScale ?? 1 }
+    public var decodeScale: Double { hardware.decodeTimeScale ?? 1 }
+
+    /// This model with its prefill and decode times multiplied by `prefill` and `decode`
+    /// (on top of any calibration it has): instances sharing cores, say.
+    public func scaled(prefill: Double, decode: Double) -> CostModel {
+        var m = self
+        m.hardware.prefillTimeScale = prefillScale * prefill
+        m.hardware.decodeTimeScale = decodeScale * decode
+        return m
+    }
+
     /// Seconds to prefill `n` new tokens on top of `h` tokens already cached.
     public func prefillSeconds(history h: Int, new n: Int, tp: Int) -> Double {
+        rooflinePrefillSeconds(history: h, new: n, tp: tp) * prefillScale
+    }
+
+    /// The roofline's prefill time, without calibration.
+    public func rooflinePrefillSeconds(history h: Int, new n: Int, tp: Int) -> Double {
         guard n > 0 else { return 0 }
         let compute = computeSeconds(prefillFLOPs(history: h, new: n), tp: tp)
         let memory = memorySeconds(weightBytesRead(tokens: n) + kvBytes(tokens: h + n), tp: tp)
@@ -55,6 +73,11 @@ public struct CostModel: Sendable, Equatable {
 
     /// Seconds of one decode step for `batch` sequences holding `context` tokens in total.
     public func decodeStepSeconds(batch b: Int, context: Int, tp: Int) -> Double {
+        rooflineDecodeStepSeconds(batch: b, context: context, tp: tp) * decodeScale
+    }
+
+    /// The roofline's decode step time, without calibration.
+    public func rooflineDecodeStepSeconds(batch b: Int, context: Int, tp: Int) -> Double {
         guard b > 0 else { return 0 }
         let flops = 2 * model.activeParams * Double(b) + 4 * Double(model.layers) * attentionWidth * Double(context)
         let compute = computeSeconds(flops, tp: tp)
@@ -64,8 +87,21 @@ public struct CostModel: Sendable, Equatable {
 
     /// Seconds of one fused iteration of chunked-prefill continuous batching
     /// (vLLM): the decode batch plus prompt chunks in one forward pass, so the
-    /// weights are read once for all of them.
+    /// weights are read once for all of them. Calibrated as its parts: the decode step's
+    /// roofline time at the decode scale, what the chunks add at the prefill scale.
     public func mixedStepSeconds(batch b: Int, context: Int, chunks: [(history: Int, new: Int)], tp: Int) -> Double {
+        let (d, p) = mixedStepParts(batch: b, context: context, chunks: chunks, tp: tp)
+        return d * decodeScale + p * prefillScale
+    }
+
+    /// A fused step's roofline time split into the decode step alone and what the prefill
+    /// chunks add to it (uncalibrated); what calibration fits its two scales to.
+    public func mixedStepParts(batch b: Int, context: Int, chunks: [(history: Int, new: Int)], tp: Int) -> (decode: Double, prefill: Double) {
+        let decode = rooflineDecodeStepSeconds(batch: b, context: context, tp: tp)
+        return (decode, max(0, rooflineMixedStepSeconds(batch: b, context: context, chunks: chunks, tp: tp) - decode))
+    }
+
+    func rooflineMixedStepSeconds(batch b: Int, context: Int, chunks: [(history: Int, new: Int)], tp: Int) -> Double {
         let newTokens = chunks.reduce(0) { $0 + $1.new }
         guard b + newTokens > 0 else { return 0 }
         var flops = 2 * model.activeParams * Double(b) + 4 * Double(model.layers) * attentionWidth * Double(context)

@@ -22,6 +22,11 @@ public struct HardwareProfile: Sendable, Equatable, Codable {
     public var stepOverheadSeconds: Double
     /// One-way latency of a KV transfer setup, seconds.
     public var transferLatencySeconds: Double
+    /// Observed ÷ roofline time of prefill work and of decode steps on this hardware, as online
+    /// calibration measured them (absent: 1, the roofline as fitted). A calibrated profile
+    /// exported by the controller carries them.
+    public var prefillTimeScale: Double?
+    public var decodeTimeScale: Double?
 }
 
 /// A model's shape, as a roofline model needs it.
@@ -50,6 +55,11 @@ public struct ProfileCatalog: Sendable, Codable, Equatable {
     public var hardware: [HardwareProfile]
     public var models: [ModelProfile]
 
+    public init(hardware: [HardwareProfile], models: [ModelProfile]) {
+        self.hardware = hardware
+        self.models = models
+    }
+
     public func hardware(_ name: String) throws(PolicyError) -> HardwareProfile {
         guard let h = hardware.first(where: { $0.name == name }) else {
             throw .unknownProfile("hardware '\(name)' (known: \(hardware.map(\.name).joined(separator: ", ")))")
@@ -71,6 +81,11 @@ public struct ProfileCatalog: Sendable, Codable, Equatable {
         } catch {
             throw .invalidProfile("\(error)")
         }
+    }
+
+    /// The catalog as YAML, as `load(yaml:)` reads it.
+    public func yaml() throws(PolicyError) -> String {
+        do { return try YAMLEncoder().encode(self) } catch { throw .invalidProfile("\(error)") }
     }
 
     /// This catalog with `other`'s entries added or replacing same-named ones.

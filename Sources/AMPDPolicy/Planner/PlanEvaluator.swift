@@ -144,14 +144,32 @@ public struct PlanEvaluator: Sendable {
         guard liveTokens <= Double(cost.kvCapacityTokens(tp: tp)) else {
             return DecodePrediction(attainment: 0, meanITL: itl(b), batch: b, p95: .infinity)
         }
-        // The largest batch that meets the ITL SLO; the batch is Poisson around b.
-        // (ITL grows with the batch: binary search.)
-        var lo = 0, hi = 4096
-        while lo < hi {
-            let mid = (lo + hi + 1) / 2
-            if itl(Double(mid)) <= slo.itl { lo = mid } else { hi = mid - 1 }
+        // A round's TPOT is its steps' time at its batch plus the local prefills that run on
+        // its instance while it decodes (each holds every sequence there for its service),
+        // spread over its tokens. The batch is Poisson around b; the stalls are Poisson too
+        // (local prefills arrive at their rate over the round's decode time). A round attains
+        // when its steps and its stalls stay within the SLO: with k stalls, the largest batch
+        // whose step fits what k stalls leave of it.
+        func step(_ x: Int) -> Double { cost.decodeStepSeconds(batch: x, context: Int(Double(x) * ctx), tp: tp) }
+        func largestBatch(within budget: Double) -> Int {
+            // Step time grows with the batch: binary search.
+            var lo = 0, hi = 4096
+            while lo < hi {
+                let mid = (lo + hi + 1) / 2
+                if step(mid) <= budget { lo = mid } else { hi = mid - 1 }
+            }
+            return lo
         }
-        let attain = Self.poissonCDF(lo, mean: b)
+        let stalls = roundsPerSecond * localShare * w.meanDecode * itl(b)
+        var attain = 0.0, pk = exp(-stalls), seen = 0.0
+        for k in 0...400 {
+            if k > 0 { pk *= stalls / Double(k) }
+            seen += pk
+            let budget = slo.itl - Double(k) * localService / w.meanDecode
+            if budget <= 0 { break }
+            attain += pk * Self.poissonCDF(largestBatch(within: budget), mean: b)
+            if seen > 1 - 1e-9 { break }
+        }
         let b95 = b + 1.645 * b.squareRoot() + 0.5
         return DecodePrediction(attainment: attain, meanITL: itl(b), batch: b, p95: itl(b95))
     }
@@ -169,7 +187,7 @@ public struct PlanEvaluator: Sendable {
         let round = ttftOK * d.attainment
         return ScoredPlan(plan: plan, sessionAttainment: pow(round, workload.meanRounds), roundAttainment: round,
                           meanTTFT: p.meanTTFT, meanITL: d.meanITL, prefillUtilization: p.utilization, decodeBatch: d.batch,
-                          paperObjective: paperObjective(plan), localShare: localShare)
+                          paperObjective: paperObjective(plan), localShare: localShare, ttftAttainment: ttftOK, itlAttainment: d.attainment)
     }
 
     func localTTFTAttainment(tp: Int) -> Double {

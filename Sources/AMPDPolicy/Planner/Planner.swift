@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Which objective the planner optimises.
 public enum PlannerFormulation: String, Sendable, Codable, CaseIterable {
     /// Ours: maximise predicted session SLO attainment, load split across
@@ -28,6 +32,9 @@ public struct Planner: Sendable {
     public var minimizeDevices: Bool
     /// The TP degrees and replica counts plans must keep to.
     public var bounds: PlanBounds
+    /// Set when the devices are CPU instances sharing fewer cores than they run threads:
+    /// each plan is then predicted with its instances slowed by the sharing it implies.
+    public var sharing: CoreSharing?
     public private(set) var current: DeploymentPlan?
     var pendingPlan: DeploymentPlan?
     var pendingCount = 0
@@ -69,7 +76,8 @@ public struct Planner: Sendable {
         var best: [DeploymentPlan: ScoredPlan] = [:]
         var evaluated = 0
         for share in shares {
-            let (candidates, n) = candidates(PlanEvaluator(cost: cost, slo: slo, workload: workload, localShare: share))
+            let (candidates, n) = sharing == nil ? candidates(PlanEvaluator(cost: cost, slo: slo, workload: workload, localShare: share))
+                : sharedCandidates(workload, localShare: share)
             evaluated += n
             for c in candidates where best[c.plan].map({ c.sessionAttainment > $0.sessionAttainment }) ?? true { best[c.plan] = c }
         }
@@ -103,6 +111,65 @@ public struct Planner: Sendable {
             }
         }
         return (Array(ranked.prefix(keep)), evaluated)
+    }
+
+    /// The evaluator of `plan`: the cost model slowed by the core sharing the plan implies.
+    func evaluator(for plan: DeploymentPlan, _ workload: WorkloadStats, localShare: Double) -> PlanEvaluator {
+        let f = sharing?.factor(plan) ?? 1
+        return PlanEvaluator(cost: f > 1 ? cost.scaled(prefill: f, decode: f) : cost, slo: slo, workload: workload, localShare: localShare)
+    }
+
+    /// Every plan within the bounds and budget, each scored with its own sharing (CPU pools
+    /// are small: a few instances, so exhaustive is cheap).
+    func sharedCandidates(_ workload: WorkloadStats, localShare: Double) -> ([ScoredPlan], Int) {
+        let tps = tensorDegrees
+        var out: [ScoredPlan] = []
+        for ptp in tps where bounds.prefillTP?.contains(ptp) ?? true {
+            for dtp in tps where bounds.decodeTP?.contains(dtp) ?? true {
+                let pMax = min(bounds.prefillReplicas.upperBound, (devices - dtp) / ptp), dMax = bounds.decodeReplicas.upperBound
+                guard pMax >= bounds.prefillReplicas.lowerBound else { continue }
+                for pn in bounds.prefillReplicas.lowerBound...pMax {
+                    let room = (devices - ptp * pn) / dtp
+                    guard min(dMax, room) >= bounds.decodeReplicas.lowerBound else { continue }
+                    for dn in bounds.decodeReplicas.lowerBound...min(dMax, room) {
+                        let plan = DeploymentPlan(prefillTP: ptp, prefillReplicas: pn, decodeTP: dtp, decodeReplicas: dn)
+                        out.append(evaluator(for: plan, workload, localShare: localShare).score(plan))
+                    }
+                }
+            }
+        }
+        return (out, out.count)
+    }
+
+    /// The running plan's best prediction over the local shares considered.
+    func score(_ plan: DeploymentPlan, _ workload: WorkloadStats) -> ScoredPlan {
+        let shares = workload.localShare.map { [$0] } ?? stride(from: 0.0, through: 0.8, by: 0.1).map { $0 }
+        return shares.map { evaluator(for: plan, workload, localShare: $0).score(plan) }.max { $0.sessionAttainment < $1.sessionAttainment }!
+    }
+
+    /// Why no plan meets the target, and the tightest SLO one would meet (searched over
+    /// multiples of the SLO, the bottleneck's alone first).
+    func shortfall(_ best: ScoredPlan, _ workload: WorkloadStats) -> SLOShortfall {
+        let bottleneck: SLOShortfall.Bottleneck = best.ttftAttainment <= best.itlAttainment ? .ttft : .itl
+        func meets(_ k: Double, both: Bool) -> Bool {
+            var p = self
+            p.slo = LatencySLO(ttft: slo.ttft * (both || bottleneck == .ttft ? k : 1), itl: slo.itl * (both || bottleneck == .itl ? k : 1))
+            return (p.search(workload, keep: 1).ranked.first?.sessionAttainment ?? 0) >= attainmentTarget
+        }
+        var result = SLOShortfall(bottleneck: bottleneck, bestSessionAttainment: best.sessionAttainment,
+                                  ttftAttainment: best.ttftAttainment, itlAttainment: best.itlAttainment)
+        for both in [false, true] where meets(1000, both: both) {
+            var lo = 0.0, hi = log(1000.0)
+            for _ in 0..<24 {
+                let mid = (lo + hi) / 2
+                if meets(exp(mid), both: both) { hi = mid } else { lo = mid }
+            }
+            let k = exp(hi)
+            result.ttftSeconds = slo.ttft * (both || bottleneck == .ttft ? k : 1)
+            result.itlSeconds = slo.itl * (both || bottleneck == .itl ? k : 1)
+            break
+        }
+        return result
     }
 
     /// The plans worth ranking under one evaluator, and how many predictions it took.
@@ -155,8 +222,15 @@ public struct Planner: Sendable {
         return (out, evaluated + out.count)
     }
 
-    /// One planner run: search, compare with the running plan, apply hysteresis.
+    /// One planner run: search, compare with the running plan, apply hysteresis; when no plan
+    /// meets the target, the reason also says why and what SLO would be met.
     public mutating func plan(_ workload: WorkloadStats) -> PlannerDecision {
+        var decision = decide(workload)
+        if let f = decision.shortfall { decision.reason += "; \(Self.describe(f, slo: slo, target: attainmentTarget))" }
+        return decision
+    }
+
+    mutating func decide(_ workload: WorkloadStats) -> PlannerDecision {
         let start = ContinuousClock.now
         func micros() -> Double {
             let d = ContinuousClock.now - start
@@ -170,11 +244,7 @@ public struct Planner: Sendable {
         }
         let (ranked, evaluated) = search(workload)
         decision.evaluatedPlans = evaluated
-        decision.current = current.map { plan in
-            let shares = workload.localShare.map { [$0] } ?? stride(from: 0.0, through: 0.8, by: 0.1).map { $0 }
-            return shares.map { PlanEvaluator(cost: cost, slo: slo, workload: workload, localShare: $0).score(plan) }
-                .max { $0.sessionAttainment < $1.sessionAttainment }!
-        }
+        decision.current = current.map { score($0, workload) }
         guard let best = ranked.first else {
             let needs = bounds == .open ? "at least one prefill and one decode instance"
                 : "prefill \(bounds.prefillReplicas.lowerBound)+ × TP \(bounds.prefillTP.map { "\($0)" } ?? "any") and decode \(bounds.decodeReplicas.lowerBound)+ × TP \(bounds.decodeTP.map { "\($0)" } ?? "any") (the pools' bounds)"
@@ -183,6 +253,9 @@ public struct Planner: Sendable {
             return decision
         }
         decision.alternatives = Array(ranked.dropFirst())
+        if formulation == .attainment && best.sessionAttainment < attainmentTarget {
+            decision.shortfall = shortfall(best, workload)
+        }
         guard let cur = decision.current else {
             adopt(best.plan, into: &decision, best: best, reason: "initial plan: \(describe(best))")
             decision.solveMicroseconds = micros()
@@ -240,7 +313,20 @@ public struct Planner: Sendable {
         "\(s.plan) on \(s.plan.devices) devices: sessions \(pct(s.sessionAttainment)), rounds \(pct(s.roundAttainment))"
     }
 
-    func pct(_ x: Double) -> String { "\((x * 1000).rounded() / 10)%" }
+    func pct(_ x: Double) -> String { Self.pct(x) }
+
+    static func pct(_ x: Double) -> String { "\((x * 1000).rounded() / 10)%" }
+
+    /// The shortfall in words: what cannot be met, why, and what could.
+    public static func describe(_ f: SLOShortfall, slo: LatencySLO, target: Double) -> String {
+        func ms(_ s: Double) -> String { "\(Int((s * 1000).rounded())) ms" }
+        let what = f.bottleneck == .ttft
+            ? "TTFT \(ms(slo.ttft)) is the bottleneck (prefill: \(pct(f.ttftAttainment)) of rounds within it, ITL \(pct(f.itlAttainment)))"
+            : "TPOT \(ms(slo.itl)) is the bottleneck (decode: \(pct(f.itlAttainment)) of rounds within it, TTFT \(pct(f.ttftAttainment)))"
+        let tightest = f.ttftSeconds.map { t in "the tightest SLO met at \(pct(target)) is TTFT \(ms(t)), TPOT \(ms(f.itlSeconds ?? slo.itl))" }
+            ?? "no SLO up to 1000× this one is met at \(pct(target)): the load exceeds what the budget serves"
+        return "SLO infeasible: no plan within the bounds reaches \(pct(target)) of sessions (best \(pct(f.bestSessionAttainment))); \(what); \(tightest)"
+    }
 
     /// Additions first, then drains; a TP change replaces the whole pool.
     public static func steps(from old: DeploymentPlan?, to new: DeploymentPlan) -> [PlanStep] {

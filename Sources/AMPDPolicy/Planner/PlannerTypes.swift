@@ -99,6 +99,30 @@ public struct ScoredPlan: Sendable, Equatable, Codable {
     public var paperObjective: Double
     /// The share of prefills run locally that this prediction assumes.
     public var localShare: Double
+    /// Predicted fraction of rounds meeting the TTFT SLO, and the ITL (TPOT) SLO.
+    public var ttftAttainment: Double
+    public var itlAttainment: Double
+}
+
+/// When no plan within the bounds meets the attainment target: which SLO holds it back and
+/// the tightest SLO some plan would meet.
+public struct SLOShortfall: Sendable, Equatable, Codable {
+    public enum Bottleneck: String, Sendable, Codable {
+        /// TTFT: prefill (its compute, its queue, or the KV transfer) is too slow.
+        case ttft
+        /// ITL/TPOT: decode steps are too slow for the batch the load makes.
+        case itl
+    }
+    public var bottleneck: Bottleneck
+    /// The best plan's predicted attainments (sessions; rounds' TTFT and ITL).
+    public var bestSessionAttainment: Double
+    public var ttftAttainment: Double
+    public var itlAttainment: Double
+    /// The tightest SLO (seconds) that some plan within the bounds would meet at the target:
+    /// the bottleneck's SLO relaxed alone if that suffices, both otherwise; nil when even
+    /// 1000× the SLO would not (the load exceeds what the budget can serve).
+    public var ttftSeconds: Double?
+    public var itlSeconds: Double?
 }
 
 /// One step of moving from the running plan to a new one. Additions come
@@ -133,4 +157,6 @@ public struct PlannerDecision: Sendable, Equatable, Codable {
     public var reason: String
     public var evaluatedPlans: Int
     public var solveMicroseconds: Double
+    /// Set when no plan within the bounds meets the attainment target.
+    public var shortfall: SLOShortfall? = nil
 }

@@ -77,7 +77,7 @@ public struct RoundEngine: Sendable {
 
     public private(set) var routing: RoutingConfiguration
     public private(set) var slo: LatencySLO
-    public let cost: CostModel
+    public private(set) var cost: CostModel
     public let options: Options
     var router: any PrefillRouter
     var instances: [String: Instance] = [:]
@@ -106,6 +106,14 @@ public struct RoundEngine: Sendable {
         switch event {
         case .instancesChanged(let list): return setInstances(list, now: now)
         case .reconfigured(let r, let s): return reconfigure(r, s, now: now)
+        case .recalibrated(let c):
+            guard c != cost else { return [] }
+            cost = c
+            for k in instances.keys {
+                instances[k]!.prefillRate = ServiceRate()
+                instances[k]!.decodeRate = ServiceRate()
+            }
+            return []
         case .roundArrived(let a): return arrive(a, now: now)
         case .prefillDone(let id, let compute): return prefillDone(id, compute: compute, now: now)
         case .transferDone(let id): return transferDone(id, now: now)

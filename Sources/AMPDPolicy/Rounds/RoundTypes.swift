@@ -68,6 +68,9 @@ public enum RoundEvent: Sendable, Equatable {
     case instancesChanged([InstanceInfo])
     /// The deployment's routing or SLO changed (`ampd apply`): later decisions follow it.
     case reconfigured(RoutingConfiguration, LatencySLO)
+    /// The controller calibrated the deployment's cost model: later predictions use it, and
+    /// each instance's learned rate (observed ÷ model) starts again relative to it.
+    case recalibrated(CostModel)
     case roundArrived(RoundArrival)
     /// The round's prefill produced its first token after `computeSeconds` of service on its
     /// instance (excluding the history read); its slot there is free.
