@@ -8,17 +8,23 @@
 # same two slots as two decode instances, as the simulator's co-located baseline does.
 #   Benchmarks/live-validation.sh [RATES] [SECONDS] [debug|release]
 #   POLICIES="ampd static-pd" Benchmarks/live-validation.sh ...   (default: all five)
+#   SLOWDOWN=2 CALIBRATE=1 Benchmarks/live-validation.sh ...
+# SLOWDOWN runs every engine step that many times as long (`ampd up --engine-slowdown`): a
+# machine slower than the one the profile was fitted on. CALIBRATE=1 predicts with the
+# profile the controller calibrated from the engines' timed steps (`ampd get profile`),
+# fetched before each rate's run (a 30 s warm-up at the first rate calibrates it first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATES=${1:-"0.1 0.3"}; DURATION=${2:-60}; CONFIG=${3:-release}
 POLICIES=${POLICIES:-"ampd ampd-paper conditional-pd static-pd colocated"}
+SLOWDOWN=${SLOWDOWN:-1}; CALIBRATE=${CALIBRATE:-0}
 PORT=${PORT:-8090}
 swift build -c "$CONFIG" --product ampd >/dev/null
 BIN=".build/$CONFIG/ampd"
 DIR=$(mktemp -d /tmp/ampd-live-XXXX)
 UP=
 trap '[ -n "$UP" ] && kill -TERM $UP 2>/dev/null; wait 2>/dev/null || true' EXIT
-echo "# Live validation: $(nproc) cores, $(date -u +%Y-%m-%d), $CONFIG build"
+echo "# Live validation: $(nproc) cores, $(date -u +%Y-%m-%d), $CONFIG build, engine slowdown $SLOWDOWN, calibrated prediction $CALIBRATE"
 for policy in $POLICIES; do
   manifest="$DIR/manifest-$policy.yaml"
   python3 - "$policy" Manifests/quickstart-cpu.yaml "$manifest" <<'PY'
@@ -37,17 +43,26 @@ if policy == "colocated":
     s = s.replace(prefill, "").replace("  decode:\n    replicas: 1\n", "  decode:\n    replicas: 2\n")
 open(dst, "w").write(s)
 PY
-  "$BIN" up -f "$manifest" --agents 1 --slots 2 --port "$PORT" --dir "$DIR/$policy" >"$DIR/up-$policy.log" 2>&1 &
+  "$BIN" up -f "$manifest" --agents 1 --slots 2 --port "$PORT" --dir "$DIR/$policy" --engine-slowdown "$SLOWDOWN" >"$DIR/up-$policy.log" 2>&1 &
   UP=$!
   for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && [ -f "$DIR/$policy/api-keys.csv" ] && break; sleep 1; done
   curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { echo "cluster did not start; see $DIR"; exit 1; }
   export AMPD_API_KEY=$(grep -v '^#' "$DIR/$policy/api-keys.csv" | head -1 | cut -d, -f1)
   seed=11
+  profile=()
+  if [ "$CALIBRATE" = 1 ]; then
+    "$BIN" loadgen --url "http://127.0.0.1:$PORT" --rate "${RATES%% *}" --duration 30 --seed 99 >"$DIR/warmup-$policy.log"
+  fi
   for rate in $RATES; do
+    if [ "$CALIBRATE" = 1 ]; then
+      "$BIN" get profile smollm2 --config "$DIR/$policy/controller/client.json" >"$DIR/profile-$policy.yaml"
+      profile=(--profiles "$DIR/profile-$policy.yaml" --hardware cpu-1core@default.smollm2)
+      echo; echo "Calibrated profile before this run:"; sed 's/^/    /' "$DIR/profile-$policy.yaml" | grep -E "name: cpu|TimeScale"
+    fi
     echo
     echo "## $policy, $rate sessions/s for $DURATION s (3 rounds of 200 then 60 prompt tokens, 32 decode tokens, think 1 s)"
     "$BIN" loadgen --url "http://127.0.0.1:$PORT" --rate "$rate" --duration "$DURATION" --seed "$seed" \
-      --predict-prefill 1x1 --predict-decode 1x1 --predict-policy "$policy" --records "$DIR/rounds-$policy-$rate.jsonl"
+      --predict-prefill 1x1 --predict-decode 1x1 --predict-policy "$policy" --records "$DIR/rounds-$policy-$rate.jsonl" "${profile[@]}"
     seed=$((seed + 1))
   done
   kill -TERM $UP; wait $UP || true; UP=

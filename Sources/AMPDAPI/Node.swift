@@ -23,11 +23,15 @@ public struct NodeCapacity: Codable, Sendable, Hashable {
     public var count: Int
     /// Memory per accelerator in bytes.
     public var memoryBytes: Int64
+    /// CPU cores of the host: CPU engine slots beyond them share cores, and the planner models
+    /// them as sharing (nil: as many as slots).
+    public var cores: Int?
 
-    public init(accelerator: String, count: Int, memoryBytes: Int64) {
+    public init(accelerator: String, count: Int, memoryBytes: Int64, cores: Int? = nil) {
         self.accelerator = accelerator
         self.count = count
         self.memoryBytes = memoryBytes
+        self.cores = cores
     }
 }
 
@@ -139,11 +143,14 @@ public struct Heartbeat: Codable, Sendable, Hashable {
     public var load: NodeLoad
     public var instances: [InstanceReport]
     public var pools: [KVPoolReport]?
+    /// Engine steps timed since the last heartbeat, per instance (for calibration; not stored).
+    public var timings: [InstanceTimings]?
 
-    public init(load: NodeLoad = .init(), instances: [InstanceReport] = [], pools: [KVPoolReport]? = nil) {
+    public init(load: NodeLoad = .init(), instances: [InstanceReport] = [], pools: [KVPoolReport]? = nil, timings: [InstanceTimings]? = nil) {
         self.load = load
         self.instances = instances
         self.pools = pools
+        self.timings = timings
     }
 }
 

@@ -25,11 +25,16 @@ public struct WorkloadReport: Codable, Sendable, Hashable {
     public var ttftP95Seconds: Double?
     public var tpotP50Seconds: Double?
     public var tpotP95Seconds: Double?
+    /// Observed fractions of rounds meeting the TTFT SLO, and the TPOT SLO, each alone.
+    public var ttftAttainment: Double?
+    public var tpotAttainment: Double?
 
     public init(source: String, windowSeconds: Double, sessions: Int, rounds: Int, meanInitialPrefillTokens: Double,
                 meanIncrementalPrefillTokens: Double, prefillCV: Double, meanDecodeTokens: Double, meanThinkSeconds: Double,
                 localShare: Double, roundAttainment: Double? = nil, ttftP50Seconds: Double? = nil, ttftP95Seconds: Double? = nil,
-                tpotP50Seconds: Double? = nil, tpotP95Seconds: Double? = nil) {
+                tpotP50Seconds: Double? = nil, tpotP95Seconds: Double? = nil, ttftAttainment: Double? = nil, tpotAttainment: Double? = nil) {
+        self.ttftAttainment = ttftAttainment
+        self.tpotAttainment = tpotAttainment
         self.source = source
         self.windowSeconds = windowSeconds
         self.sessions = sessions
@@ -68,7 +73,8 @@ public struct WorkloadReport: Codable, Sendable, Hashable {
         for (field, v) in nonNegative where !(v.isFinite && v >= 0) {
             e.append(FieldError(field, "must be a finite number ≥ 0; got \(v)"))
         }
-        for (field, v) in [("localShare", localShare), ("roundAttainment", roundAttainment ?? 0)] where !(v >= 0 && v <= 1) {
+        for (field, v) in [("localShare", localShare), ("roundAttainment", roundAttainment ?? 0),
+                           ("ttftAttainment", ttftAttainment ?? 0), ("tpotAttainment", tpotAttainment ?? 0)] where !(v >= 0 && v <= 1) {
             e.append(FieldError(field, "must be from 0 to 1; got \(v)"))
         }
         return e
@@ -89,6 +95,8 @@ public struct WorkloadSummary: Codable, Sendable, Hashable {
     public var meanThinkSeconds: Double
     public var localShare: Double
     public var roundAttainment: Double?
+    public var ttftAttainment: Double?
+    public var tpotAttainment: Double?
     public var ttftP95Seconds: Double?
     public var tpotP95Seconds: Double?
 
@@ -108,9 +116,14 @@ public struct WorkloadSummary: Codable, Sendable, Hashable {
         meanDecodeTokens = weighted(\.meanDecodeTokens) { Double($0.rounds) }
         meanThinkSeconds = weighted(\.meanThinkSeconds) { Double(max(0, $0.rounds - $0.sessions)) }
         localShare = weighted(\.localShare) { Double($0.rounds) }
-        let attained = reports.filter { $0.roundAttainment != nil }
-        roundAttainment = attained.isEmpty ? nil
-            : attained.reduce(0) { $0 + $1.roundAttainment! * Double($1.rounds) } / Double(max(1, attained.reduce(0) { $0 + $1.rounds }))
+        func attainment(_ v: (WorkloadReport) -> Double?) -> Double? {
+            let attained = reports.filter { v($0) != nil }
+            return attained.isEmpty ? nil
+                : attained.reduce(0) { $0 + v($1)! * Double($1.rounds) } / Double(max(1, attained.reduce(0) { $0 + $1.rounds }))
+        }
+        roundAttainment = attainment(\.roundAttainment)
+        ttftAttainment = attainment(\.ttftAttainment)
+        tpotAttainment = attainment(\.tpotAttainment)
         ttftP95Seconds = worst(\.ttftP95Seconds)
         tpotP95Seconds = worst(\.tpotP95Seconds)
     }
@@ -129,8 +142,16 @@ public struct PlannerStatus: Codable, Sendable, Hashable {
     public var predictedRoundAttainment: Double?
     /// What the gateways measured over their last window, for comparison.
     public var observedRoundAttainment: Double?
+    /// The running plan's predicted round attainment (what the observed one is compared with).
+    public var runningPredictedRoundAttainment: Double?
     public var reason: String
     public var workload: WorkloadSummary?
+    /// The cost model in force: profile and calibrated figures.
+    public var calibration: CalibrationStatus?
+    /// Set when no plan within the bounds meets the SLO: the bottleneck and the tightest SLO met.
+    public var sloShortfall: String?
+    /// Set while observed attainment stays below the prediction by more than 10 points.
+    public var mismatch: String?
 
     public init(mode: PlannerMode, lastUpdateTime: String, outcome: String, plan: String? = nil,
                 predictedSessionAttainment: Double? = nil, predictedRoundAttainment: Double? = nil,

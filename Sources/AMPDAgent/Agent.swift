@@ -30,6 +30,10 @@ public struct AgentConfiguration: Sendable {
     public var apiPort = 0
     /// KV cache capacity of each engine instance, in tokens.
     public var engineKVTokens = 8192
+    /// Every engine step takes this many times as long as it computes (testing; ≥ 1).
+    public var engineSlowdown = 1.0
+    /// CPU cores of the host (reported with the capacity; engine threads above them share cores).
+    public var cores = ProcessInfo.processInfo.activeProcessorCount
     public var heartbeat: Duration = .seconds(1)
     /// Renew the certificate once this share of its lifetime has passed.
     public var renewAt = 2.0 / 3.0
@@ -100,7 +104,7 @@ public struct Agent: Sendable {
 
         // The instance API: HTTPS requiring a client certificate from the cluster CA.
         let clientBox = NIOLockedValueBox(try KVPoolTLS.client(certificatePEM: first.certificatePEM, privateKeyPEM: first.keyPEM, caPEM: caPEM))
-        let instances = RoleInstances(logger: logger, kvCapacityTokens: config.engineKVTokens)
+        let instances = RoleInstances(logger: logger, kvCapacityTokens: config.engineKVTokens, slowdown: config.engineSlowdown, cores: config.cores)
         var apiTLS = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(first.certificatePEM.utf8)).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(first.keyPEM.utf8), format: .pem)))
@@ -171,7 +175,8 @@ public struct Agent: Sendable {
 
     /// This node as the controller registers it; endpoints once they listen.
     func registration(endpoints: NodeEndpoints?) -> NodeRegistration {
-        NodeRegistration(name: config.name, capacity: NodeCapacity(accelerator: config.accelerator, count: config.count, memoryBytes: config.memoryBytes),
+        NodeRegistration(name: config.name, capacity: NodeCapacity(accelerator: config.accelerator, count: config.count, memoryBytes: config.memoryBytes,
+                                                                    cores: config.accelerator == "cpu" ? config.cores : nil),
                          addresses: config.addresses, endpoints: endpoints)
     }
 
@@ -289,7 +294,7 @@ struct HeartbeatService: Service {
                     load: NodeLoad(queueLength: engines.waiting, runningSequences: engines.running,
                                    kvBlocksUsed: poolBlocks + engines.kvUsed, kvBlocksFree: poolFree + engines.kvFree,
                                    tokensPerSecond: rate),
-                    instances: await instances.reports(), pools: reports))
+                    instances: await instances.reports(), pools: reports, timings: await instances.timings()))
                 await instances.reconcile(assignments.instances)
                 await pools.configure(await instances.poolConfigurations())
                 await revocations.update(try await client.send(.GET, "/apis/\(APIGroup.group)/\(APIGroup.version)/revokedcertificates") as RevocationList)

@@ -26,11 +26,16 @@ actor RoleInstances {
     let logger: Logger
     let drainTimeout: TimeInterval
     let kvCapacityTokens: Int
+    let slowdown: Double
+    let cores: Int
 
-    init(logger: Logger, drainTimeout: TimeInterval = 30, kvCapacityTokens: Int = 8192) {
+    init(logger: Logger, drainTimeout: TimeInterval = 30, kvCapacityTokens: Int = 8192, slowdown: Double = 1,
+         cores: Int = ProcessInfo.processInfo.activeProcessorCount) {
         self.logger = logger
         self.drainTimeout = drainTimeout
         self.kvCapacityTokens = kvCapacityTokens
+        self.slowdown = slowdown
+        self.cores = cores
     }
 
     func reconcile(_ desired: [NodeInstance]) async {
@@ -70,6 +75,8 @@ actor RoleInstances {
         let spec = inst.spec
         let generation = inst.generation
         let capacity = kvCapacityTokens
+        let slowdown = slowdown
+        let threads = threads(spec)
         Task {
             do {
                 let path = try ModelLocator.resolve(path: spec.model.source.path, pipPackage: spec.model.source.pip)
@@ -81,7 +88,8 @@ actor RoleInstances {
                 // previous engines did, and a gateway's stale id for a session would name another
                 // session's sequence.
                 options.firstSequenceID = UInt64.random(in: 1...(1 << 62))
-                options.threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, spec.accelerators))
+                options.threads = threads
+                options.slowdown = slowdown
                 let engine = try NativeEngine(modelPath: path, options: options)
                 await self.loaded(spec.instance, generation, engine: engine, path: path)
             } catch {
@@ -124,6 +132,25 @@ actor RoleInstances {
             out.5 += s.evictedIdleSequences
         }
         return out
+    }
+
+    /// An instance's kernel threads: its accelerators, at most the host's cores.
+    func threads(_ spec: NodeInstance) -> Int { max(1, min(cores, spec.accelerators)) }
+
+    /// The steps each running engine timed since the last call, with the core sharing they ran
+    /// under (the running instances' threads per core), for the controller's calibration.
+    func timings() -> [InstanceTimings] {
+        let running = instances.values.filter { $0.engine != nil && $0.phase != .failed }
+        let sharing = max(1, Double(running.reduce(0) { $0 + threads($1.spec) }) / Double(max(1, cores)))
+        return running.sorted { $0.spec.instance < $1.spec.instance }.compactMap { inst in
+            let steps = inst.engine!.takeStepSamples().suffix(InstanceTimings.maxSteps).map {
+                StepTiming(decodeSequences: $0.decodeSequences, decodeContext: $0.decodeContext,
+                           prefill: $0.prefill.map { StepTiming.Chunk(history: $0.history, new: $0.new) }, seconds: $0.seconds)
+            }
+            guard !steps.isEmpty else { return nil }
+            return InstanceTimings(instance: inst.spec.instance, deployment: inst.spec.deployment, role: inst.spec.role,
+                                   tensor: inst.spec.tensor, coreSharing: sharing, steps: Array(steps))
+        }
     }
 
     func phases() -> [InstancePhase: Int] {

@@ -11,17 +11,23 @@ import AMPDPolicy
 ///   any TP degree and any count for fixed pools (autoscale bounds still hold); nothing changes.
 public enum LivePlanner {
     /// The planner for a deployment, with `devices` accelerators available to it.
-    public static func make(_ d: ServingDeployment, devices: Int, catalog: ProfileCatalog = .builtin) throws(AutoscalingProblem) -> Planner {
+    /// `calibration` replaces the profile's figures it has in force; `sharing` models CPU
+    /// instances that share their hosts' cores.
+    public static func make(_ d: ServingDeployment, devices: Int, catalog: ProfileCatalog = .builtin,
+                            calibration: Calibration? = nil, sharing: CoreSharing? = nil) throws(AutoscalingProblem) -> Planner {
         guard let prefill = d.spec.prefill else {
             throw .unsupported("routing.policy colocated has no prefill pool; the planner sizes disaggregated deployments only")
         }
         guard prefill.acceleratorKind == d.spec.decode.acceleratorKind else {
             throw .unsupported("the prefill pool uses \(prefill.acceleratorKind) and the decode pool \(d.spec.decode.acceleratorKind); the planner sizes pools of one accelerator kind")
         }
-        let cost = try costModel(d, catalog: catalog)
+        let profile = try costModel(d, catalog: catalog)
+        let cost = calibration?.apply(to: profile) ?? profile
         let slo = LatencySLO(ttft: d.spec.slo.ttftMs / 1000, itl: d.spec.slo.tpotMs / 1000)
-        return Planner(cost: cost, slo: slo, devices: plannerDevices(d, available: devices), attainmentTarget: d.spec.slo.attainmentTarget ?? 0.9,
-                       minimizeDevices: true, current: running(d), bounds: bounds(d))
+        var planner = Planner(cost: cost, slo: slo, devices: plannerDevices(d, available: devices), attainmentTarget: d.spec.slo.attainmentTarget ?? 0.9,
+                              minimizeDevices: true, current: running(d), bounds: bounds(d))
+        planner.sharing = sharing
+        return planner
     }
 
     /// The planner's device budget for `available` accelerators: a CPU instance of N cores is
@@ -60,12 +66,13 @@ public enum LivePlanner {
                           prefillReplicas: range(d.spec.prefill, .prefill), decodeReplicas: range(d.spec.decode, .decode))
     }
 
-    /// The planner's workload from the gateways' summary. The `ampd` dispatcher moves
-    /// prefills to whichever side has room, so for it the planner chooses the split
-    /// itself; other policies' observed split is taken as it is.
+    /// The planner's workload from the gateways' summary. Prefills run locally in the share
+    /// the gateways observed (static-pd: none): the running plan is predicted as it runs,
+    /// which is what its observed attainment is compared with. Only `ampd` with no round
+    /// observed yet lets the planner assume the best split.
     public static func workload(_ s: WorkloadSummary, routing: AMPDAPI.RoutingPolicy) -> WorkloadStats {
         let share: Double? = switch routing {
-        case .ampd: nil
+        case .ampd where s.roundRate == 0: nil
         case .staticPD: 0
         default: min(1, max(0, s.localShare))
         }
@@ -96,11 +103,16 @@ public enum LivePlanner {
     }
 
     /// `status.planner` for a run: the plan, its predictions, and what was observed.
-    public static func status(_ decision: PlannerDecision, summary: WorkloadSummary, mode: PlannerMode, now: String) -> PlannerStatus {
-        PlannerStatus(mode: mode, lastUpdateTime: now, outcome: decision.outcome.rawValue, plan: decision.chosen?.plan.description,
-                      predictedSessionAttainment: decision.chosen.map { round3($0.sessionAttainment) },
-                      predictedRoundAttainment: decision.chosen.map { round3($0.roundAttainment) },
-                      observedRoundAttainment: summary.roundAttainment.map(round3), reason: decision.reason, workload: summary)
+    public static func status(_ decision: PlannerDecision, summary: WorkloadSummary, mode: PlannerMode, now: String,
+                              calibration: CalibrationStatus? = nil, slo: LatencySLO? = nil, target: Double = 0.9) -> PlannerStatus {
+        var s = PlannerStatus(mode: mode, lastUpdateTime: now, outcome: decision.outcome.rawValue, plan: decision.chosen?.plan.description,
+                              predictedSessionAttainment: decision.chosen.map { round3($0.sessionAttainment) },
+                              predictedRoundAttainment: decision.chosen.map { round3($0.roundAttainment) },
+                              observedRoundAttainment: summary.roundAttainment.map(round3), reason: decision.reason, workload: summary)
+        s.runningPredictedRoundAttainment = decision.current.map { round3($0.roundAttainment) }
+        s.calibration = calibration
+        if let f = decision.shortfall, let slo { s.sloShortfall = Planner.describe(f, slo: slo, target: target) }
+        return s
     }
 
     /// The decision record's fields: the outcome, the plan and its predictions, what was
@@ -123,8 +135,22 @@ public enum LivePlanner {
             f["predictedRoundAttainment"] = .double(round3(c.roundAttainment))
             f["predictedLocalShare"] = .double(round3(c.localShare))
         }
-        if let c = decision.current { f["running"] = .string(c.plan.description) }
+        if let c = decision.current {
+            f["running"] = .string(c.plan.description)
+            f["runningPredictedRoundAttainment"] = .double(round3(c.roundAttainment))
+            f["runningPredictedTTFTAttainment"] = .double(round3(c.ttftAttainment))
+            f["runningPredictedTPOTAttainment"] = .double(round3(c.itlAttainment))
+        }
         if let o = summary.roundAttainment { f["observedRoundAttainment"] = .double(round3(o)) }
+        if let o = summary.ttftAttainment { f["observedTTFTAttainment"] = .double(round3(o)) }
+        if let o = summary.tpotAttainment { f["observedTPOTAttainment"] = .double(round3(o)) }
+        if let s = decision.shortfall {
+            var o: [String: JSONValue] = ["bottleneck": .string(s.bottleneck == .ttft ? "ttft" : "tpot"),
+                                          "bestSessionAttainment": .double(round3(s.bestSessionAttainment))]
+            if let t = s.ttftSeconds { o["tightestTTFTMs"] = .double(round3(t * 1000)) }
+            if let t = s.itlSeconds { o["tightestTPOTMs"] = .double(round3(t * 1000)) }
+            f["sloShortfall"] = .object(o)
+        }
         f["alternatives"] = .array(decision.alternatives.prefix(3).map {
             .object(["plan": .string($0.plan.description), "predictedSessionAttainment": .double(round3($0.sessionAttainment))])
         })

@@ -153,6 +153,17 @@ public final class ControllerClient: Sendable {
         try await send(.DELETE, Self.deploymentPath(namespace, name))
     }
 
+    /// The deployment's calibrated cost-model profiles (YAML, `hardware:` and `models:`).
+    public func calibratedProfile(_ name: String, namespace: String = APIGroup.defaultNamespace) async throws -> String {
+        let path = Self.deploymentPath(namespace, name) + "/profile"
+        let (status, data) = try await raw(.GET, path)
+        guard (200..<300).contains(status) else {
+            let _: JSONValue = try Self.decode(status, data, .GET, path)
+            throw ClientError(message: "HTTP \(status)")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     public func scale(_ name: String, namespace: String = APIGroup.defaultNamespace) async throws -> Scale {
         try await send(.GET, Self.deploymentPath(namespace, name) + "/scale")
     }

@@ -1,4 +1,6 @@
 import AMPDAPI
+import AMPDAutoscaling
+import AMPDPolicy
 import AMPDObservability
 import AMPDPKI
 import AMPDStore
@@ -24,6 +26,7 @@ struct APIServer: Sendable {
     let ready: ReadinessFlag
     let issuer: CertificateIssuer
     let reports: WorkloadReports
+    let calibrations: Calibrations
     /// Opens when the controller begins to shut down: open watches end then.
     let shuttingDown = Latch()
 
@@ -81,6 +84,16 @@ struct APIServer: Sendable {
             try await putScale(req, ctx, id)
         }
 
+        on(r, "\(ns)/:name/profile", .get, "getCalibratedProfile", [.admin, .reader]) { _, ctx, _ in
+            let d = try await existing(ctx)
+            let catalog: ProfileCatalog
+            do { catalog = try LiveCalibration.catalog(d, calibration: await calibrations.get(d.metadata.key)) } catch {
+                throw APIStatus.badRequest("\(error)")
+            }
+            var h = HTTPFields()
+            h[.contentType] = "application/yaml"
+            return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: try catalog.yaml())))
+        }
         on(r, "\(ns)/:name/workload", .get, "getWorkload", [.admin, .reader]) { _, ctx, _ in
             let d = try await existing(ctx)
             return Self.json(WorkloadStatus(reports: await reports.fresh(d.metadata.key, maxAge: .seconds(60))))
@@ -156,10 +169,13 @@ struct APIServer: Sendable {
             let name = try ctx.parameters.require("name")
             try Self.requireSelf(id, name, op: "heartbeat")
             let hb = try await Self.decodeBody(Heartbeat.self, req, kind: "Heartbeat")
+            let problems = (hb.timings ?? []).enumerated().flatMap { $1.problems(at: "timings[\($0)]") }
+            if !problems.isEmpty { throw APIStatus.invalid(InvalidObjectError(kind: "Heartbeat", name: name, causes: problems)) }
             switch try await registry.heartbeat(name, hb) {
             case .unknownNode:
                 throw APIStatus.notFound("Node \"\(name)\" (register it first)")
             case .ok(let affected, let phaseChanged):
+                if let t = hb.timings, !t.isEmpty { await calibrations.add(t) }
                 if phaseChanged { try await enqueueAll() } else { for k in affected { await queue.add(k) } }
             }
             return Self.json(await board.assignments(node: name))

@@ -136,8 +136,10 @@ public struct Controller: Sendable {
         let reconciler = Reconciler(repo: repo, registry: registry, board: board, decisions: decisions, logger: logger)
         let issuer = try await CertificateIssuer(ca: ca, validity: config.agentCertificateValidity, store: store, directory: dir, logger: logger)
         let reports = WorkloadReports()
+        let calibrations = Calibrations()
         let api = APIServer(repo: repo, registry: registry, board: board, decisions: decisions, queue: queue,
-                            auth: auth, metrics: metrics, logger: logger, ready: ready, issuer: issuer, reports: reports)
+                            auth: auth, metrics: metrics, logger: logger, ready: ready, issuer: issuer, reports: reports,
+                            calibrations: calibrations)
 
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(serving.certificatePEM.utf8)).map { .certificate($0) },
@@ -177,7 +179,7 @@ public struct Controller: Sendable {
 
                 .init(service: ReconcileLoop(reconciler: reconciler, queue: queue, repo: repo, resync: config.resync, metrics: metrics, logger: logger)),
                 .init(service: NodeMonitor(registry: registry, queue: queue, repo: repo, interval: .milliseconds(500), metrics: metrics, logger: logger)),
-                .init(service: PlannerLoop(repo: repo, registry: registry, decisions: decisions, queue: queue, reports: reports,
+                .init(service: PlannerLoop(repo: repo, registry: registry, decisions: decisions, queue: queue, reports: reports, calibrations: calibrations,
                                            metrics: metrics, logger: logger)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -20,6 +20,7 @@ struct PlannerLoop: Service {
     let decisions: DecisionLog
     let queue: WorkQueue
     let reports: WorkloadReports
+    let calibrations: Calibrations
     let metrics: MetricsRegistry
     let logger: Logger
     var tick: Duration = .seconds(1)
@@ -34,6 +35,8 @@ struct PlannerLoop: Service {
         var lastRecorded: String?
         var nextRun: ContinuousClock.Instant
         var generation: Int64
+        /// Consecutive runs whose observed attainment fell short of the prediction.
+        var mismatchRuns = 0
     }
 
     func run() async throws {
@@ -45,6 +48,11 @@ struct PlannerLoop: Service {
                 for k in states.keys where !live.contains(k) {
                     states[k] = nil
                     await reports.forget(k)
+                    await calibrations.forget(k)
+                }
+                // Every deployment's calibration takes in the steps its agents timed.
+                for d in all where !d.metadata.isDeleting {
+                    if let profile = try? LivePlanner.costModel(d) { _ = await calibrations.update(d.metadata.key, profile: profile) }
                 }
                 for d in all where (d.spec.planner?.mode ?? .off) != .off && !d.metadata.isDeleting {
                     let key = d.metadata.key
@@ -73,24 +81,34 @@ struct PlannerLoop: Service {
         let key = d.metadata.key
         let mode = d.spec.planner?.mode ?? .off
         let now = Timestamp.rfc3339(Date())
+        let calibration = await calibrations.get(key) ?? Calibration()
+        let sharing = LiveCalibration.sharing(d, nodes: await registry.all())
+        let running = LivePlanner.running(d)
+        let calibrationStatus = (try? LivePlanner.costModel(d)).map {
+            LiveCalibration.status(calibration, profile: $0.hardware.name, sharing: sharing, running: running)
+        }
         let fresh = await reports.fresh(key, maxAge: reportMaxAge)
         guard !fresh.isEmpty else {
-            await conclude(d, state: &st, status: PlannerStatus(mode: mode, lastUpdateTime: now, outcome: "waiting",
-                reason: "no workload report from a gateway in the last \(reportMaxAge.components.seconds) s"), decision: nil, applied: nil)
+            var status = PlannerStatus(mode: mode, lastUpdateTime: now, outcome: "waiting",
+                reason: "no workload report from a gateway in the last \(reportMaxAge.components.seconds) s")
+            status.calibration = calibrationStatus
+            await conclude(d, state: &st, status: status, decision: nil, applied: nil)
             return
         }
         let summary = WorkloadSummary(fresh)
         let devices = await available(for: d, all: all)
         // The planner is made once per generation (a new spec resets the state) and keeps
-        // its hysteresis; each run updates its budget and what is running.
+        // its hysteresis; each run updates its budget, its cost model (calibrated), the
+        // hosts' core sharing and what is running.
         var planner: Planner
-        let running = LivePlanner.running(d)
-        if var p = st.planner {
+        if var p = st.planner, let profile = try? LivePlanner.costModel(d) {
             p.devices = LivePlanner.plannerDevices(d, available: devices)
+            p.cost = calibration.apply(to: profile)
+            p.sharing = sharing
             if running != st.lastRunning { p.observeRunning(running) }
             planner = p
         } else {
-            do { planner = try LivePlanner.make(d, devices: devices) } catch {
+            do { planner = try LivePlanner.make(d, devices: devices, calibration: calibration, sharing: sharing) } catch {
                 await conclude(d, state: &st, status: PlannerStatus(mode: mode, lastUpdateTime: now, outcome: "infeasible",
                     reason: "\(error)", workload: summary), decision: nil, applied: nil)
                 return
@@ -103,14 +121,24 @@ struct PlannerLoop: Service {
             .recordNanoseconds(Int64(decision.solveMicroseconds * 1000))
         metrics.registry.makeCounter(name: "ampd_planner_runs_total", labels: [("outcome", decision.outcome.rawValue)]).increment()
         let scale = LivePlanner.scale(for: decision, d)
-        let status = LivePlanner.status(decision, summary: summary, mode: mode, now: now)
-        await conclude(d, state: &st, status: status, decision: (decision, summary), applied: scale)
+        var status = LivePlanner.status(decision, summary: summary, mode: mode, now: now, calibration: calibrationStatus,
+                                        slo: planner.slo, target: planner.attainmentTarget)
+        // Observed attainment in the loop: a running plan observed well below its prediction
+        // makes the calibration weigh the newest steps; if the gap persists, it is recorded.
+        if let gap = LiveCalibration.mismatch(running: decision.current, observed: summary, target: planner.attainmentTarget) {
+            st.mismatchRuns += 1
+            await calibrations.quicken(key)
+            if st.mismatchRuns >= 2 { status.mismatch = gap }
+        } else {
+            st.mismatchRuns = 0
+        }
+        await conclude(d, state: &st, status: status, decision: (decision, summary), applied: scale, calibration: calibrationStatus)
     }
 
     /// Writes `status.planner` (and in auto mode the new scale), records the decision when
     /// it is news, and wakes the reconciler when the scale changed.
     func conclude(_ d: ServingDeployment, state st: inout State, status: PlannerStatus,
-                  decision: (PlannerDecision, WorkloadSummary)?, applied scale: ScaleCounts?) async {
+                  decision: (PlannerDecision, WorkloadSummary)?, applied scale: ScaleCounts?, calibration: CalibrationStatus? = nil) async {
         let key = d.metadata.key
         var wrote = false
         for _ in 0..<5 {
@@ -135,7 +163,7 @@ struct PlannerLoop: Service {
         if applied { await queue.add(key) }
         logger.info("Planner ran", metadata: ["event": "PlannerRan", "deployment": "\(key)", "outcome": "\(status.outcome)",
             "plan": "\(status.plan ?? "-")", "applied": "\(applied)", "reason": "\(status.reason)"])
-        let news = "\(status.outcome) \(status.plan ?? "")"
+        let news = "\(status.outcome) \(status.plan ?? "") \(status.sloShortfall != nil) \(status.mismatch != nil)"
         guard news != st.lastRecorded || status.outcome == "changed" || status.outcome == "pending" else { return }
         st.lastRecorded = news
         var fields: [String: JSONValue] = ["outcome": .string(status.outcome), "mode": .string(status.mode.rawValue)]
@@ -143,17 +171,29 @@ struct PlannerLoop: Service {
             fields = LivePlanner.fields(dec, summary: summary, applied: applied)
             fields["mode"] = .string(status.mode.rawValue)
         }
+        if let c = calibration {
+            func phase(_ p: CalibrationStatus.Phase) -> JSONValue {
+                .object(["scale": .double(p.scale), "samples": .int(Int64(p.samples)), "inForce": .bool(p.inForce)])
+            }
+            var o: [String: JSONValue] = ["profile": .string(c.profile), "prefill": phase(c.prefill), "decode": phase(c.decode)]
+            if let s = c.coreSharing { o["coreSharing"] = .double(s) }
+            fields["calibration"] = .object(o)
+        }
+        if let m = status.mismatch { fields["mismatch"] = .string(m) }
         if let scale {
             if let p = scale.prefill { fields["prefillReplicas"] = .int(Int64(p)) }
             if let n = scale.decode { fields["decodeReplicas"] = .int(Int64(n)) }
         }
-        let reason = switch status.outcome {
+        let plain = switch status.outcome {
         case "changed": status.mode == .auto ? (applied ? "PlanApplied" : "PlanChanged") : "PlanSuggested"
         case "pending": "PlanPending"
         case "kept": "PlanKept"
         case "waiting": "NoWorkloadReport"
         default: "PlanInfeasible"
         }
+        // A mismatch or an infeasible SLO is the news when the plan itself did not change.
+        let reason = status.outcome == "changed" ? plain
+            : status.mismatch != nil ? "PredictionMismatch" : status.sloShortfall != nil ? "SLOInfeasible" : plain
         let verb = switch status.outcome {
         case "changed": status.mode == .suggest ? "suggests" : "adopted"
         case "pending": "holds"
@@ -163,7 +203,9 @@ struct PlannerLoop: Service {
         }
         do {
             try await decisions.record([Decision(ts: status.lastUpdateTime, deployment: key, event: DecisionEvent.plannerDecision,
-                reason: reason, actor: "planner", message: "Planner \(verb)\(status.plan.map { " \($0)" } ?? ""): \(status.reason)", fields: fields)])
+                reason: reason, actor: "planner",
+                message: "Planner \(verb)\(status.plan.map { " \($0)" } ?? ""): \(status.reason)\(status.mismatch.map { "; observed attainment disagrees: \($0)" } ?? "")",
+                fields: fields)])
         } catch {
             logger.error("Planner decision record failed", metadata: ["event": "PlannerFailed", "deployment": "\(key)", "error": "\(error)"])
         }

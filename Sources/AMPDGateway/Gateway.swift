@@ -121,6 +121,7 @@ struct TopologyRefresher: Service {
         let (instances, spec) = await topology.current()
         guard let spec else { return }
         await driver.configure(RoutingConfiguration(spec.spec), Gateway.slo(spec), tenantIsolation: spec.spec.kvPool?.tenantIsolation ?? true)
+        if let cost = LiveCalibration.dispatcherCost(spec) { await driver.recalibrate(cost) }
         await driver.setInstances(instances, draining: await topology.drainingInstances(),
                                   tensor: [.prefill: spec.spec.prefill?.tensor ?? 1, .decode: spec.spec.decode.tensor])
     }

@@ -162,6 +162,17 @@ actor RoundDriver {
     }
 
     /// The deployment's routing, SLO and tenant isolation, as its manifest says now.
+    /// Takes the controller's calibrated cost model when it differs from the one in use by
+    /// more than 5% in a phase (small changes would only reset what the engine learned).
+    func recalibrate(_ cost: CostModel) {
+        let old = engine.cost
+        guard cost.model == old.model,
+              abs(cost.prefillScale / old.prefillScale - 1) > 0.05 || abs(cost.decodeScale / old.decodeScale - 1) > 0.05 else { return }
+        logger.info("Cost model calibrated", metadata: ["event": "CostModelCalibrated", "prefillScale": "\(cost.prefillScale)",
+                                                        "decodeScale": "\(cost.decodeScale)"])
+        apply(engine.handle(.recalibrated(cost), now: now))
+    }
+
     func configure(_ routing: RoutingConfiguration, _ slo: LatencySLO, tenantIsolation: Bool = true) {
         self.tenantIsolation = tenantIsolation
         guard routing != engine.routing || slo != engine.slo else { return }

@@ -53,6 +53,7 @@ public struct WorkloadWindow: Sendable {
         let m = mean(lengths)
         let sd = lengths.isEmpty ? 0 : (lengths.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(lengths.count)).squareRoot()
         let met = entries.filter { $0.ttft <= ttft && ($0.tpot == 0 || $0.tpot <= tpot) }.count
+        let ttftMet = entries.filter { $0.ttft <= ttft }.count, tpotMet = entries.filter { $0.tpot == 0 || $0.tpot <= tpot }.count
         let tpots = entries.map(\.tpot).filter { $0 > 0 }
         return WorkloadReport(
             source: source, windowSeconds: window, sessions: first.count, rounds: entries.count,
@@ -63,6 +64,8 @@ public struct WorkloadWindow: Sendable {
             localShare: entries.isEmpty ? 0 : Double(entries.filter(\.local).count) / Double(entries.count),
             roundAttainment: entries.isEmpty ? nil : Double(met) / Double(entries.count),
             ttftP50Seconds: percentile(entries.map(\.ttft), 0.5), ttftP95Seconds: percentile(entries.map(\.ttft), 0.95),
-            tpotP50Seconds: percentile(tpots, 0.5), tpotP95Seconds: percentile(tpots, 0.95))
+            tpotP50Seconds: percentile(tpots, 0.5), tpotP95Seconds: percentile(tpots, 0.95),
+            ttftAttainment: entries.isEmpty ? nil : Double(ttftMet) / Double(entries.count),
+            tpotAttainment: entries.isEmpty ? nil : Double(tpotMet) / Double(entries.count))
     }
 }

@@ -49,6 +49,12 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "KV cache capacity of each engine instance, in tokens (idle sessions' KV gives way when it is full).")
     var engineKvTokens = 8192
 
+    @Option(help: "CPU cores of this host (default: the cores this process may use); CPU engine slots beyond them share cores, and the planner models them so.")
+    var cores: Int?
+
+    @Option(help: "Run every engine step this many times as long as it computes (≥ 1), as a slower machine would: for testing calibration and SLO planning.")
+    var engineSlowdown = 1.0
+
     @Option(help: "Seconds between heartbeats.")
     var heartbeatSeconds = 1.0
 
@@ -72,6 +78,8 @@ struct AgentCommand: AsyncParsableCommand {
         guard heartbeatSeconds > 0, count > 0, engineKvTokens > 0 else {
             throw ValidationError("--heartbeat-seconds, --engine-kv-tokens and --count must be positive")
         }
+        guard engineSlowdown >= 1, engineSlowdown <= 100 else { throw ValidationError("--engine-slowdown must be from 1 to 100; got \(engineSlowdown)") }
+        if let cores, cores < 1 || cores > 4096 { throw ValidationError("--cores must be from 1 to 4096; got \(cores)") }
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
         var c = AgentConfiguration(controller: server, caFile: caFile, token: token, name: name,
                                    dataDirectory: URL(fileURLWithPath: dataDir ?? "\(home)/.ampd/agent-\(name)"))
@@ -82,6 +90,8 @@ struct AgentCommand: AsyncParsableCommand {
         c.kvPort = kvPort
         c.apiPort = apiPort
         c.engineKVTokens = engineKvTokens
+        c.engineSlowdown = engineSlowdown
+        if let cores { c.cores = cores }
         c.heartbeat = .milliseconds(Int64(heartbeatSeconds * 1000))
         c.portFile = portFile.map { URL(fileURLWithPath: $0) }
         do {

@@ -108,9 +108,11 @@ struct ApplyCommand: AsyncParsableCommand {
 }
 
 struct GetCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "get", abstract: "List deployments or nodes.")
+    static let configuration = CommandConfiguration(commandName: "get", abstract: "List deployments or nodes; print a deployment's calibrated cost-model profile.")
     enum Resource: String, ExpressibleByArgument, CaseIterable {
         case deployments, deployment, nodes, node
+        /// A deployment's calibrated profiles, as YAML for `ampd plan --profiles` / `ampd sim --profiles`.
+        case profile
     }
     @OptionGroup var options: ClientOptions
     @Argument(help: "deployments or nodes") var resource: Resource
@@ -120,7 +122,9 @@ struct GetCommand: AsyncParsableCommand {
     @Flag(name: [.customShort("w"), .long], help: "Deployments: after the list, a line per change as it happens (ADDED, MODIFIED, DELETED).") var watch = false
 
     func validate() throws {
-        if watch && (resource == .nodes || resource == .node) { throw ValidationError("--watch is for deployments; nodes are not watchable yet") }
+        if watch && (resource == .nodes || resource == .node || resource == .profile) { throw ValidationError("--watch is for deployments") }
+        if resource == .profile && name == nil { throw ValidationError("ampd get profile NAME: name the deployment") }
+        if resource == .profile && output != .table && output != .yaml { throw ValidationError("a profile prints as YAML; -o \(output.rawValue) is not supported") }
         if watch && output != .table { throw ValidationError("--watch prints a table line per change; -o \(output.rawValue) is not supported with it") }
     }
 
@@ -137,6 +141,8 @@ struct GetCommand: AsyncParsableCommand {
                 return
             }
             switch resource {
+            case .profile:
+                print(try await client.calibratedProfile(name!, namespace: options.namespace), terminator: "")
             case .deployments, .deployment:
                 var items = try await client.deployments(namespace: allNamespaces ? nil : options.namespace)
                 if let name { items = items.filter { $0.metadata.name == name } }

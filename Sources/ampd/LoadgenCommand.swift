@@ -54,6 +54,8 @@ struct LoadgenCommand: AsyncParsableCommand {
     var model = "SmolLM2-135M"
     @Option(help: "Hardware profile of the prediction.")
     var hardware = "cpu-1core"
+    @Option(help: "YAML file with extra or replacement profiles for the prediction, e.g. the deployment's calibrated profile (`ampd get profile NAME`; name it with --hardware).")
+    var profiles: String?
 
     func validate() throws {
         for (name, v) in [("--rate", rate), ("--duration", duration), ("--initial", initial), ("--incremental", incremental), ("--decode", decode)] where !(v > 0) {
@@ -105,7 +107,8 @@ struct LoadgenCommand: AsyncParsableCommand {
     /// generator's arrivals and think times), predicted by the planner's analytic
     /// model and by the simulator, side by side with what was measured live.
     func predict(plans: [SessionPlan], live: [LoadRound], prefill: [Int], decode: [Int]) throws -> String {
-        let catalog = ProfileCatalog.builtin
+        var catalog = ProfileCatalog.builtin
+        if let profiles { catalog = catalog.merging(try ProfileCatalog.load(yaml: try String(contentsOfFile: profiles, encoding: .utf8))) }
         let cost = CostModel(model: try catalog.model(model), hardware: try catalog.hardware(hardware))
         let slo = LatencySLO(ttft: ttftMs / 1000, itl: tpotMs / 1000)
         let bySession = Dictionary(grouping: live.filter(\.ok), by: \.session)

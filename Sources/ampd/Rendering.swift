@@ -125,7 +125,18 @@ enum Table {
         if let p = d.status?.planner {
             func pct(_ x: Double?) -> String { x.map { "\(($0 * 1000).rounded() / 10)%" } ?? "-" }
             out.append("  Last run:         \(p.lastUpdateTime) \(p.outcome)\(p.plan.map { " \($0)" } ?? "")")
-            out.append("  Attainment:       predicted \(pct(p.predictedRoundAttainment)) of rounds (\(pct(p.predictedSessionAttainment)) of sessions), observed \(pct(p.observedRoundAttainment)) of rounds")
+            out.append("  Attainment:       predicted \(pct(p.predictedRoundAttainment)) of rounds (\(pct(p.predictedSessionAttainment)) of sessions), observed \(pct(p.observedRoundAttainment)) of rounds"
+                       + (p.runningPredictedRoundAttainment.map { "; running plan predicted \(pct($0))" } ?? ""))
+            if let c = p.calibration {
+                func phase(_ name: String, _ x: CalibrationStatus.Phase) -> String {
+                    "\(name) ×\(x.scale) (\(x.samples) steps, \(x.inForce ? "in force" : "profile until \(20)"))"
+                        + (x.profileError.map { " error profile \(pct($0))" } ?? "") + (x.calibratedError.map { " calibrated \(pct($0))" } ?? "")
+                }
+                out.append("  Cost model:       \(c.profile): \(phase("prefill", c.prefill)); \(phase("decode", c.decode))"
+                           + (c.coreSharing.map { "; cores shared ×\($0)" } ?? ""))
+            }
+            if let s = p.sloShortfall { out.append("  SLO:              \(s)") }
+            if let m = p.mismatch { out.append("  Mismatch:         \(m)") }
             if let w = p.workload {
                 out.append("  Workload:         \(String(format: "%.3g", w.sessionRate)) sessions/s × \(String(format: "%.2g", w.meanRounds)) rounds, prefill \(Int(w.meanInitialPrefillTokens)) then \(Int(w.meanIncrementalPrefillTokens)) tokens, decode \(Int(w.meanDecodeTokens)), local \(pct(w.localShare)) (from \(w.sources.joined(separator: ", ")))")
             }

@@ -180,9 +180,12 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "TTFT SLO, seconds.") var ttft = 2.5
     @Option(help: "ITL SLO, seconds.") var itl = 0.1
     @Flag(help: "Also search pools that mix two TP degrees (the paper's replicas-per-degree variables).") var mixedTp = false
+    @Option(help: "YAML file with extra or replacement profiles (hardware:, models:), e.g. a calibrated profile from `ampd get profile NAME`.")
+    var profiles: String?
 
     func run() throws {
-        let catalog = ProfileCatalog.builtin
+        var catalog = ProfileCatalog.builtin
+        if let profiles { catalog = catalog.merging(try ProfileCatalog.load(yaml: try String(contentsOfFile: profiles, encoding: .utf8))) }
         let cost = CostModel(model: try catalog.model(model), hardware: try catalog.hardware(hardware))
         guard let f = PlannerFormulation(rawValue: formulation) else { throw ValidationError("--formulation must be attainment or paper; got \(formulation)") }
         guard let spec = WorkloadSpec.presets[workload] else { throw ValidationError("unknown --workload \(workload)") }

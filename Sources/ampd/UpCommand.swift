@@ -22,6 +22,9 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "Engine slots per agent.")
     var slots = 1
 
+    @Option(help: "Run every engine step this many times as long as it computes (≥ 1): a slower machine, for trying calibration and SLO planning.")
+    var engineSlowdown = 1.0
+
     @Option(help: "Gateway port.")
     var port = 8000
 
@@ -33,6 +36,7 @@ struct UpCommand: AsyncParsableCommand {
 
     func run() async throws {
         if exitWithParent { ParentWatch.start() }
+        guard engineSlowdown >= 1, engineSlowdown <= 100 else { throw ValidationError("--engine-slowdown must be from 1 to 100; got \(engineSlowdown)") }
         let me = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath().path
         let root = URL(fileURLWithPath: dir ?? (NSTemporaryDirectory() + "ampd-up-\(ProcessInfo.processInfo.processIdentifier)"))
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
@@ -59,9 +63,13 @@ struct UpCommand: AsyncParsableCommand {
                 throw ValidationError("no node token in tokens.csv")
             }
             // The node token goes by environment, never on a command line (`ps` shows those).
+            // The agents share this machine: each reports its share of the cores, so that the
+            // planner sees slots beyond them as sharing.
+            let cores = max(1, ProcessInfo.processInfo.activeProcessorCount / agents)
             for i in 0..<agents {
                 try spawn("agent-\(i)", ["agent", "--config", config.path, "--name", "local-\(i)",
-                                         "--data-dir", root.appendingPathComponent("agent-\(i)").path, "--count", "\(slots)"],
+                                         "--data-dir", root.appendingPathComponent("agent-\(i)").path, "--count", "\(slots)",
+                                         "--cores", "\(cores)", "--engine-slowdown", "\(engineSlowdown)"],
                           environment: ["AMPD_NODE_TOKEN": String(nodeToken)], restartable: true)
             }
             let client = try ControllerClient(config: try ClientConfiguration.load(config))

@@ -78,7 +78,7 @@ func report(rate: Double, window: Double = 60, rounds: Double = 3, initial: Doub
         let d = try deployment(mode: "auto")
         var planner = try LivePlanner.make(d, devices: 8)
         let stats = LivePlanner.workload(WorkloadSummary([report(rate: 2.0)]), routing: .ampd)
-        #expect(stats.localShare == nil)   // the ampd dispatcher adapts: the planner picks the split
+        #expect(stats.localShare == 0.3)   // predicted as it runs: the observed split
         let first = planner.plan(stats)
         #expect(first.outcome == .pending)
         #expect(LivePlanner.scale(for: first, d) == nil)
@@ -140,10 +140,15 @@ func report(rate: Double, window: Double = 60, rounds: Double = 3, initial: Doub
         #expect(LivePlanner.plannerDevices(gpu, available: 8) == 8)
     }
 
-    @Test func nonAdaptivePoliciesUseTheObservedSplit() {
+    @Test func policiesUseTheObservedSplit() {
         let s = WorkloadSummary([report(rate: 0.2)])
         #expect(LivePlanner.workload(s, routing: .conditionalPD).localShare == 0.3)
+        #expect(LivePlanner.workload(s, routing: .ampd).localShare == 0.3)
         #expect(LivePlanner.workload(s, routing: .staticPD).localShare == 0)
+        // Before any round is observed, ampd's split is the planner's to assume.
+        var idle = report(rate: 0.2)
+        idle.rounds = 0
+        #expect(LivePlanner.workload(WorkloadSummary([idle]), routing: .ampd).localShare == nil)
     }
 }
 
