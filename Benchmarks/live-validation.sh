@@ -12,7 +12,7 @@
 # SLOWDOWN runs every engine step that many times as long (`ampd up --engine-slowdown`): a
 # machine slower than the one the profile was fitted on. CALIBRATE=1 predicts with the
 # profile the controller calibrated from the engines' timed steps (`ampd get profile`),
-# fetched before each rate's run (a 30 s warm-up at the first rate calibrates it first).
+# fetched before each rate's run (a 40 s warm-up at the highest rate calibrates it first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATES=${1:-"0.1 0.3"}; DURATION=${2:-60}; CONFIG=${3:-release}
@@ -51,7 +51,8 @@ PY
   seed=11
   profile=()
   if [ "$CALIBRATE" = 1 ]; then
-    "$BIN" loadgen --url "http://127.0.0.1:$PORT" --rate "${RATES%% *}" --duration 30 --seed 99 >"$DIR/warmup-$policy.log"
+    # At the highest rate, long enough for 20 steps of each phase.
+    "$BIN" loadgen --url "http://127.0.0.1:$PORT" --rate "${RATES##* }" --duration 40 --seed 99 >"$DIR/warmup-$policy.log"
   fi
   for rate in $RATES; do
     if [ "$CALIBRATE" = 1 ]; then

@@ -26,6 +26,21 @@ public struct CalibrationStatus: Codable, Sendable, Hashable {
     /// Kernel threads per core the running plan implies on its hosts (above 1: instances share
     /// cores, and the planner predicts every plan with its own sharing).
     public var coreSharing: Double?
+    /// What a KV export or import holds an engine for (`overheadSeconds + secondsPerToken × tokens`).
+    public var kvWork: KVWork?
+
+    public struct KVWork: Codable, Sendable, Hashable {
+        public var overheadSeconds: Double
+        public var secondsPerToken: Double
+        public var samples: Int
+        public var inForce: Bool
+        public init(overheadSeconds: Double, secondsPerToken: Double, samples: Int, inForce: Bool) {
+            self.overheadSeconds = overheadSeconds
+            self.secondsPerToken = secondsPerToken
+            self.samples = samples
+            self.inForce = inForce
+        }
+    }
 
     public init(profile: String, prefill: Phase, decode: Phase, coreSharing: Double? = nil) {
         self.profile = profile

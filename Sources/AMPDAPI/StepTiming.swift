@@ -24,6 +24,19 @@ public struct StepTiming: Codable, Sendable, Hashable {
     }
 }
 
+/// A KV export or import an engine ran (it holds the engine meanwhile): the tokens whose KV
+/// it moved, and its seconds.
+public struct KVWorkTiming: Codable, Sendable, Hashable {
+    public var tokens: Int
+    public var seconds: Double
+    public var export: Bool
+    public init(tokens: Int, seconds: Double, export: Bool) {
+        self.tokens = tokens
+        self.seconds = seconds
+        self.export = export
+    }
+}
+
 /// The steps one instance timed since the node's last heartbeat (`Heartbeat.timings`): the
 /// controller calibrates each deployment's cost model with them.
 public struct InstanceTimings: Codable, Sendable, Hashable {
@@ -38,8 +51,12 @@ public struct InstanceTimings: Codable, Sendable, Hashable {
     /// the instances shared cores, and each step took longer for it.
     public var coreSharing: Double
     public var steps: [StepTiming]
+    /// Its KV exports and imports since the last heartbeat (at most `maxSteps`).
+    public var kvWork: [KVWorkTiming]?
 
-    public init(instance: String, deployment: String, role: InstanceRole, tensor: Int, coreSharing: Double, steps: [StepTiming]) {
+    public init(instance: String, deployment: String, role: InstanceRole, tensor: Int, coreSharing: Double, steps: [StepTiming],
+                kvWork: [KVWorkTiming]? = nil) {
+        self.kvWork = kvWork
         self.instance = instance
         self.deployment = deployment
         self.role = role
@@ -65,6 +82,11 @@ public struct InstanceTimings: Codable, Sendable, Hashable {
                 e.append(FieldError("\(p).prefill", "chunks need history ≥ 0 and new ≥ 1 (each below 2^24)"))
             }
             if s.decodeSequences + s.prefill.count == 0 { e.append(FieldError(p, "a step computes at least one token")) }
+        }
+        let work = kvWork ?? []
+        if work.count > Self.maxSteps { e.append(FieldError("\(path).kvWork", "at most \(Self.maxSteps) per heartbeat; got \(work.count)")) }
+        for (i, w) in work.enumerated() where !(w.seconds.isFinite && w.seconds >= 0 && w.seconds < 3600 && w.tokens >= 0 && w.tokens < 1 << 24) {
+            e.append(FieldError("\(path).kvWork[\(i)]", "needs tokens in [0, 2^24) and seconds in [0, 3600)"))
         }
         return e
     }

@@ -12,7 +12,7 @@ public struct WorkloadReport: Codable, Sendable, Hashable {
     /// Mean uncached prompt tokens of first rounds and of later (incremental) rounds.
     public var meanInitialPrefillTokens: Double
     public var meanIncrementalPrefillTokens: Double
-    /// Coefficient of variation of all prefill lengths.
+    /// Coefficient of variation of prefill lengths, within first and within later rounds (pooled).
     public var prefillCV: Double
     public var meanDecodeTokens: Double
     /// Mean seconds between the end of a round and the next round of the same session.

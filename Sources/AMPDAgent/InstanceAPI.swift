@@ -159,11 +159,7 @@ struct InstanceAPI {
                                         stopTokens: call.stopTokens.map(Set.init), keepAlive: true, prefillOnly: true, stopStrings: call.stopStrings,
                                         cacheSalt: call.cacheSalt, grammar: Self.grammar(call.answer.constraint), logprobs: call.answer.logprobs,
                                         answerPrefix: call.answer.generated)
-        let stream: AsyncThrowingStream<GenerationEvent, any Error>
-        do { stream = try await engine.generate(request) } catch {
-            if let sequence { await engine.release(sequence) }
-            throw Self.instanceError(error)
-        }
+        let stream = try await Self.start(engine, request, releasingOnFailure: sequence)
         let destination = call.destination
         let from = pushFrom
         let tls = clientTLS
@@ -188,13 +184,25 @@ struct InstanceAPI {
                                         stopTokens: call.stopTokens.map(Set.init), keepAlive: true, stopStrings: call.stopStrings,
                                         cacheSalt: call.cacheSalt, grammar: Self.grammar(call.answer.constraint), logprobs: call.answer.logprobs,
                                         answerPrefix: call.answer.generated)
-        let stream: AsyncThrowingStream<GenerationEvent, any Error>
-        do { stream = try await engine.generate(request) } catch {
-            // A sequence imported for this request is dropped with it.
-            if call.kv != nil, call.sequence == nil, let sequence { await engine.release(sequence) }
+        // A sequence imported for this request is dropped with it if it cannot start.
+        let stream = try await Self.start(engine, request, releasingOnFailure: call.kv != nil && call.sequence == nil ? sequence : nil)
+        return Self.stream(stream, engine: engine, after: nil)
+    }
+
+    /// Starts a generation; on failure releases `sequence` (one imported for the request) and
+    /// throws the instance error. Its own function: the Swift 6.3 optimizer crashed splitting
+    /// `prefill`'s coroutine with this do/catch around a typed-throws actor call inline.
+    @inline(never)
+    static func start(_ engine: NativeEngine, _ request: GenerationRequest,
+                      releasingOnFailure sequence: UInt64?) async throws -> AsyncThrowingStream<GenerationEvent, any Error> {
+        let result: Result<AsyncThrowingStream<GenerationEvent, any Error>, EngineError>
+        do { result = .success(try await engine.generate(request)) } catch { result = .failure(error) }
+        switch result {
+        case .success(let stream): return stream
+        case .failure(let error):
+            if let sequence { await engine.release(sequence) }
             throw Self.instanceError(error)
         }
-        return Self.stream(stream, engine: engine, after: nil)
     }
 
     static func grammar(_ c: OutputConstraint?) -> OutputGrammar? {

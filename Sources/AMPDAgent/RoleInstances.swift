@@ -147,9 +147,10 @@ actor RoleInstances {
                 StepTiming(decodeSequences: $0.decodeSequences, decodeContext: $0.decodeContext,
                            prefill: $0.prefill.map { StepTiming.Chunk(history: $0.history, new: $0.new) }, seconds: $0.seconds)
             }
-            guard !steps.isEmpty else { return nil }
+            let work = inst.engine!.takeKVWorkSamples().map { KVWorkTiming(tokens: $0.tokens, seconds: $0.seconds, export: $0.export) }
+            guard !steps.isEmpty || !work.isEmpty else { return nil }
             return InstanceTimings(instance: inst.spec.instance, deployment: inst.spec.deployment, role: inst.spec.role,
-                                   tensor: inst.spec.tensor, coreSharing: sharing, steps: Array(steps))
+                                   tensor: inst.spec.tensor, coreSharing: sharing, steps: Array(steps), kvWork: work.isEmpty ? nil : work)
         }
     }
 

@@ -14,6 +14,11 @@ public enum LiveCalibration {
         }
     }
 
+    /// The KV exports and imports an instance timed.
+    public static func kvWork(_ t: InstanceTimings) -> [KVWorkObservation] {
+        (t.kvWork ?? []).map { KVWorkObservation(tokens: $0.tokens, seconds: $0.seconds, coreSharing: t.coreSharing) }
+    }
+
     /// How a CPU deployment's instances share their hosts' cores: each instance runs its
     /// pool's cores in threads, on the Ready nodes of its kind. Nil for GPUs.
     public static func sharing(_ d: ServingDeployment, nodes: [Node]) -> CoreSharing? {
@@ -30,8 +35,11 @@ public enum LiveCalibration {
             .init(scale: round3(p.scale), samples: p.samples, inForce: c.inForce(p),
                   profileError: p.profileError.map(round3), calibratedError: p.calibratedError.map(round3))
         }
-        return CalibrationStatus(profile: profile, prefill: phase(c.prefill), decode: phase(c.decode),
-                                 coreSharing: running.flatMap { plan in sharing.map { round3($0.factor(plan)) } })
+        var s = CalibrationStatus(profile: profile, prefill: phase(c.prefill), decode: phase(c.decode),
+                                  coreSharing: running.flatMap { plan in sharing.map { round3($0.factor(plan)) } })
+        s.kvWork = CalibrationStatus.KVWork(overheadSeconds: c.kvWork.overheadSeconds, secondsPerToken: c.kvWork.secondsPerToken,
+                                            samples: c.kvWork.samples, inForce: c.kvWork.samples >= Calibration.minimumKVSamples)
+        return s
     }
 
     /// The deployment's calibrated profiles, for `ampd plan --profiles` and `ampd sim --profiles`:
@@ -50,8 +58,12 @@ public enum LiveCalibration {
     public static func dispatcherCost(_ d: ServingDeployment) -> CostModel? {
         guard let profile = try? LivePlanner.costModel(d) else { return nil }
         guard let c = d.status?.planner?.calibration else { return profile }
-        let share = c.coreSharing ?? 1
-        return profile.scaled(prefill: (c.prefill.inForce ? c.prefill.scale : 1) * share, decode: (c.decode.inForce ? c.decode.scale : 1) * share)
+        var m = profile.scaled(prefill: c.prefill.inForce ? c.prefill.scale : 1, decode: c.decode.inForce ? c.decode.scale : 1)
+        if let kv = c.kvWork, kv.inForce {
+            m.hardware.kvHandlingOverheadSeconds = kv.overheadSeconds
+            m.hardware.kvHandlingSecondsPerToken = kv.secondsPerToken
+        }
+        return m.sharingCores(c.coreSharing ?? 1)
     }
 
     public static func exportedName(_ profile: String, _ d: ServingDeployment) -> String {

@@ -175,7 +175,12 @@ struct APIServer: Sendable {
             case .unknownNode:
                 throw APIStatus.notFound("Node \"\(name)\" (register it first)")
             case .ok(let affected, let phaseChanged):
-                if let t = hb.timings, !t.isEmpty { await calibrations.add(t) }
+                if let t = hb.timings, !t.isEmpty {
+                    // Only the node's own assigned instances calibrate their deployments: a node
+                    // cannot skew another deployment's model.
+                    let own = Set(await board.assignments(node: name).instances.map { "\($0.deployment)/\($0.instance)" })
+                    await calibrations.add(t.filter { own.contains("\($0.deployment)/\($0.instance)") })
+                }
                 if phaseChanged { try await enqueueAll() } else { for k in affected { await queue.add(k) } }
             }
             return Self.json(await board.assignments(node: name))

@@ -90,6 +90,14 @@ paths:
         "200": {description: scale, content: {application/json: {schema: {$ref: "#/components/schemas/Scale"}}}}
         "409": {$ref: "#/components/responses/Error"}
         "422": {$ref: "#/components/responses/Error"}
+  /apis/ampd.dev/v1alpha1/namespaces/{namespace}/servingdeployments/{name}/profile:
+    parameters: [{$ref: "#/components/parameters/namespace"}, {$ref: "#/components/parameters/name"}]
+    get:
+      summary: The deployment's calibrated cost-model profiles as YAML (hardware `<profile>@<namespace>.<name>` with its time scales, and the model), for `ampd plan --profiles` (roles admin, reader)
+      responses:
+        "200": {description: profiles, content: {application/yaml: {schema: {type: string}}}}
+        "400": {$ref: "#/components/responses/Error"}
+        "404": {$ref: "#/components/responses/Error"}
   /apis/ampd.dev/v1alpha1/namespaces/{namespace}/servingdeployments/{name}/workload:
     parameters: [{$ref: "#/components/parameters/namespace"}, {$ref: "#/components/parameters/name"}]
     get:
@@ -327,8 +335,31 @@ components:
                 predictedSessionAttainment: {type: number}
                 predictedRoundAttainment: {type: number}
                 observedRoundAttainment: {type: number}
+                runningPredictedRoundAttainment: {type: number, description: the running plan's prediction, which the observed attainment is compared with}
                 reason: {type: string}
                 workload: {$ref: "#/components/schemas/WorkloadSummary"}
+                calibration:
+                  type: object
+                  description: The cost model in force, calibrated online from the engines' timed steps.
+                  properties:
+                    profile: {type: string}
+                    prefill: {$ref: "#/components/schemas/CalibrationPhase"}
+                    decode: {$ref: "#/components/schemas/CalibrationPhase"}
+                    coreSharing: {type: number, description: kernel threads per core the running plan implies}
+                    kvWork:
+                      type: object
+                      description: what a KV export or import holds an engine for
+                      properties: {overheadSeconds: {type: number}, secondsPerToken: {type: number}, samples: {type: integer}, inForce: {type: boolean}}
+                sloShortfall: {type: string, description: set when no plan within the bounds meets the SLO; names the bottleneck and the tightest SLO met}
+                mismatch: {type: string, description: set while observed attainment stays more than 10 points below the prediction; names the component}
+    CalibrationPhase:
+      type: object
+      properties:
+        scale: {type: number, description: observed ÷ profile time}
+        samples: {type: integer}
+        inForce: {type: boolean}
+        profileError: {type: number, description: relative error of recent steps' total time under the profile}
+        calibratedError: {type: number, description: the same under the calibration in force when each step arrived}
     WorkloadReport:
       type: object
       additionalProperties: false
@@ -349,6 +380,8 @@ components:
         ttftP95Seconds: {type: number}
         tpotP50Seconds: {type: number}
         tpotP95Seconds: {type: number}
+        ttftAttainment: {type: number, description: share of rounds within the TTFT SLO alone}
+        tpotAttainment: {type: number, description: share of rounds within the TPOT SLO alone}
     WorkloadSummary:
       type: object
       properties:
@@ -365,6 +398,8 @@ components:
         roundAttainment: {type: number}
         ttftP95Seconds: {type: number}
         tpotP95Seconds: {type: number}
+        ttftAttainment: {type: number}
+        tpotAttainment: {type: number}
     WorkloadStatus:
       type: object
       properties:
@@ -398,7 +433,8 @@ components:
     NodeCapacity:
       type: object
       required: [accelerator, count, memoryBytes]
-      properties: {accelerator: {type: string}, count: {type: integer}, memoryBytes: {type: integer}}
+      properties: {accelerator: {type: string}, count: {type: integer}, memoryBytes: {type: integer},
+                   cores: {type: integer, description: "CPU cores of the host; engine slots beyond them share cores"}}
     NodeRegistration:
       type: object
       required: [name, capacity]
@@ -424,6 +460,37 @@ components:
           properties: {queueLength: {type: integer}, runningSequences: {type: integer}, kvBlocksUsed: {type: integer}, kvBlocksFree: {type: integer}, tokensPerSecond: {type: number}}
         instances: {type: array, items: {$ref: "#/components/schemas/InstanceReport"}}
         pools: {type: array, items: {$ref: "#/components/schemas/KVPoolReport"}}
+        timings:
+          type: array
+          description: Engine steps each instance timed since the last heartbeat, for calibration (at most 256 per instance; not stored).
+          items:
+            type: object
+            required: [instance, deployment, role, tensor, coreSharing, steps]
+            properties:
+              instance: {type: string}
+              deployment: {type: string}
+              role: {enum: [prefill, decode]}
+              tensor: {type: integer, minimum: 1, maximum: 64}
+              coreSharing: {type: number, minimum: 1, description: kernel threads of the node's running instances per core}
+              steps:
+                type: array
+                maxItems: 256
+                items:
+                  type: object
+                  required: [decodeSequences, decodeContext, prefill, seconds]
+                  properties:
+                    decodeSequences: {type: integer, minimum: 0}
+                    decodeContext: {type: integer, minimum: 0}
+                    prefill: {type: array, items: {type: object, properties: {history: {type: integer, minimum: 0}, new: {type: integer, minimum: 1}}}}
+                    seconds: {type: number, exclusiveMinimum: 0}
+              kvWork:
+                type: array
+                maxItems: 256
+                description: KV exports and imports the engine ran (they hold it meanwhile)
+                items:
+                  type: object
+                  required: [tokens, seconds, export]
+                  properties: {tokens: {type: integer, minimum: 0}, seconds: {type: number, minimum: 0}, export: {type: boolean}}
     KVPoolReport:
       type: object
       description: a deployment's KV pool as the agent runs it

@@ -48,11 +48,11 @@ struct PlannerLoop: Service {
                 for k in states.keys where !live.contains(k) {
                     states[k] = nil
                     await reports.forget(k)
-                    await calibrations.forget(k)
                 }
                 // Every deployment's calibration takes in the steps its agents timed.
+                await calibrations.retain(live)
                 for d in all where !d.metadata.isDeleting {
-                    if let profile = try? LivePlanner.costModel(d) { _ = await calibrations.update(d.metadata.key, profile: profile) }
+                    if let profile = try? LivePlanner.costModel(d) { await calibrations.update(d.metadata.key, profile: profile) }
                 }
                 for d in all where (d.spec.planner?.mode ?? .off) != .off && !d.metadata.isDeleting {
                     let key = d.metadata.key
@@ -177,6 +177,10 @@ struct PlannerLoop: Service {
             }
             var o: [String: JSONValue] = ["profile": .string(c.profile), "prefill": phase(c.prefill), "decode": phase(c.decode)]
             if let s = c.coreSharing { o["coreSharing"] = .double(s) }
+            if let k = c.kvWork {
+                o["kvWork"] = .object(["overheadSeconds": .double(k.overheadSeconds), "secondsPerToken": .double(k.secondsPerToken),
+                                       "samples": .int(Int64(k.samples)), "inForce": .bool(k.inForce)])
+            }
             fields["calibration"] = .object(o)
         }
         if let m = status.mismatch { fields["mismatch"] = .string(m) }

@@ -1,4 +1,5 @@
 import AMPDAPI
+import AMPDPolicy
 import Foundation
 
 /// The gateway's view of its traffic over the last `span` seconds, as the planner needs
@@ -49,9 +50,6 @@ public struct WorkloadWindow: Sendable {
             return s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]
         }
         let first = entries.filter { $0.round == 1 }, later = entries.filter { $0.round > 1 }
-        let lengths = entries.map { Double($0.newTokens) }
-        let m = mean(lengths)
-        let sd = lengths.isEmpty ? 0 : (lengths.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(lengths.count)).squareRoot()
         let met = entries.filter { $0.ttft <= ttft && ($0.tpot == 0 || $0.tpot <= tpot) }.count
         let ttftMet = entries.filter { $0.ttft <= ttft }.count, tpotMet = entries.filter { $0.tpot == 0 || $0.tpot <= tpot }.count
         let tpots = entries.map(\.tpot).filter { $0 > 0 }
@@ -59,7 +57,7 @@ public struct WorkloadWindow: Sendable {
             source: source, windowSeconds: window, sessions: first.count, rounds: entries.count,
             meanInitialPrefillTokens: mean(first.map { Double($0.newTokens) }),
             meanIncrementalPrefillTokens: mean(later.map { Double($0.newTokens) }),
-            prefillCV: m > 0 ? sd / m : 0, meanDecodeTokens: mean(entries.map { Double($0.completion) }),
+            prefillCV: WorkloadStats.pooledCV(first.map { Double($0.newTokens) }, later.map { Double($0.newTokens) }), meanDecodeTokens: mean(entries.map { Double($0.completion) }),
             meanThinkSeconds: mean(later.compactMap(\.think)),
             localShare: entries.isEmpty ? 0 : Double(entries.filter(\.local).count) / Double(entries.count),
             roundAttainment: entries.isEmpty ? nil : Double(met) / Double(entries.count),

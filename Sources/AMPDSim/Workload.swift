@@ -136,9 +136,7 @@ extension WorkloadStats {
         let decodes = plans.flatMap { $0.decodes.map(Double.init) }
         let thinks = plans.flatMap { $0.thinks.dropLast() }
         func mean(_ x: [Double]) -> Double { x.isEmpty ? 0 : x.reduce(0, +) / Double(x.count) }
-        let all = initial + incremental
-        let m = mean(all)
-        let cv = m > 0 ? (all.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(max(1, all.count))).squareRoot() / m : 0
+        let cv = WorkloadStats.pooledCV(initial, incremental)
         return WorkloadStats(sessionRate: rate, meanRounds: max(1, mean(rounds)), meanInitialPrefill: max(1, mean(initial)),
                              meanIncrementalPrefill: max(1, incremental.isEmpty ? mean(initial) : mean(incremental)), prefillCV: cv,
                              meanDecode: max(1, mean(decodes)), meanThink: mean(thinks))

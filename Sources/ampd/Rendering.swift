@@ -133,6 +133,7 @@ enum Table {
                         + (x.profileError.map { " error profile \(pct($0))" } ?? "") + (x.calibratedError.map { " calibrated \(pct($0))" } ?? "")
                 }
                 out.append("  Cost model:       \(c.profile): \(phase("prefill", c.prefill)); \(phase("decode", c.decode))"
+                           + (c.kvWork.map { String(format: "; KV export/import %.1f ms + %.4f ms/token (%d, ", $0.overheadSeconds * 1000, $0.secondsPerToken * 1000, $0.samples) + ($0.inForce ? "in force)" : "not yet in force)") } ?? "")
                            + (c.coreSharing.map { "; cores shared ×\($0)" } ?? ""))
             }
             if let s = p.sloShortfall { out.append("  SLO:              \(s)") }

@@ -318,24 +318,37 @@ struct EngineStepTimingTests {
         _ = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 5, stopTokens: []))
         let s = engine.takeStepSamples()
         #expect(s.count == 5)
-        #expect(s.first == EngineStepSample(decodeSequences: 0, decodeContext: 0, prefill: [.init(history: 0, new: 40)], seconds: s[0].seconds))
+        #expect(s.first == EngineStepSample(decodeSequences: 0, decodeContext: 0, prefill: [.init(history: 0, new: 40)], seconds: s[0].seconds,
+                                              forwardSeconds: s[0].forwardSeconds))
         #expect(s.dropFirst().map(\.decodeContext) == [41, 42, 43, 44])
         #expect(s.dropFirst().allSatisfy { $0.decodeSequences == 1 && $0.prefill.isEmpty })
         #expect(s.allSatisfy { $0.seconds > 0 })
         #expect(engine.takeStepSamples().isEmpty)
     }
 
-    @Test("--engine-slowdown: steps take that many times as long")
+    @Test("--engine-slowdown: each step takes that many times as long as its forward pass")
     func slowdown() async throws {
-        func stepSeconds(_ slowdown: Double) async throws -> Double {
+        func samples(_ slowdown: Double) async throws -> [EngineStepSample] {
             var o = NativeEngineOptions()
             o.slowdown = slowdown
             let engine = try TinyModel.engine(options: o)
             _ = try await run(engine, GenerationRequest(tokens: prompt, maxTokens: 24, stopTokens: []))
-            return engine.takeStepSamples().reduce(0) { $0 + $1.seconds }
+            return engine.takeStepSamples()
         }
-        let plain = try await stepSeconds(1), slowed = try await stepSeconds(10)
-        // The extra is slept after each forward pass: at least several times the plain time.
-        #expect(slowed > 3 * plain, "plain \(plain) s, slowed \(slowed) s")
+        let slowed = try await samples(10)
+        #expect(slowed.count == 24)
+        for s in slowed { #expect(s.forwardSeconds > 0 && s.seconds >= 10 * s.forwardSeconds * 0.99, "\(s)") }
+    }
+
+    @Test("KV exports and imports are timed apart, with the tokens they moved")
+    func kvWork() async throws {
+        let a = try TinyModel.engine(), b = try TinyModel.engine()
+        let (_, s) = try await run(a, GenerationRequest(tokens: prompt, maxTokens: 4, stopTokens: [], keepAlive: true))
+        let blob = try await a.exportKV(s.sequence)
+        _ = try await b.importKV(blob)
+        let exported = a.takeKVWorkSamples(), imported = b.takeKVWorkSamples()
+        #expect(exported.count == 1 && exported[0].export && exported[0].tokens == 43 && exported[0].seconds > 0)
+        #expect(imported.count == 1 && !imported[0].export && imported[0].tokens == 43)
+        #expect(a.takeKVWorkSamples().isEmpty)
     }
 }

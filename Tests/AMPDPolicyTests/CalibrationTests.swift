@@ -85,6 +85,31 @@ struct CalibrationTests {
         #expect(abs(profile.mixedStepSeconds(batch: 3, context: 900, chunks: chunks, tp: 1) - (d + p)) < 1e-12)
     }
 
+    @Test("KV exports and imports: overhead and per-token time fitted, in force after 10, slowed by sharing, counted by the planner")
+    func kvWork() {
+        var c = Calibration()
+        let work = (0..<12).map { i in KVWorkObservation(tokens: 100 + 150 * i, seconds: 0.002 + 0.00005 * Double(100 + 150 * i)) }
+        c.observe(kvWork: Array(work.prefix(9)))
+        #expect(c.apply(to: profile).kvHandlingSeconds(tokens: 500) == 0)   // 9 samples: not yet
+        c.observe(kvWork: Array(work.suffix(3)))
+        #expect(abs(c.kvWork.overheadSeconds - 0.002) < 1e-6 && abs(c.kvWork.secondsPerToken - 0.00005) < 1e-9)
+        let m = c.apply(to: profile)
+        #expect(abs(m.kvHandlingSeconds(tokens: 1000) - 0.052) < 1e-6)
+        #expect(abs(m.sharingCores(2).kvHandlingSeconds(tokens: 1000) - 0.104) < 1e-6)
+        // Shared cores: the time divided by the sharing it ran under.
+        var shared = Calibration()
+        shared.observe(kvWork: work.map { KVWorkObservation(tokens: $0.tokens, seconds: 2 * $0.seconds, coreSharing: 2) })
+        #expect(abs(shared.kvWork.secondsPerToken - 0.00005) < 1e-9)
+        // A remote prefill holds its engine for the exports and imports too: TTFT grows.
+        let slo = LatencySLO(ttft: 5, itl: 0.2)
+        let plan = DeploymentPlan(prefillTP: 1, prefillReplicas: 1, decodeTP: 1, decodeReplicas: 1)
+        var heavy = m
+        heavy.hardware.kvHandlingSecondsPerToken = 0.001
+        let base = PlanEvaluator(cost: profile, slo: slo, workload: workload).score(plan)
+        let held = PlanEvaluator(cost: heavy, slo: slo, workload: workload).score(plan)
+        #expect(held.meanTTFT > base.meanTTFT && held.meanITL > base.meanITL)
+    }
+
     // MARK: planning with calibration
 
     let workload = WorkloadStats(sessionRate: 0.3, meanRounds: 3, meanInitialPrefill: 200, meanIncrementalPrefill: 60,
@@ -137,6 +162,14 @@ struct CalibrationTests {
         // An SLO the budget meets: no shortfall.
         var ok = Planner(cost: profile, slo: LatencySLO(ttft: 10, itl: 0.5), devices: 4)
         #expect(ok.plan(workload).shortfall == nil)
+    }
+
+    @Test("prefill spread is measured within first and within later rounds, not across them")
+    func pooledSpread() {
+        // First rounds all 200 tokens, later all 60: no spread within either, though the lengths differ.
+        #expect(WorkloadStats.pooledCV([200, 200, 200], [60, 60, 60, 60]) == 0)
+        let cv = WorkloadStats.pooledCV([100, 300], [30, 90])
+        #expect(abs(cv - 0.5) < 1e-12)
     }
 
     @Test("local prefills that stall a round's decode count against its TPOT")

@@ -50,6 +50,10 @@ public actor NativeEngine: InferenceEngine {
     /// so that sampling, streaming and the KV imports and exports interleaved between
     /// forward passes count too (what a step costs in practice).
     var lastStepEnd: ContinuousClock.Instant?
+    /// Seconds of KV exports and imports run on the engine since the previous step: taken out
+    /// of the next step's span and reported apart (`EngineKVWorkSample`), since they cost per
+    /// moved token, not per step.
+    var kvWorkSinceStep = 0.0
     var counters = (prefill: 0, decode: 0, steps: 0, evictedSequences: 0)
     /// Every token's bytes, made at the first request with an output grammar.
     var vocabularyBytes: TokenByteTable?
@@ -229,6 +233,9 @@ public actor NativeEngine: InferenceEngine {
     /// forward pass computed and how long it took. The agent reports them for calibration.
     nonisolated public func takeStepSamples() -> [EngineStepSample] { stepLog.withLock { $0.take() } }
 
+    /// The KV exports and imports timed since the last call (at most the last `StepLog.capacity`).
+    nonisolated public func takeKVWorkSamples() -> [EngineKVWorkSample] { stepLog.withLock { $0.takeKVWork() } }
+
     /// The engine's figures as of its last step or change: never waits for a step to end.
     nonisolated public func stats() -> EngineStats { statsSnapshot.withLock { $0 } }
 
@@ -295,6 +302,8 @@ public actor NativeEngine: InferenceEngine {
     /// Exports the blocks from the one holding token `start` on (the whole sequence for 0);
     /// the receiver must already hold the earlier ones (`importKV(_:into:)`).
     public func exportKV(_ sequence: SequenceID, fromToken start: Int) throws(EngineError) -> [UInt8] {
+        let began = ContinuousClock.now
+        defer { timedKVWork(since: began, tokens: max(0, (sequences[sequence]?.computed ?? 0) - start), export: true) }
         guard let s = sequences[sequence] else { throw .unknownSequence(sequence) }
         guard s.active == nil else { throw .sequenceBusy(sequence) }
         let c = model.config
@@ -330,7 +339,9 @@ public actor NativeEngine: InferenceEngine {
     /// whose KV must cover them: its blocks from the start on are replaced by the export's.
     public func importKV(_ bytes: [UInt8], into target: SequenceID?) throws(EngineError) -> SequenceID {
         defer { publishStats() }
+        let began = ContinuousClock.now
         let (h, payload) = try KVExportFormat.decode(bytes)
+        defer { timedKVWork(since: began, tokens: h.computedTokens - (h.startToken ?? 0), export: false) }
         let start = h.startToken ?? 0
         var base: Sequence?
         var done = false
@@ -467,14 +478,13 @@ public actor NativeEngine: InferenceEngine {
         }
         let started = ContinuousClock.now
         let logits = model.forward(items, kv: storage)
-        if options.slowdown > 1 {
-            let spent = ContinuousClock.now - started
-            Thread.sleep(forTimeInterval: Self.interval(spent) * (options.slowdown - 1))
-        }
+        let forward = Self.interval(ContinuousClock.now - started)
+        if options.slowdown > 1 { Thread.sleep(forTimeInterval: forward * (options.slowdown - 1)) }
         let ended = ContinuousClock.now
-        let took = Self.interval(ended - (lastStepEnd ?? started))
+        let took = lastStepEnd.map { Self.interval(ended - $0) - kvWorkSinceStep } ?? Self.interval(ended - started)
+        kvWorkSinceStep = 0
         lastStepEnd = ended
-        stepLog.withLock { $0.add(EngineStepSample(items, seconds: took)) }
+        stepLog.withLock { $0.add(EngineStepSample(items, seconds: took, forwardSeconds: forward)) }
         counters.steps += 1
         var li = 0
         let now = ContinuousClock.now
@@ -610,6 +620,13 @@ public actor NativeEngine: InferenceEngine {
     }
 
     func seconds(_ a: ContinuousClock.Instant, _ b: ContinuousClock.Instant) -> Double { Self.interval(b - a) }
+
+    /// Records a KV export or import that ran on the engine's thread (`tokens` moved).
+    func timedKVWork(since began: ContinuousClock.Instant, tokens: Int, export: Bool) {
+        let seconds = Self.interval(ContinuousClock.now - began)
+        if lastStepEnd != nil { kvWorkSinceStep += seconds }
+        stepLog.withLock { $0.add(EngineKVWorkSample(tokens: tokens, seconds: seconds, export: export)) }
+    }
 
     static func interval(_ d: Duration) -> Double {
         Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18

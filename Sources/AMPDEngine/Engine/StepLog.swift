@@ -16,16 +16,19 @@ public struct EngineStepSample: Sendable, Equatable {
     public var decodeContext: Int
     public var prefill: [Chunk]
     public var seconds: Double
+    /// The forward pass alone (without any slowdown, sampling or work between steps).
+    public var forwardSeconds: Double
 
-    public init(decodeSequences: Int, decodeContext: Int, prefill: [Chunk], seconds: Double) {
+    public init(decodeSequences: Int, decodeContext: Int, prefill: [Chunk], seconds: Double, forwardSeconds: Double = 0) {
         self.decodeSequences = decodeSequences
         self.decodeContext = decodeContext
         self.prefill = prefill
         self.seconds = seconds
+        self.forwardSeconds = forwardSeconds
     }
 
     /// A step's sample from its items: a one-token item is a decode token, the rest prefill chunks.
-    init(_ items: [ForwardItem], seconds: Double) {
+    init(_ items: [ForwardItem], seconds: Double, forwardSeconds: Double) {
         var decode = 0, context = 0
         var chunks: [Chunk] = []
         for item in items {
@@ -36,22 +39,46 @@ public struct EngineStepSample: Sendable, Equatable {
                 chunks.append(Chunk(history: item.startPosition, new: item.tokens.count))
             }
         }
-        self.init(decodeSequences: decode, decodeContext: context, prefill: chunks, seconds: seconds)
+        self.init(decodeSequences: decode, decodeContext: context, prefill: chunks, seconds: seconds, forwardSeconds: forwardSeconds)
     }
 }
 
-/// The last `capacity` step samples not yet taken (older ones are dropped).
+/// A KV export or import the engine ran on its thread: the tokens whose KV it serialised or
+/// restored, and how long it held the engine (steps wait meanwhile).
+public struct EngineKVWorkSample: Sendable, Equatable {
+    public var tokens: Int
+    public var seconds: Double
+    public var export: Bool
+    public init(tokens: Int, seconds: Double, export: Bool) {
+        self.tokens = tokens
+        self.seconds = seconds
+        self.export = export
+    }
+}
+
+/// The last `capacity` step samples and KV work samples not yet taken (older ones are dropped).
 struct StepLog {
     static let capacity = 256
     private var samples: [EngineStepSample] = []
+    private var kvWork: [EngineKVWorkSample] = []
 
     mutating func add(_ s: EngineStepSample) {
         if samples.count >= Self.capacity { samples.removeFirst(samples.count - Self.capacity + 1) }
         samples.append(s)
     }
 
+    mutating func add(_ s: EngineKVWorkSample) {
+        if kvWork.count >= Self.capacity { kvWork.removeFirst(kvWork.count - Self.capacity + 1) }
+        kvWork.append(s)
+    }
+
     mutating func take() -> [EngineStepSample] {
         defer { samples.removeAll(keepingCapacity: true) }
         return samples
+    }
+
+    mutating func takeKVWork() -> [EngineKVWorkSample] {
+        defer { kvWork.removeAll(keepingCapacity: true) }
+        return kvWork
     }
 }

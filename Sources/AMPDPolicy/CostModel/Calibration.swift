@@ -29,6 +29,18 @@ public struct StepObservation: Sendable, Equatable {
     }
 }
 
+/// A KV export or import an engine ran, as observed.
+public struct KVWorkObservation: Sendable, Equatable {
+    public var tokens: Int
+    public var seconds: Double
+    public var coreSharing: Double
+    public init(tokens: Int, seconds: Double, coreSharing: Double = 1) {
+        self.tokens = tokens
+        self.seconds = seconds
+        self.coreSharing = coreSharing
+    }
+}
+
 /// Online calibration of a cost model from observed engine steps: two scales, observed ÷
 /// roofline time of decode steps and of prefill work, fitted by weighted least squares over
 /// every step (`t ≈ s_d · D + s_p · P`, where D is the roofline time of the step's decode part
@@ -76,6 +88,33 @@ public struct Calibration: Sendable, Equatable, Codable {
 
     public var prefill = Phase()
     public var decode = Phase()
+    /// What a KV export or import holds an engine for: `overhead + perToken × tokens`, fitted
+    /// by least squares over the exports and imports (old ones fading); in force after
+    /// `minimumKVSamples`.
+    public var kvWork = KVWork()
+    public static let minimumKVSamples = 10
+
+    public struct KVWork: Sendable, Equatable, Codable {
+        public var overheadSeconds = 0.0
+        public var secondsPerToken = 0.0
+        public var samples = 0
+        var n = 0.0, sx = 0.0, sxx = 0.0, sy = 0.0, sxy = 0.0
+        public init() {}
+
+        mutating func observe(tokens: Int, seconds: Double) {
+            let keep = Calibration.forgetting, x = Double(tokens)
+            n = n * keep + 1; sx = sx * keep + x; sxx = sxx * keep + x * x; sy = sy * keep + seconds; sxy = sxy * keep + x * seconds
+            samples += 1
+            let det = n * sxx - sx * sx
+            if det > 1e-9 * n * sxx {
+                secondsPerToken = max(0, (n * sxy - sx * sy) / det)
+                overheadSeconds = max(0, (sy - secondsPerToken * sx) / n)
+            } else if sx > 0 {
+                secondsPerToken = max(0, sy / sx)
+                overheadSeconds = 0
+            }
+        }
+    }
     // Decayed sums of the normal equations, each step weighted by 1/(its profile time)².
     var spp = 0.0, spd = 0.0, sdd = 0.0, spt = 0.0, sdt = 0.0
 
@@ -84,9 +123,22 @@ public struct Calibration: Sendable, Equatable, Codable {
     /// Whether a phase's scale is in force.
     public func inForce(_ phase: Phase) -> Bool { phase.samples >= Self.minimumSamples }
 
-    /// `profile` with the scales in force (a phase not yet in force keeps the profile's figure).
+    /// `profile` with the scales in force (a phase not yet in force keeps the profile's figure),
+    /// and the KV handling times once measured.
     public func apply(to profile: CostModel) -> CostModel {
-        profile.scaled(prefill: inForce(prefill) ? prefill.scale : 1, decode: inForce(decode) ? decode.scale : 1)
+        var m = profile.scaled(prefill: inForce(prefill) ? prefill.scale : 1, decode: inForce(decode) ? decode.scale : 1)
+        if kvWork.samples >= Self.minimumKVSamples {
+            m.hardware.kvHandlingOverheadSeconds = kvWork.overheadSeconds
+            m.hardware.kvHandlingSecondsPerToken = kvWork.secondsPerToken
+        }
+        return m
+    }
+
+    /// Takes in KV exports and imports (their time divided by the core sharing they ran under).
+    public mutating func observe(kvWork work: [KVWorkObservation]) {
+        for w in work where w.seconds.isFinite && w.seconds >= 0 && w.tokens > 0 {
+            kvWork.observe(tokens: w.tokens, seconds: w.seconds / max(1, w.coreSharing))
+        }
     }
 
     /// Takes in a batch of steps observed on instances that `profile` describes.

@@ -58,6 +58,15 @@ public struct CostModel: Sendable, Equatable {
         return m
     }
 
+    /// This model on cores shared `factor` to one: all engine work takes that much longer.
+    public func sharingCores(_ factor: Double) -> CostModel {
+        guard factor != 1 else { return self }
+        var m = scaled(prefill: factor, decode: factor)
+        m.hardware.kvHandlingOverheadSeconds = hardware.kvHandlingOverheadSeconds.map { $0 * factor }
+        m.hardware.kvHandlingSecondsPerToken = hardware.kvHandlingSecondsPerToken.map { $0 * factor }
+        return m
+    }
+
     /// Seconds to prefill `n` new tokens on top of `h` tokens already cached.
     public func prefillSeconds(history h: Int, new n: Int, tp: Int) -> Double {
         rooflinePrefillSeconds(history: h, new: n, tp: tp) * prefillScale
@@ -116,6 +125,13 @@ public struct CostModel: Sendable, Equatable {
     }
 
     public func kvBytes(tokens: Int) -> Double { Double(tokens) * model.kvBytesPerToken }
+
+    /// Seconds a KV export or import of `tokens` tokens holds an engine (serialising or
+    /// restoring its blocks), as calibrated; 0 when never measured.
+    public func kvHandlingSeconds(tokens: Int) -> Double {
+        guard tokens > 0 else { return 0 }
+        return (hardware.kvHandlingOverheadSeconds ?? 0) + (hardware.kvHandlingSecondsPerToken ?? 0) * Double(tokens)
+    }
 
     /// Seconds to move the KV of `tokens` tokens between instances (latency +
     /// bytes over the link; a TP group sends its shards in parallel).

@@ -27,6 +27,10 @@ public struct HardwareProfile: Sendable, Equatable, Codable {
     /// exported by the controller carries them.
     public var prefillTimeScale: Double?
     public var decodeTimeScale: Double?
+    /// Seconds an engine is held by a KV export or import: a fixed part and a part per token
+    /// moved (absent: 0; calibration measures them).
+    public var kvHandlingOverheadSeconds: Double?
+    public var kvHandlingSecondsPerToken: Double?
 }
 
 /// A model's shape, as a roofline model needs it.

@@ -55,8 +55,12 @@ public struct PlanEvaluator: Sendable {
             let p0 = max(1, Int(w.meanInitialPrefill * q)), pi = max(1, Int(w.meanIncrementalPrefill * q))
             let x0 = remote ? cost.kvTransferSeconds(tokens: p0, crossNode: crossNode, tp: tp) : 0
             let xi = remote ? cost.kvTransferSeconds(tokens: h, crossNode: crossNode, tp: tp) + cost.kvTransferSeconds(tokens: pi, crossNode: crossNode, tp: tp) : 0
-            out.append((firstWeight / Double(quantiles.count), cost.prefillSeconds(history: 0, new: p0, tp: tp), x0))
-            out.append(((1 - firstWeight) / Double(quantiles.count), cost.prefillSeconds(history: h, new: pi, tp: tp), xi))
+            // A remote prefill also holds its engine to export the new KV (and, for a later
+            // round, to import the history first).
+            let k0 = remote ? cost.kvHandlingSeconds(tokens: p0) : 0
+            let ki = remote ? cost.kvHandlingSeconds(tokens: h) + cost.kvHandlingSeconds(tokens: pi) : 0
+            out.append((firstWeight / Double(quantiles.count), cost.prefillSeconds(history: 0, new: p0, tp: tp) + k0, x0))
+            out.append(((1 - firstWeight) / Double(quantiles.count), cost.prefillSeconds(history: h, new: pi, tp: tp) + ki, xi))
         }
         return out
     }
@@ -122,7 +126,12 @@ public struct PlanEvaluator: Sendable {
         // Local prefills stall the batch: the fraction of time spent on them.
         let localMix = prefillMix(tp: tp, remote: false)
         let localService = localMix.reduce(0) { $0 + $1.0 * $1.1 }
-        let stallShare = roundsPerSecond * localShare * localService
+        // Remote rounds hold the decode engine too: it exports the history a remote later round
+        // reads, and imports the new KV of every remote round.
+        let w0 = 1 / w.meanRounds
+        let kvHold = w0 * cost.kvHandlingSeconds(tokens: Int(w.meanInitialPrefill))
+            + (1 - w0) * (cost.kvHandlingSeconds(tokens: Int(meanHistory)) + cost.kvHandlingSeconds(tokens: Int(w.meanIncrementalPrefill)))
+        let stallShare = roundsPerSecond * (localShare * localService + (1 - localShare) * kvHold)
         guard stallShare < 0.95 else { return DecodePrediction(attainment: 0, meanITL: .infinity, batch: .infinity, p95: .infinity) }
         func itl(_ b: Double) -> Double {
             let bi = max(1, Int(b.rounded(.up)))

@@ -116,7 +116,7 @@ public struct Planner: Sendable {
     /// The evaluator of `plan`: the cost model slowed by the core sharing the plan implies.
     func evaluator(for plan: DeploymentPlan, _ workload: WorkloadStats, localShare: Double) -> PlanEvaluator {
         let f = sharing?.factor(plan) ?? 1
-        return PlanEvaluator(cost: f > 1 ? cost.scaled(prefill: f, decode: f) : cost, slo: slo, workload: workload, localShare: localShare)
+        return PlanEvaluator(cost: cost.sharingCores(f), slo: slo, workload: workload, localShare: localShare)
     }
 
     /// Every plan within the bounds and budget, each scored with its own sharing (CPU pools

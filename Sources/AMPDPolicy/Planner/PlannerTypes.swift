@@ -7,7 +7,8 @@ public struct WorkloadStats: Sendable, Equatable, Codable {
     /// Mean prefill tokens of the first round and of later (incremental) rounds.
     public var meanInitialPrefill: Double
     public var meanIncrementalPrefill: Double
-    /// Coefficient of variation of prefill lengths (lognormal).
+    /// Coefficient of variation of prefill lengths (lognormal) within first rounds and within
+    /// later rounds (`pooledCV`): the evaluator spreads each group's mean by it.
     public var prefillCV: Double
     /// Mean decode tokens per round.
     public var meanDecode: Double
@@ -28,6 +29,20 @@ public struct WorkloadStats: Sendable, Equatable, Codable {
         self.meanDecode = meanDecode
         self.meanThink = meanThink
         self.localShare = localShare
+    }
+
+    /// The relative spread of first-round and of later-round prefill lengths, pooled: each
+    /// length's deviation from its own group's mean, over that mean. (The CV of all lengths
+    /// together would also count the gap between the groups, which the evaluator already has
+    /// in their two means.)
+    public static func pooledCV(_ first: [Double], _ later: [Double]) -> Double {
+        func squares(_ xs: [Double]) -> Double {
+            guard !xs.isEmpty else { return 0 }
+            let m = xs.reduce(0, +) / Double(xs.count)
+            return m > 0 ? xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (m * m) : 0
+        }
+        let n = first.count + later.count
+        return n > 0 ? ((squares(first) + squares(later)) / Double(n)).squareRoot() : 0
     }
 
     public func validate() throws(PolicyError) {
