@@ -11,8 +11,9 @@
 #   SLOWDOWN=2 CALIBRATE=1 Benchmarks/live-validation.sh ...
 # SLOWDOWN runs every engine step that many times as long (`ampd up --engine-slowdown`): a
 # machine slower than the one the profile was fitted on. CALIBRATE=1 predicts with the
-# profile the controller calibrated from the engines' timed steps (`ampd get profile`),
-# fetched before each rate's run (a 40 s warm-up at the highest rate calibrates it first).
+# profile the controller calibrates from the engines' timed steps (`ampd get profile`) while
+# the run goes on, as the live planner does (refreshed every 5 s; loadgen reads it when the
+# load ends; a 40 s warm-up at the highest rate calibrates it first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATES=${1:-"0.1 0.3"}; DURATION=${2:-60}; CONFIG=${3:-release}
@@ -54,18 +55,27 @@ PY
     # At the highest rate, long enough for 20 steps of each phase.
     "$BIN" loadgen --url "http://127.0.0.1:$PORT" --rate "${RATES##* }" --duration 40 --seed 99 >"$DIR/warmup-$policy.log"
   fi
+  REFRESH=
+  if [ "$CALIBRATE" = 1 ]; then
+    profile=(--profiles "$DIR/profile-$policy.yaml" --hardware cpu-1core@default.smollm2)
+    "$BIN" get profile smollm2 --config "$DIR/$policy/controller/client.json" >"$DIR/profile-$policy.yaml"
+    ( while sleep 5; do
+        "$BIN" get profile smollm2 --config "$DIR/$policy/controller/client.json" >"$DIR/profile-$policy.next" 2>/dev/null \
+          && mv "$DIR/profile-$policy.next" "$DIR/profile-$policy.yaml"
+      done ) &
+    REFRESH=$!
+  fi
   for rate in $RATES; do
-    if [ "$CALIBRATE" = 1 ]; then
-      "$BIN" get profile smollm2 --config "$DIR/$policy/controller/client.json" >"$DIR/profile-$policy.yaml"
-      profile=(--profiles "$DIR/profile-$policy.yaml" --hardware cpu-1core@default.smollm2)
-      echo; echo "Calibrated profile before this run:"; sed 's/^/    /' "$DIR/profile-$policy.yaml" | grep -E "name: cpu|TimeScale"
-    fi
     echo
     echo "## $policy, $rate sessions/s for $DURATION s (3 rounds of 200 then 60 prompt tokens, 32 decode tokens, think 1 s)"
     "$BIN" loadgen --url "http://127.0.0.1:$PORT" --rate "$rate" --duration "$DURATION" --seed "$seed" \
       --predict-prefill 1x1 --predict-decode 1x1 --predict-policy "$policy" --records "$DIR/rounds-$policy-$rate.jsonl" "${profile[@]}"
+    if [ "$CALIBRATE" = 1 ]; then
+      echo "Calibrated profile the prediction used:"; sed 's/^/    /' "$DIR/profile-$policy.yaml" | grep -E "name: cpu|TimeScale|kvHandling"
+    fi
     seed=$((seed + 1))
   done
+  [ -n "$REFRESH" ] && kill $REFRESH 2>/dev/null
   kill -TERM $UP; wait $UP || true; UP=
 done
 echo
