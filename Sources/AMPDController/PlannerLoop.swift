@@ -195,8 +195,9 @@ struct PlannerLoop: Service {
         case "waiting": "NoWorkloadReport"
         default: "PlanInfeasible"
         }
-        // A mismatch or an infeasible SLO is the news when the plan itself did not change.
-        let reason = status.outcome == "changed" ? plain
+        // A mismatch or an infeasible SLO is the news when the plan is kept (a change or a
+        // pending one names itself; their message and fields still carry both).
+        let reason = status.outcome != "kept" ? plain
             : status.mismatch != nil ? "PredictionMismatch" : status.sloShortfall != nil ? "SLOInfeasible" : plain
         let verb = switch status.outcome {
         case "changed": status.mode == .suggest ? "suggests" : "adopted"

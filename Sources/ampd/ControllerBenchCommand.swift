@@ -58,7 +58,7 @@ struct ControllerBenchCommand: AsyncParsableCommand {
         }
         // Replica 0 starts first and leads; the others share its tokens and wait.
         var controllers: [(name: String, process: Process)] = []
-        defer { for c in controllers where c.process.isRunning { c.process.terminate(); c.process.waitUntilExit() } }
+        defer { Self.stop(controllers) }
         let dataDir = root.appendingPathComponent("r0")
         for i in 0..<replicas {
             let dir = root.appendingPathComponent("r\(i)")
@@ -216,6 +216,22 @@ struct ControllerBenchCommand: AsyncParsableCommand {
         }
         try? await admin.shutdown()
         try? await nodeClient.shutdown()
+    }
+
+    /// SIGTERM to each controller in turn, waiting up to 20 s for each to exit; one that does
+    /// not is named on stderr (a controller must stop on SIGTERM) and killed, so the bench
+    /// always ends.
+    static func stop(_ controllers: [(name: String, process: Process)]) {
+        for c in controllers where c.process.isRunning {
+            c.process.terminate()
+            let deadline = Date().addingTimeInterval(20)
+            while c.process.isRunning && Date() < deadline { usleep(20_000) }
+            if c.process.isRunning {
+                FileHandle.standardError.write(Data("error: \(c.name) (pid \(c.process.processIdentifier)) did not exit within 20 s of SIGTERM; killed\n".utf8))
+                kill(c.process.processIdentifier, SIGKILL)
+                c.process.waitUntilExit()
+            }
+        }
     }
 
     static func token(role: String, in dir: URL) throws -> String {
