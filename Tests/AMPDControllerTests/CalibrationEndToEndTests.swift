@@ -1,5 +1,6 @@
 import AMPDAPI
 import AMPDClient
+import AMPDTestSupport
 import Foundation
 import Testing
 
@@ -73,5 +74,42 @@ struct CalibrationEndToEndTests {
         // The decision records carry the calibration.
         let decisions = try await cluster.ctl.client.decisions(deployment: "default/smollm2")
         #expect(decisions.items.contains { $0.fields["calibration"] != nil })
+    }
+
+    @Test("out-of-range --engine-slowdown and --cores are refused by name; a heartbeat's bad timings are 422 naming each field")
+    func refusals() async throws {
+        func run(_ args: [String]) async throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = Binaries.ampd
+            p.arguments = args
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = out
+            try p.run()
+            let r = try await waitForExit(p, reading: out)
+            return (r.status, r.output)
+        }
+        for (args, named) in [(["agent", "--controller", "https://127.0.0.1:1", "--ca", "/dev/null", "--token", "t", "--name", "n", "--engine-slowdown", "0.5"], "--engine-slowdown"),
+                              (["agent", "--controller", "https://127.0.0.1:1", "--ca", "/dev/null", "--token", "t", "--name", "n", "--cores", "0"], "--cores"),
+                              (["up", "--engine-slowdown", "0"], "--engine-slowdown")] {
+            let (status, out) = try await run(args)
+            #expect(status != 0 && out.contains(named), "\(args): \(out)")
+        }
+
+        let ctl = try ControllerProcess(extraArgs: ["--node-grace-seconds", "300"])
+        try await ctl.start()
+        defer { Task { await ctl.shutdown() } }
+        let bootstrap = try ctl.client(role: "node")
+        defer { Task { try? await bootstrap.shutdown() } }
+        let node = FakeAgentHeartbeat(client: bootstrap, name: "node-t")
+        try await node.register()
+        let bad = InstanceTimings(instance: "x", deployment: "default/x", role: .decode, tensor: 1, coreSharing: 0.5,
+                                  steps: [StepTiming(decodeSequences: 1, decodeContext: 10, prefill: [], seconds: -1)])
+        do {
+            _ = try await bootstrap.heartbeat(node: "node-t", Heartbeat(timings: [bad]), token: node.credential)
+            Issue.record("bad timings were accepted")
+        } catch let e as ClientError {
+            #expect(e.status?.code == 422 && e.message.contains("timings[0].coreSharing") && e.message.contains("timings[0].steps[0].seconds"), "\(e)")
+        }
     }
 }
