@@ -78,21 +78,10 @@ struct CalibrationEndToEndTests {
 
     @Test("out-of-range --engine-slowdown and --cores are refused by name; a heartbeat's bad timings are 422 naming each field")
     func refusals() async throws {
-        func run(_ args: [String]) async throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = Binaries.ampd
-            p.arguments = args
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = out
-            try p.run()
-            let r = try await waitForExit(p, reading: out)
-            return (r.status, r.output)
-        }
         for (args, named) in [(["agent", "--controller", "https://127.0.0.1:1", "--ca", "/dev/null", "--token", "t", "--name", "n", "--engine-slowdown", "0.5"], "--engine-slowdown"),
                               (["agent", "--controller", "https://127.0.0.1:1", "--ca", "/dev/null", "--token", "t", "--name", "n", "--cores", "0"], "--cores"),
                               (["up", "--engine-slowdown", "0"], "--engine-slowdown")] {
-            let (status, out) = try await run(args)
+            let (status, out) = try await runAmpd(args)
             #expect(status != 0 && out.contains(named), "\(args): \(out)")
         }
 

@@ -160,6 +160,20 @@ func eventually<T>(_ what: String, timeout: Duration = .seconds(20), _ probe: ()
     throw ClientError(message: "timed out waiting for \(what)\(lastError.map { ": \($0)" } ?? "")")
 }
 
+/// Runs `ampd ARGS` (in `dir`) to its end; returns its exit status and its stdout and stderr together.
+func runAmpd(_ args: [String], in dir: URL? = nil) async throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = Binaries.ampd
+    p.arguments = args
+    if let dir { p.currentDirectoryURL = dir }
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    try p.run()
+    let r = try await waitForExit(p, reading: out)
+    return (r.status, r.output)
+}
+
 /// An agent stand-in that speaks the controller's public API over the network: it registers with
 /// the bootstrap token and heart-beats, reporting as Running whatever it was assigned.
 /// A node without an agent: registers with the bootstrap client, then acts with the node

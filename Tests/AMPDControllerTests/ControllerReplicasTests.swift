@@ -319,16 +319,7 @@ struct ControllerBenchReplicasTests {
         try await etcd.start()
         defer { etcd.stop() }
         func bench(_ args: [String]) async throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = Binaries.ampd
-            p.arguments = ["controller-bench", "--nodes", "3", "--duration", "2"] + args
-            p.currentDirectoryURL = Binaries.packageRoot
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = out
-            try p.run()
-            let r = try await waitForExit(p, reading: out)
-            return (r.status, r.output)
+            try await runAmpd(["controller-bench", "--nodes", "3", "--duration", "2"] + args, in: Binaries.packageRoot)
         }
         let (status, text) = try await bench(["--store", etcd.url(prefix: "/bench"), "--replicas", "2", "--measure-pid", "self=\(getpid())"])
         #expect(status == 0, "\(text)")
