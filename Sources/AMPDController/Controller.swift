@@ -57,6 +57,8 @@ public struct Controller: Sendable {
     }
 
     public func run() async throws {
+        // Before anything else: a SIGTERM at any moment from here on is a graceful stop.
+        let stop = await StopSignals.trap()
         let dir = config.dataDirectory
         do {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -84,8 +86,13 @@ public struct Controller: Sendable {
             let current = (try? await election.leader()) ?? nil
             logger.info("Waiting to lead", metadata: ["event": "Campaigning", "replica": "\(config.replicaName)",
                                                       "leader": "\(current ?? "none")"])
-            guard let won = try await Self.campaignUntilSignalled(election) else {
+            guard let won = try await Self.campaign(election, until: stop.requested) else {
                 logger.info("Controller stopped before it led", metadata: ["event": "Stopped"])
+                return
+            }
+            if stop.requested.isOpen {
+                await won.resign()
+                logger.info("Controller stopped as it was elected", metadata: ["event": "Stopped"])
                 return
             }
             leadership = won
@@ -182,8 +189,9 @@ public struct Controller: Sendable {
                 .init(service: PlannerLoop(repo: repo, registry: registry, decisions: decisions, queue: queue, reports: reports, calibrations: calibrations,
                                            metrics: metrics, logger: logger)),
             ],
-            gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
+        let forwarding = stop.forward(to: group)
+        defer { forwarding.cancel() }
         do {
             try await group.run()
         } catch {
@@ -195,12 +203,12 @@ public struct Controller: Sendable {
         logger.info("Controller stopped", metadata: ["event": "Stopped"])
     }
 
-    /// Campaigns until elected (the leadership) or until SIGTERM/SIGINT (nil).
-    static func campaignUntilSignalled(_ election: LeaderElection) async throws -> Leadership? {
+    /// Campaigns until elected (the leadership) or until `stop` opens (nil).
+    static func campaign(_ election: LeaderElection, until stop: Latch) async throws -> Leadership? {
         try await withThrowingTaskGroup(of: Leadership?.self) { group in
             group.addTask { try await election.campaign() }
             group.addTask {
-                for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) { return nil }
+                await stop.wait()
                 return nil
             }
             let first = try await group.next() ?? nil
