@@ -9,6 +9,7 @@ public struct APIStatus: Codable, Sendable, Hashable, Error, CustomStringConvert
         case conflict = "Conflict"
         case invalid = "Invalid"
         case methodNotAllowed = "MethodNotAllowed"
+        case unsupportedMediaType = "UnsupportedMediaType"
         case serviceUnavailable = "ServiceUnavailable"
         case internalError = "InternalError"
         /// A watch's resourceVersion is older than the server keeps changes for (410).

@@ -22,6 +22,9 @@ public struct ObjectMeta: Codable, Sendable, Hashable {
     public var creationTimestamp: String?
     public var deletionTimestamp: String?
     public var finalizers: [String]?
+    /// Who last wrote the object, and how (server-owned; kubectl shows it with
+    /// `--show-managed-fields`). Managers are recorded, not the fields each one owns.
+    public var managedFields: [ManagedFieldsEntry]?
 
     public init(name: String, namespace: String? = nil, labels: [String: String]? = nil) {
         self.name = name
@@ -34,4 +37,36 @@ public struct ObjectMeta: Codable, Sendable, Hashable {
 
     /// `namespace/name`, the key the work queue and the decisions log use.
     public var key: String { "\(namespaceOrDefault)/\(name)" }
+}
+
+/// One writer of an object: its field manager (`?fieldManager=`, or the user), the operation
+/// (`Apply` for server-side apply, `Update` otherwise) and when.
+public struct ManagedFieldsEntry: Codable, Sendable, Hashable {
+    public var manager: String
+    public var operation: String
+    public var apiVersion: String
+    public var time: String
+    public var subresource: String?
+    /// Always `FieldsV1` with an empty set: ampd records managers, not the fields each owns
+    /// (kubectl reads the set, so it is present).
+    public var fieldsType: String? = "FieldsV1"
+    public var fieldsV1: [String: JSONValue]? = [:]
+
+    public init(manager: String, operation: String, apiVersion: String, time: String, subresource: String? = nil) {
+        self.manager = manager
+        self.operation = operation
+        self.apiVersion = apiVersion
+        self.time = time
+        self.subresource = subresource
+    }
+}
+
+extension ObjectMeta {
+    /// Records `entry`, replacing the same manager's earlier entry for the same operation.
+    public mutating func record(_ entry: ManagedFieldsEntry) {
+        var all = managedFields ?? []
+        all.removeAll { $0.manager == entry.manager && $0.operation == entry.operation && $0.subresource == entry.subresource }
+        all.append(entry)
+        managedFields = all
+    }
 }

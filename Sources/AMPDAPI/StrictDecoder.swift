@@ -10,6 +10,19 @@ public enum StrictDecoder {
     public static func decode<T: Codable>(
         _ type: T.Type, from value: JSONValue, kind: String, ignoring ignored: Set<String> = []
     ) throws(InvalidObjectError) -> T {
+        let (decoded, unknown) = try decodeListingUnknown(type, from: value, kind: kind, ignoring: ignored)
+        if !unknown.isEmpty {
+            let name = value["metadata"]?["name"].flatMap { if case .string(let s) = $0 { s } else { nil } }
+            throw InvalidObjectError(kind: kind, name: name, causes: unknown.map { FieldError($0, "unknown field") })
+        }
+        return decoded
+    }
+
+    /// Decodes what the type understands and lists the paths of the members it does not (for
+    /// `fieldValidation=Warn|Ignore`); type errors still throw.
+    public static func decodeListingUnknown<T: Codable>(
+        _ type: T.Type, from value: JSONValue, kind: String, ignoring ignored: Set<String> = []
+    ) throws(InvalidObjectError) -> (T, unknown: [String]) {
         let input = value.removingNulls
         let name = input["metadata"]?["name"].flatMap { if case .string(let s) = $0 { s } else { nil } }
         let decoded: T
@@ -30,10 +43,7 @@ public enum StrictDecoder {
         }
         var unknown: [FieldError] = []
         collectUnknown(input: input, understood: understood, path: "", ignored: ignored, into: &unknown)
-        if !unknown.isEmpty {
-            throw InvalidObjectError(kind: kind, name: name, causes: unknown)
-        }
-        return decoded
+        return (decoded, unknown.map(\.field))
     }
 
     /// Turns a DecodingError into a field error with a dotted path.

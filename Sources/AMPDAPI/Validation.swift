@@ -1,5 +1,15 @@
 import Foundation
 
+/// What to do with fields the type does not know (Kubernetes' `fieldValidation`).
+public enum FieldValidation: String, Sendable, CaseIterable {
+    /// Refuse the object, naming each (the default).
+    case strict = "Strict"
+    /// Drop them and say so in a `Warning` header each.
+    case warn = "Warn"
+    /// Drop them.
+    case ignore = "Ignore"
+}
+
 /// Admission of `ServingDeployment`: strict decoding, defaulting, and validation that names the
 /// field and the reason for every problem (`spec.decode.parallelism.tensor: must be 1, 2, 4 or 8; got 3`).
 public enum ServingDeploymentAdmission {
@@ -9,6 +19,13 @@ public enum ServingDeploymentAdmission {
     /// Decodes, validates and defaults one submitted document. Server-owned metadata and `status`
     /// are kept as given here; the store decides what to keep.
     public static func admit(_ value: JSONValue) throws(InvalidObjectError) -> ServingDeployment {
+        try admit(value, fieldValidation: .strict).deployment
+    }
+
+    /// As `admit(_:)`, with unknown fields refused (`strict`), dropped and listed (`warn`) or
+    /// dropped silently (`ignore`), as Kubernetes' `fieldValidation` query parameter says.
+    public static func admit(_ value: JSONValue, fieldValidation: FieldValidation) throws(InvalidObjectError)
+        -> (deployment: ServingDeployment, warnings: [String]) {
         var causes: [FieldError] = []
         if case .object(let top) = value {
             if top["apiVersion"] != .string(APIGroup.apiVersion) {
@@ -21,12 +38,15 @@ public enum ServingDeploymentAdmission {
             causes.append(FieldError("", "expected an object, got \(value.typeName)"))
         }
         if !causes.isEmpty { throw InvalidObjectError(kind: ServingDeployment.kind, causes: causes) }
-        let d = try StrictDecoder.decode(ServingDeployment.self, from: value, kind: ServingDeployment.kind)
+        let (d, unknown) = try StrictDecoder.decodeListingUnknown(ServingDeployment.self, from: value, kind: ServingDeployment.kind)
+        if fieldValidation == .strict && !unknown.isEmpty {
+            throw InvalidObjectError(kind: ServingDeployment.kind, name: d.metadata.name, causes: unknown.map { FieldError($0, "unknown field") })
+        }
         let problems = validate(d)
         if !problems.isEmpty {
             throw InvalidObjectError(kind: ServingDeployment.kind, name: d.metadata.name, causes: problems)
         }
-        return defaulted(d)
+        return (defaulted(d), fieldValidation == .warn ? unknown.map { "unknown field \"\($0)\"" } : [])
     }
 
     /// Every problem with a decoded deployment, in field order.
@@ -48,8 +68,8 @@ public enum ServingDeploymentAdmission {
         validatePool(s.decode, path: "spec.decode", minReplicas: 1, into: &e)
         if let r = s.routing { validateRouting(r, into: &e) }
         if let p = s.planner {
-            if let i = p.intervalSeconds, !(5...3600).contains(i) {
-                e.append(FieldError("spec.planner.intervalSeconds", "must be from 5 to 3600; got \(i)"))
+            if let i = p.intervalSeconds, !ManifestLimits.plannerIntervalSeconds.contains(i) {
+                e.append(FieldError("spec.planner.intervalSeconds", "must be from \(ManifestLimits.plannerIntervalSeconds.lowerBound) to \(ManifestLimits.plannerIntervalSeconds.upperBound); got \(i)"))
             }
             if p.mode == .auto && s.prefill?.autoscale == nil && s.decode.autoscale == nil {
                 e.append(FieldError("spec.planner.mode", "auto needs at least one pool with autoscale; both pools have fixed replicas"))
@@ -143,13 +163,13 @@ public enum ServingDeploymentAdmission {
     }
 
     static func validateSLO(_ s: SLOSpec, into e: inout [FieldError]) {
-        if !(s.ttftMs > 0 && s.ttftMs <= 600_000) {
-            e.append(FieldError("spec.slo.ttftMs", "must be greater than 0 and at most 600000; got \(fmt(s.ttftMs))"))
+        if !(s.ttftMs > 0 && s.ttftMs <= ManifestLimits.ttftMsMax) {
+            e.append(FieldError("spec.slo.ttftMs", "must be greater than 0 and at most \(fmt(ManifestLimits.ttftMsMax)); got \(fmt(s.ttftMs))"))
         }
-        if !(s.tpotMs > 0 && s.tpotMs <= 60_000) {
-            e.append(FieldError("spec.slo.tpotMs", "must be greater than 0 and at most 60000; got \(fmt(s.tpotMs))"))
+        if !(s.tpotMs > 0 && s.tpotMs <= ManifestLimits.tpotMsMax) {
+            e.append(FieldError("spec.slo.tpotMs", "must be greater than 0 and at most \(fmt(ManifestLimits.tpotMsMax)); got \(fmt(s.tpotMs))"))
         }
-        if let a = s.attainmentTarget, !(a > 0 && a <= 1) {
+        if let a = s.attainmentTarget, !(a > 0 && a <= ManifestLimits.attainmentMax) {
             e.append(FieldError("spec.slo.attainmentTarget", "must be greater than 0 and at most 1; got \(fmt(a))"))
         }
     }
@@ -186,8 +206,8 @@ public enum ServingDeploymentAdmission {
                 e.append(FieldError("\(path).resources.accelerator", "must be lowercase letters, digits and '-' (e.g. cpu, nvidia-h100); got \"\(r.accelerator)\""))
             }
             if let c = r.count {
-                if c < 1 || c > 64 {
-                    e.append(FieldError("\(path).resources.count", "must be from 1 to 64; got \(c)"))
+                if !ManifestLimits.acceleratorsPerInstance.contains(c) {
+                    e.append(FieldError("\(path).resources.count", "must be from \(ManifestLimits.acceleratorsPerInstance.lowerBound) to \(ManifestLimits.acceleratorsPerInstance.upperBound); got \(c)"))
                 } else if c % p.tensor != 0 {
                     e.append(FieldError("\(path).resources.count", "must be a multiple of parallelism.tensor (\(p.tensor)); got \(c)"))
                 }
@@ -202,34 +222,34 @@ public enum ServingDeploymentAdmission {
         let paperKnobs = r.policy == .ampd || r.policy == .ampdPaper
         if let a = r.alpha {
             if !paperKnobs { e.append(FieldError("spec.routing.alpha", "only applies to policies ampd and ampd-paper; policy is \(r.policy.rawValue)")) }
-            else if !(a > 0 && a <= 2) { e.append(FieldError("spec.routing.alpha", "must be greater than 0 and at most 2; got \(fmt(a))")) }
+            else if !(a > 0 && a <= ManifestLimits.alphaBetaMax) { e.append(FieldError("spec.routing.alpha", "must be greater than 0 and at most \(fmt(ManifestLimits.alphaBetaMax)); got \(fmt(a))")) }
         }
         if let b = r.beta {
             if !paperKnobs { e.append(FieldError("spec.routing.beta", "only applies to policies ampd and ampd-paper; policy is \(r.policy.rawValue)")) }
-            else if !(b > 0 && b <= 2) { e.append(FieldError("spec.routing.beta", "must be greater than 0 and at most 2; got \(fmt(b))")) }
+            else if !(b > 0 && b <= ManifestLimits.alphaBetaMax) { e.append(FieldError("spec.routing.beta", "must be greater than 0 and at most \(fmt(ManifestLimits.alphaBetaMax)); got \(fmt(b))")) }
         }
         if let w = r.reorderWindow {
             if !paperKnobs { e.append(FieldError("spec.routing.reorderWindow", "only applies to policies ampd and ampd-paper; policy is \(r.policy.rawValue)")) }
-            else if !(1...6).contains(w) { e.append(FieldError("spec.routing.reorderWindow", "must be from 1 to 6; got \(w)")) }
+            else if !ManifestLimits.reorderWindow.contains(w) { e.append(FieldError("spec.routing.reorderWindow", "must be from \(ManifestLimits.reorderWindow.lowerBound) to \(ManifestLimits.reorderWindow.upperBound); got \(w)")) }
         }
-        if let m = r.maxRoundsInFlight, !(1...100_000).contains(m) {
-            e.append(FieldError("spec.routing.maxRoundsInFlight", "must be from 1 to 100000; got \(m)"))
+        if let m = r.maxRoundsInFlight, !ManifestLimits.maxRoundsInFlight.contains(m) {
+            e.append(FieldError("spec.routing.maxRoundsInFlight", "must be from \(ManifestLimits.maxRoundsInFlight.lowerBound) to \(ManifestLimits.maxRoundsInFlight.upperBound); got \(m)"))
         }
         if let t = r.conditionalThresholdTokens {
             if r.policy != .conditionalPD { e.append(FieldError("spec.routing.conditionalThresholdTokens", "only applies to policy conditional-pd; policy is \(r.policy.rawValue)")) }
-            else if !(1...1_000_000).contains(t) { e.append(FieldError("spec.routing.conditionalThresholdTokens", "must be from 1 to 1000000; got \(t)")) }
+            else if !ManifestLimits.conditionalThresholdTokens.contains(t) { e.append(FieldError("spec.routing.conditionalThresholdTokens", "must be from \(ManifestLimits.conditionalThresholdTokens.lowerBound) to \(ManifestLimits.conditionalThresholdTokens.upperBound); got \(t)")) }
         }
     }
 
     static func validateKV(_ kv: KVPoolSpec, into e: inout [FieldError]) {
-        if let b = kv.blockTokens, !(b >= 1 && b <= 1024 && b & (b - 1) == 0) {
-            e.append(FieldError("spec.kvPool.blockTokens", "must be a power of two from 1 to 1024; got \(b)"))
+        if let b = kv.blockTokens, !(ManifestLimits.blockTokens.contains(b) && b & (b - 1) == 0) {
+            e.append(FieldError("spec.kvPool.blockTokens", "must be a power of two from \(ManifestLimits.blockTokens.lowerBound) to \(ManifestLimits.blockTokens.upperBound); got \(b)"))
         }
         if let c = kv.capacityPerAgent, c.bytes < 1 << 20 {
             e.append(FieldError("spec.kvPool.capacityPerAgent", "must be at least 1Mi; got \(c.text)"))
         }
-        if let l = kv.leaseSeconds, !(1...3600).contains(l) {
-            e.append(FieldError("spec.kvPool.leaseSeconds", "must be from 1 to 3600; got \(l)"))
+        if let l = kv.leaseSeconds, !ManifestLimits.kvLeaseSeconds.contains(l) {
+            e.append(FieldError("spec.kvPool.leaseSeconds", "must be from \(ManifestLimits.kvLeaseSeconds.lowerBound) to \(ManifestLimits.kvLeaseSeconds.upperBound); got \(l)"))
         }
         if let tls = kv.tls {
             // KV pool endpoints always speak mutual TLS: a setting that would turn it off is refused, not ignored.

@@ -169,7 +169,7 @@ public final class ControllerClient: Sendable {
     }
 
     public func setScale(_ name: String, namespace: String = APIGroup.defaultNamespace, prefill: Int?, decode: Int?) async throws -> Scale {
-        let s = Scale(metadata: ObjectMeta(name: name, namespace: namespace), spec: ScaleCounts(prefill: prefill, decode: decode))
+        let s = Scale(metadata: ObjectMeta(name: name, namespace: namespace), spec: ScaleSpec(prefill: prefill, decode: decode))
         return try await send(.PUT, Self.deploymentPath(namespace, name) + "/scale", body: try JSONCoding.encoder.encode(s))
     }
 

@@ -55,6 +55,8 @@ struct APIServer: Sendable {
             return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
         }
 
+        kubernetesRoutes(r)
+
         let ns = "\(Self.prefix)/namespaces/:namespace/servingdeployments"
         on(r, "\(Self.prefix)/servingdeployments", .get, "listAllDeployments", [.admin, .reader]) { req, _, _ in
             try await listDeployments(req, namespace: nil)
@@ -65,14 +67,18 @@ struct APIServer: Sendable {
         on(r, ns, .post, "createDeployment", [.admin]) { req, ctx, id in
             try await apply(req, ctx, id, name: nil, create: true)
         }
-        on(r, "\(ns)/:name", .get, "getDeployment", [.admin, .reader]) { _, ctx, _ in
-            Self.json(try await existing(ctx))
+        on(r, "\(ns)/:name", .get, "getDeployment", [.admin, .reader]) { req, ctx, _ in
+            let d = try await existing(ctx)
+            return Self.wantsTable(req) ? Self.json(try Self.deploymentTable([d], req, resourceVersion: d.metadata.resourceVersion)) : Self.json(d)
         }
         on(r, "\(ns)/:name", .put, "applyDeployment", [.admin]) { req, ctx, id in
             try await apply(req, ctx, id, name: try ctx.parameters.require("name"), create: false)
         }
-        on(r, "\(ns)/:name", .delete, "deleteDeployment", [.admin]) { _, ctx, id in
-            try await delete(ctx, id)
+        on(r, "\(ns)/:name", .patch, "patchDeployment", [.admin]) { req, ctx, id in
+            try await patch(req, ctx, id)
+        }
+        on(r, "\(ns)/:name", .delete, "deleteDeployment", [.admin]) { req, ctx, id in
+            try await delete(req, ctx, id)
         }
         on(r, "\(ns)/:name/status", .get, "getDeploymentStatus", [.admin, .reader]) { _, ctx, _ in
             Self.json(try await existing(ctx))
@@ -81,7 +87,24 @@ struct APIServer: Sendable {
             Self.json(Self.scale(of: try await existing(ctx)))
         }
         on(r, "\(ns)/:name/scale", .put, "putScale", [.admin]) { req, ctx, id in
-            try await putScale(req, ctx, id)
+            let s = try await Self.decodeBody(Scale.self, req, kind: Scale.kind)
+            return try await scaleTo(s, ctx, id, options: try WriteOptions(req, id))
+        }
+        on(r, "\(ns)/:name/scale", .patch, "patchScale", [.admin]) { req, ctx, id in
+            let options = try WriteOptions(req, id)
+            let type = try Self.patchType(req, allowed: [.merge, .json])
+            let body = try await Self.body(req)
+            let original = Self.scale(of: try await existing(ctx))
+            let patched = try Self.applyPatch(type, body, to: try JSONValue(encoding: original))
+            var s: Scale
+            do throws(InvalidObjectError) { s = try StrictDecoder.decode(Scale.self, from: patched, kind: Scale.kind) } catch { throw APIStatus.invalid(error) }
+            // spec.replicas and spec.decode are one pool: the one the patch changed decides.
+            if s.spec.replicas != original.spec.replicas && s.spec.decode == original.spec.decode {
+                s.spec.decode = s.spec.replicas
+            } else if s.spec.decode != original.spec.decode && s.spec.replicas == original.spec.replicas {
+                s.spec.replicas = s.spec.decode
+            }
+            return try await scaleTo(s, ctx, id, options: options)
         }
 
         on(r, "\(ns)/:name/profile", .get, "getCalibratedProfile", [.admin, .reader]) { _, ctx, _ in
@@ -108,9 +131,10 @@ struct APIServer: Sendable {
         }
 
         let nodes = "\(Self.prefix)/nodes"
-        on(r, nodes, .get, "listNodes", [.admin, .reader, .node]) { _, _, id in
+        on(r, nodes, .get, "listNodes", [.admin, .reader, .node]) { req, _, id in
             // A node sees itself only.
             let items = await registry.all().filter { id.role != .node || $0.name == id.node }
+            if Self.wantsTable(req) { return Self.json(try await nodeTable(items, req)) }
             return Self.json(ObjectList(kind: "NodeList", resourceVersion: nil, items: items))
         }
         on(r, nodes, .post, "registerNode", [.admin, .node]) { req, _, id in
@@ -150,10 +174,11 @@ struct APIServer: Sendable {
             }
             return res
         }
-        on(r, "\(nodes)/:name", .get, "getNode", [.admin, .reader, .node]) { _, ctx, id in
+        on(r, "\(nodes)/:name", .get, "getNode", [.admin, .reader, .node]) { req, ctx, id in
             let name = try ctx.parameters.require("name")
             try Self.requireSelf(id, name, op: "read node")
             guard let n = await registry.get(name) else { throw APIStatus.notFound("Node \"\(name)\"") }
+            if Self.wantsTable(req) { return Self.json(try await nodeTable([n], req)) }
             return Self.json(n)
         }
         on(r, "\(nodes)/:name", .delete, "deleteNode", [.admin]) { _, ctx, _ in
@@ -251,10 +276,20 @@ struct APIServer: Sendable {
     // MARK: - Deployments
 
     private func listDeployments(_ req: Request, namespace: String?) async throws -> Response {
-        if req.uri.queryParameters["watch"].map(String.init) == "true" { return try await watchDeployments(req, namespace: namespace) }
+        if let w = req.uri.queryParameters["watch"].map(String.init), w == "true" || w == "1" {
+            return try await watchDeployments(req, namespace: namespace)
+        }
+        let selectors = try Selectors(req)
         let rv = try await repo.store.currentResourceVersion()
-        let items = try await repo.deployments(namespace: namespace)
+        let items = try await repo.deployments(namespace: namespace).filter { selectors.matches($0.metadata) }
+        if Self.wantsTable(req) { return Self.json(try Self.deploymentTable(items, req, resourceVersion: String(rv))) }
         return Self.json(ObjectList(kind: "ServingDeploymentList", resourceVersion: String(rv), items: items))
+    }
+
+    private func nodeTable(_ items: [Node], _ req: Request) async throws -> ObjectTable {
+        var used: [String: Int] = [:]
+        for d in try await repo.deployments(namespace: nil) { for a in d.status?.assignments ?? [] { used[a.node, default: 0] += a.accelerators } }
+        return try ObjectTable.of(items, columns: .nodes(used: used), include: try Self.includeObject(req), resourceVersion: nil) { $0.metadata }
     }
 
     /// `?watch=true[&resourceVersion=N][&timeoutSeconds=S]`: one JSON line per change, as
@@ -263,14 +298,21 @@ struct APIServer: Sendable {
     /// than the store keeps: list again). The stream ends after `timeoutSeconds` if given.
     private func watchDeployments(_ req: Request, namespace: String?) async throws -> Response {
         let q = req.uri.queryParameters
+        let selectors = try Selectors(req)
+        let table = Self.wantsTable(req)
+        let include = try Self.includeObject(req)
         var after: Int64
         var initial: [ServingDeployment] = []
+        // Which objects match the selectors now: a watch resumed from a resourceVersion (as
+        // kubectl's, after its list) must say DELETED for one that stops matching.
+        var matching: Set<String> = []
         if let text = q["resourceVersion"].map(String.init), !text.isEmpty, text != "0" {
             guard let rv = Int64(text), rv > 0 else { throw APIStatus.badRequest("resourceVersion: expected a positive integer, got \(text)") }
             after = rv
+            matching = Set(try await repo.deployments(namespace: namespace).filter { selectors.matches($0.metadata) }.map(\.metadata.key))
         } else {
             after = try await repo.store.currentResourceVersion()
-            initial = try await repo.deployments(namespace: namespace)
+            initial = try await repo.deployments(namespace: namespace).filter { selectors.matches($0.metadata) }
         }
         var timeout: Duration?
         if let text = q["timeoutSeconds"].map(String.init) {
@@ -279,6 +321,7 @@ struct APIServer: Sendable {
         }
         let listed = Dictionary(initial.map { ($0.metadata.key, Int64($0.metadata.resourceVersion ?? "0") ?? 0) }, uniquingKeysWith: max)
         let first = initial
+        let matching0 = matching
         let events = Self.bounded(repo.store.watch(kind: ServingDeployment.kind, namespace: namespace, after: after), by: timeout,
                                   until: shuttingDown)
         let repo = self.repo
@@ -290,13 +333,36 @@ struct APIServer: Sendable {
                 b.writeString("\n")
                 return b
             }
+            func event(_ type: String, _ d: ServingDeployment) throws -> ByteBuffer {
+                guard table else { return try line(WatchEvent(type: type, object: d)) }
+                let t = try ObjectTable.of([d], columns: .deployments, include: include, resourceVersion: d.metadata.resourceVersion) { $0.metadata }
+                return try line(WatchEvent(type: type, object: t))
+            }
+            // With selectors, an object that comes to match is ADDED and one that stops
+            // matching DELETED, as Kubernetes watches say it.
+            var matched = matching0.union(first.map(\.metadata.key))
             do {
-                for d in first { try await writer.write(try line(WatchEvent(type: "ADDED", object: d))) }
+                for d in first { try await writer.write(try event("ADDED", d)) }
                 for try await e in events {
                     let d = try repo.decodeDeployment(e.object)
                     // A change the initial list already showed is not repeated.
                     if let seen = listed[d.metadata.key], e.object.resourceVersion <= seen { continue }
-                    try await writer.write(try line(WatchEvent(type: e.type.rawValue, object: d)))
+                    let key = d.metadata.key
+                    let was = matched.contains(key)
+                    let type: String
+                    if e.type == .deleted {
+                        guard was || selectors.matches(d.metadata) else { continue }
+                        matched.remove(key)
+                        type = e.type.rawValue
+                    } else if selectors.matches(d.metadata) {
+                        matched.insert(key)
+                        type = was ? e.type.rawValue : "ADDED"
+                    } else {
+                        guard was else { continue }
+                        matched.remove(key)
+                        type = "DELETED"
+                    }
+                    try await writer.write(try event(type, d))
                 }
             } catch {
                 let status = Self.status(for: error, logger: logger, op: "watchDeployments")
@@ -352,27 +418,68 @@ struct APIServer: Sendable {
     /// makes the update conditional (409 when it is stale). `generation` bumps on spec changes only.
     private func apply(_ req: Request, _ ctx: Context, _ id: Identity, name: String?, create: Bool) async throws -> Response {
         let ns = try ctx.parameters.require("namespace")
-        let body = try await Self.body(req)
-        let docs: [DocumentReader.Document]
-        do { docs = try DocumentReader.read(Data(buffer: body)) } catch { throw APIStatus.invalid(error) }
-        guard docs.count == 1 else {
-            throw APIStatus.badRequest("expected one object in the body; got \(docs.count) (apply documents one at a time)")
-        }
-        var d: ServingDeployment
-        do { d = try ServingDeploymentAdmission.admit(docs[0].value) } catch { throw APIStatus.invalid(error) }
-        if let bodyNS = d.metadata.namespace, bodyNS != ns {
-            throw APIStatus.badRequest("metadata.namespace \"\(bodyNS)\" does not match the namespace in the URL \"\(ns)\"")
-        }
-        if let name, d.metadata.name != name {
-            throw APIStatus.badRequest("metadata.name \"\(d.metadata.name)\" does not match the name in the URL \"\(name)\"")
-        }
-        d.metadata.namespace = ns
-        let clientRV = d.metadata.resourceVersion.flatMap { Int64($0) }
+        let options = try WriteOptions(req, id)
+        let value = try Self.singleDocument(try await Self.body(req))
+        return try await write(ns: ns, name: name, create: create, id: id, options: options) { _ in value }
+    }
 
+    /// PATCH: a JSON merge patch or JSON patch applied to the object as stored (and admitted as a
+    /// whole, like any write), or a server-side apply (`application/apply-patch+yaml`: the body
+    /// is the applier's whole object, created if missing; field ownership is not tracked, so the
+    /// applied object replaces spec, labels and annotations, as `ampd apply` does).
+    private func patch(_ req: Request, _ ctx: Context, _ id: Identity) async throws -> Response {
+        let ns = try ctx.parameters.require("namespace")
+        let name = try ctx.parameters.require("name")
+        let type = try Self.patchType(req, allowed: [.merge, .json, .apply])
+        let options = try WriteOptions(req, id, apply: type == .apply)
+        let body = try await Self.body(req)
+        if type == .apply {
+            let value = try Self.singleDocument(body)
+            return try await write(ns: ns, name: name, create: false, id: id, options: options) { _ in value }
+        }
+        return try await write(ns: ns, name: name, create: false, id: id, options: options) { current in
+            guard let current else { throw APIStatus.notFound("ServingDeployment \"\(ns)/\(name)\"") }
+            let stored = try JSONValue(encoding: current)
+            var patched = try Self.applyPatch(type, body, to: stored)
+            // The stored resourceVersion rides along in the document; only one the patch itself
+            // sets makes the write conditional.
+            if patched["metadata"]?["resourceVersion"] == stored["metadata"]?["resourceVersion"],
+               case .object(var top) = patched, case .object(var meta)? = top["metadata"] {
+                meta["resourceVersion"] = nil
+                top["metadata"] = .object(meta)
+                patched = .object(top)
+            }
+            return patched
+        }
+    }
+
+    /// Admits what `desired` makes of the stored object (nil: none) and writes it, conditional
+    /// on the version read; a write that loses a race with the controller's status writes is
+    /// made again from the new version (unless the client named a resourceVersion).
+    private func write(ns: String, name: String?, create: Bool, id: Identity, options: WriteOptions,
+                       desired: (ServingDeployment?) throws -> JSONValue) async throws -> Response {
         for attempt in 0..<5 {
-            let current = try await repo.deployment(namespace: ns, name: d.metadata.name)
+            var current: ServingDeployment?
+            let lookup: String? = try name ?? Self.name(of: desired(nil))
+            if let lookup {
+                current = try await repo.deployment(namespace: ns, name: lookup)
+            }
+            let value = try desired(current)
+            let admitted: (deployment: ServingDeployment, warnings: [String])
+            do { admitted = try ServingDeploymentAdmission.admit(value, fieldValidation: options.fieldValidation) } catch { throw APIStatus.invalid(error) }
+            var d = admitted.deployment
+            if let bodyNS = d.metadata.namespace, value["metadata"]?["namespace"] != nil, bodyNS != ns {
+                throw APIStatus.badRequest("metadata.namespace \"\(bodyNS)\" does not match the namespace in the URL \"\(ns)\"")
+            }
+            if let name, d.metadata.name != name {
+                throw APIStatus.badRequest("metadata.name \"\(d.metadata.name)\" does not match the name in the URL \"\(name)\"")
+            }
+            d.metadata.namespace = ns
+            let clientRV = d.metadata.resourceVersion.flatMap { Int64($0) }
             var next = d
             next.status = current?.status
+            next.metadata.managedFields = current?.metadata.managedFields
+            next.metadata.record(options.entry())
             let precondition: WritePrecondition
             if let current {
                 if create {
@@ -398,7 +505,7 @@ struct APIServer: Sendable {
                     next.status = status
                 }
                 if !specChanged && current.metadata.labels == next.metadata.labels && current.metadata.annotations == next.metadata.annotations {
-                    return Self.json(current)   // nothing to change: no new resourceVersion
+                    return Self.warned(Self.json(current), admitted.warnings)   // nothing to change: no new resourceVersion
                 }
                 precondition = .resourceVersion(currentRV)
             } else {
@@ -412,13 +519,17 @@ struct APIServer: Sendable {
                 next.metadata.deletionTimestamp = nil
                 precondition = .mustNotExist
             }
+            if options.dryRun {
+                next.metadata.resourceVersion = current?.metadata.resourceVersion
+                return Self.warned(Self.json(next, status: current == nil ? .created : .ok), admitted.warnings)
+            }
             do {
                 let stored = try await repo.write(next, precondition: precondition)
                 logger.info("Applied deployment", metadata: ["event": current == nil ? "CreatedDeployment" : "UpdatedDeployment",
                     "deployment": "\(stored.metadata.key)", "generation": "\(stored.metadata.generation ?? 0)",
-                    "resourceVersion": "\(stored.metadata.resourceVersion ?? "")", "actor": "\(id.user)"])
+                    "resourceVersion": "\(stored.metadata.resourceVersion ?? "")", "actor": "\(id.user)", "fieldManager": "\(options.fieldManager)"])
                 await queue.add(stored.metadata.key)
-                return Self.json(stored, status: current == nil ? .created : .ok)
+                return Self.warned(Self.json(stored, status: current == nil ? .created : .ok), admitted.warnings)
             } catch let e as StoreError {
                 switch e.code {
                 case .conflict, .alreadyExists, .notFound:
@@ -430,14 +541,69 @@ struct APIServer: Sendable {
                 }
             }
         }
-        throw APIStatus.conflict("ServingDeployment \"\(ns)/\(d.metadata.name)\" kept changing; retry")
+        throw APIStatus.conflict("ServingDeployment \"\(ns)/\(name ?? "")\" kept changing; retry")
     }
 
-    private func delete(_ ctx: Context, _ id: Identity) async throws -> Response {
+    /// The one object of a request body (YAML or JSON).
+    static func singleDocument(_ body: ByteBuffer) throws -> JSONValue {
+        let docs: [DocumentReader.Document]
+        do { docs = try DocumentReader.read(Data(buffer: body)) } catch { throw APIStatus.invalid(error) }
+        guard docs.count == 1 else {
+            throw APIStatus.badRequest("expected one object in the body; got \(docs.count) (apply documents one at a time)")
+        }
+        return docs[0].value
+    }
+
+    /// `metadata.name` of a document, for creates (whose URL has none).
+    static func name(of value: JSONValue) -> String? {
+        if case .string(let n)? = value["metadata"]?["name"] { return n }
+        return nil
+    }
+
+    static func patchType(_ req: Request, allowed: [PatchType]) throws -> PatchType {
+        let header = req.headers[.contentType] ?? ""
+        guard let type = PatchType(contentType: header), allowed.contains(type) else {
+            throw APIStatus(reason: .unsupportedMediaType, code: 415,
+                            message: "Content-Type \"\(header)\": this PATCH takes \(allowed.map(\.rawValue).joined(separator: ", "))"
+                                + (PatchType(contentType: header) == .strategic ? " (strategic merge patch needs merge keys ampd's types do not declare; use --type merge or --type json)" : ""))
+        }
+        return type
+    }
+
+    static func applyPatch(_ type: PatchType, _ body: ByteBuffer, to value: JSONValue) throws -> JSONValue {
+        let patch: JSONValue
+        do { patch = try JSONCoding.decoder.decode(JSONValue.self, from: Data(buffer: body)) } catch let e as DecodingError {
+            throw APIStatus.badRequest("the patch is not JSON: \(DocumentReader.describe(e))")
+        }
+        if let path = JSONDuplicateKeys.first(in: Data(buffer: body)) {
+            throw APIStatus.badRequest("the patch has a duplicate key at \(path)")
+        }
+        switch type {
+        case .merge: return MergePatch.apply(patch, to: value)
+        case .json:
+            do { return try JSONPatch.apply(patch, to: value) } catch {
+                throw APIStatus(reason: .invalid, code: 422, message: "the JSON patch cannot be applied: \(error)")
+            }
+        case .apply, .strategic: throw APIStatus.badRequest("\(type.rawValue) is not a patch applied to the stored object")
+        }
+    }
+
+    private func delete(_ req: Request, _ ctx: Context, _ id: Identity) async throws -> Response {
+        let options = try await Self.deleteOptions(req)
+        let dryRun = try WriteOptions(req, id).dryRun || options.dryRun == ["All"]
         for _ in 0..<5 {
             var d = try await existing(ctx)
+            if let p = options.preconditions {
+                if let uid = p.uid, uid != d.metadata.uid {
+                    throw APIStatus.conflict("precondition failed: preconditions.uid is \(uid), the object's is \(d.metadata.uid ?? "-")")
+                }
+                if let rv = p.resourceVersion, rv != d.metadata.resourceVersion {
+                    throw APIStatus.conflict("precondition failed: preconditions.resourceVersion is \(rv), the object's is \(d.metadata.resourceVersion ?? "-")")
+                }
+            }
             if d.metadata.isDeleting { return Self.json(d, status: .accepted) }
             d.metadata.deletionTimestamp = Timestamp.rfc3339(Date())
+            if dryRun { return Self.json(d, status: .accepted) }
             do {
                 let stored = try await repo.write(d, precondition: .resourceVersion(Int64(d.metadata.resourceVersion ?? "0") ?? 0))
                 logger.info("Marked deployment for deletion", metadata: ["event": "DeletingDeployment",
@@ -456,13 +622,25 @@ struct APIServer: Sendable {
     static func scale(of d: ServingDeployment) -> Scale {
         var meta = ObjectMeta(name: d.metadata.name, namespace: d.metadata.namespace)
         meta.resourceVersion = d.metadata.resourceVersion
+        let pools = d.status?.pools ?? PoolsStatus()
+        let decode = d.desiredReplicas(.decode)
         return Scale(metadata: meta,
-                     spec: ScaleCounts(prefill: d.spec.prefill == nil ? nil : d.desiredReplicas(.prefill), decode: d.desiredReplicas(.decode)),
-                     status: d.status?.pools)
+                     spec: ScaleSpec(replicas: decode, prefill: d.spec.prefill == nil ? nil : d.desiredReplicas(.prefill), decode: decode),
+                     status: ScaleStatus(replicas: pools.decode.ready, prefill: d.spec.prefill == nil ? nil : pools.prefill, decode: pools.decode))
     }
 
-    private func putScale(_ req: Request, _ ctx: Context, _ id: Identity) async throws -> Response {
-        let s = try await Self.decodeBody(Scale.self, req, kind: "Scale")
+    /// Sets the pools' replicas a Scale asks for (PUT, or PATCH applied to the current Scale).
+    private func scaleTo(_ s: Scale, _ ctx: Context, _ id: Identity, options: WriteOptions) async throws -> Response {
+        var wrong: [FieldError] = []
+        if s.apiVersion != Scale.apiVersion { wrong.append(FieldError("apiVersion", "must be \(Scale.apiVersion); got \(s.apiVersion)")) }
+        if s.kind != Scale.kind { wrong.append(FieldError("kind", "must be \(Scale.kind); got \(s.kind)")) }
+        if !wrong.isEmpty { throw APIStatus.invalid(InvalidObjectError(kind: Scale.kind, name: s.metadata.name, causes: wrong)) }
+        let counts: ScaleCounts
+        do { counts = try s.spec.counts() } catch {
+            var e = error
+            e.name = try ctx.parameters.require("name")
+            throw APIStatus.invalid(e)
+        }
         for _ in 0..<5 {
             var d = try await existing(ctx)
             if d.metadata.isDeleting { throw APIStatus.conflict("ServingDeployment \"\(d.metadata.key)\" is being deleted") }
@@ -473,7 +651,7 @@ struct APIServer: Sendable {
             var causes: [FieldError] = []
             var changes: [(InstanceRole, Int, Int)] = []
             for role in InstanceRole.allCases {
-                guard let n = role == .prefill ? s.spec.prefill : s.spec.decode else { continue }
+                guard let n = role == .prefill ? counts.prefill : counts.decode else { continue }
                 let field = "spec.\(role.rawValue)"
                 guard var pool = d.pool(role) else {
                     causes.append(FieldError(field, "this deployment has no \(role.rawValue) pool (routing.policy colocated)"))
@@ -505,7 +683,8 @@ struct APIServer: Sendable {
                 if before != n { changes.append((role, before, n)) }
             }
             if !causes.isEmpty { throw APIStatus.invalid(InvalidObjectError(kind: "Scale", name: d.metadata.name, causes: causes)) }
-            if changes.isEmpty { return Self.json(Self.scale(of: d)) }
+            if changes.isEmpty || options.dryRun { return Self.json(Self.scale(of: d)) }
+            d.metadata.record(options.entry(subresource: "scale"))
             do {
                 let stored = try await repo.write(d, precondition: .resourceVersion(rv))
                 let now = Timestamp.rfc3339(Date())
@@ -531,7 +710,7 @@ struct APIServer: Sendable {
     // MARK: - Plumbing
 
     /// Registers a route with authentication, role checks, error mapping and metrics.
-    private func on(_ r: Router<Context>, _ path: String, _ method: HTTPRequest.Method, _ op: String,
+    func on(_ r: Router<Context>, _ path: String, _ method: HTTPRequest.Method, _ op: String,
                     _ roles: Set<Role>, _ handler: @escaping Handler) {
         r.on(RouterPath(path), method: method) { req, ctx in
             let start = ContinuousClock.now
@@ -596,7 +775,10 @@ struct APIServer: Sendable {
     }
 
     static func decodeBody<T: Codable>(_ type: T.Type, _ req: Request, kind: String) async throws -> T {
-        let buf = try await body(req)
+        try await decodeBuffer(type, try await body(req), kind: kind)
+    }
+
+    static func decodeBuffer<T: Codable>(_ type: T.Type, _ buf: ByteBuffer, kind: String) async throws -> T {
         let value: JSONValue
         do {
             value = try JSONCoding.decoder.decode(JSONValue.self, from: Data(buffer: buf))

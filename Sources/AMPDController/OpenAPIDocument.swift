@@ -30,6 +30,34 @@ paths:
       summary: This document
       security: []
       responses: {"200": {description: OpenAPI document}}
+  /version:
+    get:
+      summary: The server version kubectl shows (roles admin, reader, node)
+      responses: {"200": {description: version}}
+  /api:
+    get:
+      summary: "Kubernetes discovery: the core group's versions (none: ampd serves no core resources)"
+      responses: {"200": {description: APIVersions}}
+  /apis:
+    get:
+      summary: "Kubernetes discovery: the ampd.dev group (roles admin, reader, node)"
+      responses: {"200": {description: APIGroupList}}
+  /apis/ampd.dev:
+    get:
+      summary: "Kubernetes discovery: the ampd.dev group's versions"
+      responses: {"200": {description: APIGroup}}
+  /apis/ampd.dev/v1alpha1:
+    get:
+      summary: "Kubernetes discovery: the resources with their verbs, short names (sd) and categories; servingdeployments/scale is autoscaling/v1 Scale"
+      responses: {"200": {description: APIResourceList}}
+  /openapi/v3:
+    get:
+      summary: The OpenAPI v3 documents kubectl reads, by group-version
+      responses: {"200": {description: "paths: {apis/ampd.dev/v1alpha1: {serverRelativeURL}}"}}
+  /openapi/v3/apis/ampd.dev/v1alpha1:
+    get:
+      summary: "OpenAPI 3.0 document of ampd.dev/v1alpha1 with the ServingDeployment's structural schema (from the same types and limits as admission) and Kubernetes extensions: what kubectl explain and apply read"
+      responses: {"200": {description: OpenAPI v3 document}}
   /metrics:
     get:
       summary: Prometheus metrics (roles admin, reader)
@@ -37,16 +65,17 @@ paths:
   /apis/ampd.dev/v1alpha1/servingdeployments:
     get:
       summary: List deployments in all namespaces (roles admin, reader); with watch=true, a JSON line per change
-      parameters: [{$ref: "#/components/parameters/watch"}, {$ref: "#/components/parameters/resourceVersion"}, {$ref: "#/components/parameters/timeoutSeconds"}]
+      parameters: [{$ref: "#/components/parameters/watch"}, {$ref: "#/components/parameters/resourceVersion"}, {$ref: "#/components/parameters/timeoutSeconds"}, {$ref: "#/components/parameters/labelSelector"}, {$ref: "#/components/parameters/fieldSelector"}, {$ref: "#/components/parameters/includeObject"}]
       responses: {"200": {description: "list, or with watch=true one WatchEvent per line ({type: ADDED|MODIFIED|DELETED|ERROR, object}; ERROR carries a Status, 410 Expired when resourceVersion is too old)", content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeploymentList"}}}}}
   /apis/ampd.dev/v1alpha1/namespaces/{namespace}/servingdeployments:
     parameters: [{$ref: "#/components/parameters/namespace"}]
     get:
       summary: List deployments in a namespace (roles admin, reader); with watch=true, a JSON line per change
-      parameters: [{$ref: "#/components/parameters/watch"}, {$ref: "#/components/parameters/resourceVersion"}, {$ref: "#/components/parameters/timeoutSeconds"}]
+      parameters: [{$ref: "#/components/parameters/watch"}, {$ref: "#/components/parameters/resourceVersion"}, {$ref: "#/components/parameters/timeoutSeconds"}, {$ref: "#/components/parameters/labelSelector"}, {$ref: "#/components/parameters/fieldSelector"}, {$ref: "#/components/parameters/includeObject"}]
       responses: {"200": {description: "list, or with watch=true one WatchEvent per line ({type: ADDED|MODIFIED|DELETED|ERROR, object}; ERROR carries a Status, 410 Expired when resourceVersion is too old)", content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeploymentList"}}}}}
     post:
       summary: Create a deployment (role admin); 409 AlreadyExists when it exists
+      parameters: [{$ref: "#/components/parameters/dryRun"}, {$ref: "#/components/parameters/fieldManager"}, {$ref: "#/components/parameters/fieldValidation"}]
       requestBody: {$ref: "#/components/requestBodies/Manifest"}
       responses:
         "201": {description: created, content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeployment"}}}}
@@ -61,6 +90,7 @@ paths:
         "404": {$ref: "#/components/responses/Error"}
     put:
       summary: Apply (create or update) a deployment (role admin). With metadata.resourceVersion the update is conditional (409 Conflict when stale).
+      parameters: [{$ref: "#/components/parameters/dryRun"}, {$ref: "#/components/parameters/fieldManager"}, {$ref: "#/components/parameters/fieldValidation"}]
       requestBody: {$ref: "#/components/requestBodies/Manifest"}
       responses:
         "200": {description: updated, content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeployment"}}}}
@@ -68,8 +98,28 @@ paths:
         "400": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
         "422": {$ref: "#/components/responses/Error"}
+    patch:
+      summary: "Patch a deployment (role admin): a JSON merge patch (RFC 7386) or JSON patch (RFC 6902) applied to the stored object and admitted as a whole, or server-side apply (application/apply-patch+yaml, fieldManager required: the body is the whole intended object, created if missing; managers are recorded in metadata.managedFields, field ownership is not tracked, so applies never conflict and force changes nothing). Strategic merge patch is 415."
+      parameters:
+        - {$ref: "#/components/parameters/dryRun"}
+        - {$ref: "#/components/parameters/fieldManager"}
+        - {$ref: "#/components/parameters/fieldValidation"}
+        - {name: force, in: query, schema: {type: boolean}, description: "server-side apply only"}
+      requestBody:
+        required: true
+        content:
+          application/merge-patch+json: {schema: {type: object}}
+          application/json-patch+json: {schema: {type: array, items: {type: object}}}
+          application/apply-patch+yaml: {schema: {$ref: "#/components/schemas/ServingDeployment"}}
+      responses:
+        "200": {description: patched, content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeployment"}}}}
+        "400": {$ref: "#/components/responses/Error"}
+        "404": {$ref: "#/components/responses/Error"}
+        "415": {$ref: "#/components/responses/Error"}
+        "422": {$ref: "#/components/responses/Error"}
     delete:
-      summary: Delete a deployment (role admin). It stays, with metadata.deletionTimestamp set, until its instances are torn down.
+      summary: "Delete a deployment (role admin). It stays, with metadata.deletionTimestamp set, until its instances are torn down. A DeleteOptions body may carry preconditions (uid, resourceVersion: 409 when they do not hold), dryRun [All] and propagationPolicy Background or Foreground (both wait for the instances); Orphan, orphanDependents and gracePeriodSeconds are refused by name."
+      parameters: [{$ref: "#/components/parameters/dryRun"}]
       responses:
         "202": {description: marked for deletion, content: {application/json: {schema: {$ref: "#/components/schemas/ServingDeployment"}}}}
         "404": {$ref: "#/components/responses/Error"}
@@ -81,14 +131,27 @@ paths:
   /apis/ampd.dev/v1alpha1/namespaces/{namespace}/servingdeployments/{name}/scale:
     parameters: [{$ref: "#/components/parameters/namespace"}, {$ref: "#/components/parameters/name"}]
     get:
-      summary: Get the scale subresource (roles admin, reader)
+      summary: Get the scale subresource, an autoscaling/v1 Scale (roles admin, reader)
       responses: {"200": {description: scale, content: {application/json: {schema: {$ref: "#/components/schemas/Scale"}}}}}
     put:
-      summary: Set prefill and/or decode replica counts (role admin). Fixed pools change spec replicas; autoscaled pools take a count within their bounds. Each change is recorded as a ScaledPool decision naming the user.
+      summary: "Set prefill and/or decode replica counts (role admin): spec.replicas is the decode pool (kubectl scale), spec.prefill and spec.decode name each pool. Fixed pools change spec replicas; autoscaled pools take a count within their bounds. Each change is recorded as a ScaledPool decision naming the user."
+      parameters: [{$ref: "#/components/parameters/dryRun"}, {$ref: "#/components/parameters/fieldManager"}]
       requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/Scale"}}}}
       responses:
         "200": {description: scale, content: {application/json: {schema: {$ref: "#/components/schemas/Scale"}}}}
         "409": {$ref: "#/components/responses/Error"}
+        "422": {$ref: "#/components/responses/Error"}
+    patch:
+      summary: "A merge or JSON patch of the Scale (role admin), as kubectl scale and kubectl patch --subresource=scale send; of spec.replicas and spec.decode (one pool), the one the patch changes decides"
+      parameters: [{$ref: "#/components/parameters/dryRun"}, {$ref: "#/components/parameters/fieldManager"}]
+      requestBody:
+        required: true
+        content:
+          application/merge-patch+json: {schema: {type: object}}
+          application/json-patch+json: {schema: {type: array, items: {type: object}}}
+      responses:
+        "200": {description: scale, content: {application/json: {schema: {$ref: "#/components/schemas/Scale"}}}}
+        "415": {$ref: "#/components/responses/Error"}
         "422": {$ref: "#/components/responses/Error"}
   /apis/ampd.dev/v1alpha1/namespaces/{namespace}/servingdeployments/{name}/profile:
     parameters: [{$ref: "#/components/parameters/namespace"}, {$ref: "#/components/parameters/name"}]
@@ -177,6 +240,12 @@ components:
     watch: {name: watch, in: query, description: "true: stream changes (ADDED, MODIFIED, DELETED) as JSON lines instead of listing", schema: {type: boolean}}
     resourceVersion: {name: resourceVersion, in: query, description: "with watch: the changes after this version (absent or 0: the current objects first, as ADDED)", schema: {type: string}}
     timeoutSeconds: {name: timeoutSeconds, in: query, description: "with watch: end the stream after this many seconds", schema: {type: integer, minimum: 1}}
+    labelSelector: {name: labelSelector, in: query, description: "k=v, k!=v, k in (a,b), k notin (a,b), k, !k; joined by commas. On a watch, an object that stops matching is DELETED, one that comes to match ADDED", schema: {type: string}}
+    fieldSelector: {name: fieldSelector, in: query, description: "metadata.name or metadata.namespace with =, == or != (others refused)", schema: {type: string}}
+    includeObject: {name: includeObject, in: query, description: "with Accept as=Table: what each row carries (None, Metadata (default), Object)", schema: {enum: [None, Metadata, Object]}}
+    dryRun: {name: dryRun, in: query, description: "All: everything but the write; the answer is the object as it would be", schema: {enum: [All]}}
+    fieldManager: {name: fieldManager, in: query, description: "recorded in metadata.managedFields (default: the user); required for server-side apply", schema: {type: string, maxLength: 128}}
+    fieldValidation: {name: fieldValidation, in: query, description: "unknown fields: Strict (default, refused by name), Warn (dropped, a Warning header each), Ignore (dropped)", schema: {enum: [Strict, Warn, Ignore]}}
   requestBodies:
     Manifest:
       required: true
@@ -232,6 +301,11 @@ components:
         creationTimestamp: {type: string, readOnly: true}
         deletionTimestamp: {type: string, readOnly: true}
         finalizers: {type: array, items: {type: string}, readOnly: true}
+        managedFields:
+          type: array
+          readOnly: true
+          description: who wrote the object and how (managers, not per-field ownership)
+          items: {type: object, properties: {manager: {type: string}, operation: {enum: [Apply, Update]}, apiVersion: {type: string}, time: {type: string}, subresource: {type: string}, fieldsType: {const: FieldsV1}, fieldsV1: {type: object}}}
     Pool:
       type: object
       additionalProperties: false
@@ -425,11 +499,11 @@ components:
       type: object
       required: [metadata, spec]
       properties:
-        apiVersion: {const: ampd.dev/v1alpha1}
+        apiVersion: {const: autoscaling/v1}
         kind: {const: Scale}
         metadata: {$ref: "#/components/schemas/ObjectMeta"}
-        spec: {type: object, properties: {prefill: {type: integer}, decode: {type: integer}}}
-        status: {type: object, readOnly: true}
+        spec: {type: object, properties: {replicas: {type: integer, description: the decode pool}, prefill: {type: integer}, decode: {type: integer}}}
+        status: {type: object, readOnly: true, properties: {replicas: {type: integer, description: ready decode instances}, prefill: {$ref: "#/components/schemas/PoolStatus"}, decode: {$ref: "#/components/schemas/PoolStatus"}}}
     NodeCapacity:
       type: object
       required: [accelerator, count, memoryBytes]

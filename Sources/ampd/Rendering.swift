@@ -58,42 +58,38 @@ enum Table {
     }
 
     static func age(_ ts: String?) -> String {
-        guard let ts, let d = Timestamp.parse(ts) else { return "-" }
-        let s = Int(Date().timeIntervalSince(d))
-        if s < 120 { return "\(max(s, 0))s" }
-        if s < 7200 { return "\(s / 60)m" }
-        if s < 172_800 { return "\(s / 3600)h" }
-        return "\(s / 86400)d"
+        ts.map { AMPDAPI.age(since: $0, now: Date()) } ?? "-"
+    }
+
+    /// The printer columns the API's Tables use (kubectl prints the same), ages relative to now.
+    static func columns<T>(_ items: [T], _ columns: PrinterColumns<T>, leading: (header: String, cell: (T) -> String)? = nil) -> String {
+        var header = columns.columns.map { $0.name.uppercased() }
+        if let leading { header.insert(leading.header, at: 0) }
+        var rows = [header]
+        for item in items {
+            var row = zip(columns.columns, columns.cells(item)).map { column, cell -> String in
+                switch cell {
+                case .string(let s): column.type == "date" ? age(s) : s
+                case .int(let i): String(i)
+                case .double(let d): String(d)
+                case .bool(let b): String(b)
+                case .null, .array, .object: "-"
+                }
+            }
+            if let leading { row.insert(leading.cell(item), at: 0) }
+            rows.append(row)
+        }
+        return render(rows)
     }
 
     static func deployments(_ items: [ServingDeployment]) -> String {
-        var rows = [["NAMESPACE", "NAME", "READY", "PREFILL", "DECODE", "POLICY", "GENERATION", "AGE"]]
-        for d in items {
-            let s = d.status
-            let ready = s?.conditions.first(ofType: ConditionType.ready)
-            let deleting = d.metadata.isDeleting ? " (deleting)" : ""
-            rows.append([
-                d.metadata.namespaceOrDefault, d.metadata.name + deleting,
-                ready.map { $0.status == .true ? "True" : "False (\($0.reason))" } ?? "Unknown",
-                d.spec.prefill == nil ? "-" : "\(s?.pools.prefill.ready ?? 0)/\(d.desiredReplicas(.prefill))",
-                "\(s?.pools.decode.ready ?? 0)/\(d.desiredReplicas(.decode))",
-                d.spec.routing?.policy.rawValue ?? "ampd",
-                "\(d.metadata.generation ?? 0)", age(d.metadata.creationTimestamp),
-            ])
-        }
-        return render(rows)
+        columns(items, .deployments, leading: ("NAMESPACE", { $0.metadata.namespaceOrDefault }))
     }
 
     static func nodes(_ items: [AMPDAPI.Node], deployments: [ServingDeployment]) -> String {
         var used: [String: Int] = [:]
         for d in deployments { for a in d.status?.assignments ?? [] { used[a.node, default: 0] += a.accelerators } }
-        var rows = [["NAME", "PHASE", "ACCELERATOR", "USED/CAPACITY", "INSTANCES", "QUEUE", "LAST-HEARTBEAT"]]
-        for n in items {
-            rows.append([n.name, n.status.phase.rawValue, n.spec.capacity.accelerator,
-                         "\(used[n.name] ?? 0)/\(n.spec.capacity.count)", "\(n.status.instances.count)",
-                         "\(n.status.load.queueLength)", age(n.status.lastHeartbeatTime)])
-        }
-        return render(rows)
+        return columns(items, .nodes(used: used))
     }
 
     static let decisionHeader = render([["SEQ", "TIME", "DEPLOYMENT", "EVENT", "REASON", "ACTOR", "MESSAGE"]])
