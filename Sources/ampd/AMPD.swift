@@ -8,7 +8,7 @@ struct AMPD: AsyncParsableCommand {
         abstract: "Multi-round LLM serving with prefill/decode disaggregation.",
         subcommands: [
             UpCommand.self, ControllerCommand.self, AgentCommand.self, GatewayCommand.self, ApplyCommand.self, GetCommand.self, DescribeCommand.self,
-            DeleteCommand.self, ScaleCommand.self, DecisionsCommand.self, OpenAPICommand.self, KubeconfigCommand.self,
+            DeleteCommand.self, ScaleCommand.self, DecisionsCommand.self, OpenAPICommand.self, KubeconfigCommand.self, CRDCommand.self,
             GenerateCommand.self, EngineBenchCommand.self, ControllerBenchCommand.self, SimCommand.self, PlanCommand.self, PolicyBenchCommand.self, LoadgenCommand.self, KVPoolBenchCommand.self,
         ])
 }

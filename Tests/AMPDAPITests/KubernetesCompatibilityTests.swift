@@ -213,11 +213,18 @@ struct SchemaAgreementTests {
                 let d = Self.setting(doc, path.split(separator: ".")[...], integer ? .int(Int64(x)) : .double(x))
                 return (try? ServingDeploymentAdmission.admit(d)) != nil
             }
+            // The schema's own check (what a Kubernetes API server would run) says the same.
+            func schemaRefuses(_ x: Double) -> Bool {
+                let d = Self.setting(doc, path.split(separator: ".")[...], integer ? .int(Int64(x)) : .double(x))
+                return ServingDeployment.schema.problems(in: d).contains { $0.field == path }
+            }
             if let max = s.maximum {
                 #expect(!admitted(integer ? max + 1 : max + max * 1e-6), "\(path) above \(max) accepted")
+                #expect(schemaRefuses(integer ? max + 1 : max + max * 1e-6) && !schemaRefuses(max), "\(path): the schema's check")
                 #expect(admitted(max), "\(path) = \(max) refused")
             }
             if let min = s.minimum {
+                #expect(schemaRefuses(s.exclusiveMinimum ? min : min - 1), "\(path): the schema's check at its minimum")
                 #expect(!admitted(s.exclusiveMinimum ? min : min - 1), "\(path) at or below \(min) accepted")
                 // The decode pool's floor is 1 (the shared pool schema says 0, the prefill pool's);
                 // an autoscaled pool's max is at least 1.
@@ -227,5 +234,43 @@ struct SchemaAgreementTests {
             checked += 1
         }
         #expect(checked >= 15, "only \(checked) ranges checked")
+    }
+}
+
+@Suite("The ServingDeployment CRD")
+struct CRDTests {
+    static var crdSchema: JSONValue? { ServingDeploymentCRD.object["spec"]?["versions"].flatMap { if case .array(let a) = $0 { a.first } else { nil } }?["schema"]?["openAPIV3Schema"] }
+
+    @Test("structural: every node typed, metadata left to the API server; scale addresses the decode pool")
+    func structural() throws {
+        #expect(ServingDeployment.schema.structuralProblems() == [])
+        let schema = try #require(Self.crdSchema)
+        #expect(schema["properties"]?["metadata"] == .object(["type": .string("object")]))
+        #expect(schema["properties"]?["spec"] == ServingDeployment.schema.json["properties"]?["spec"])
+        let version = ServingDeploymentCRD.object["spec"]?["versions"].flatMap { if case .array(let a) = $0 { a.first } else { nil } }
+        #expect(version?["subresources"]?["scale"]?["specReplicasPath"] == .string(".spec.decode.replicas"))
+        #expect(version?["subresources"]?["status"] == .object([:]))
+    }
+
+    @Test("every example manifest passes the schema's check; a bad one is refused naming each field")
+    func manifests() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Manifests")
+        var seen = 0
+        for file in try FileManager.default.contentsOfDirectory(atPath: dir.path) where file.hasSuffix(".yaml") {
+            for doc in try DocumentReader.read(try Data(contentsOf: dir.appendingPathComponent(file))) where doc.value["kind"] == .string(ServingDeployment.kind) {
+                #expect(ServingDeployment.schema.problems(in: doc.value) == [], "\(file)")
+                seen += 1
+            }
+        }
+        #expect(seen >= 3)
+        let bad = try JSONCoding.decoder.decode(JSONValue.self, from: Data(#"""
+        {"apiVersion":"ampd.dev/v1alpha1","kind":"ServingDeployment","metadata":{"name":"x"},
+         "spec":{"model":{"name":"m","source":{"pip":"p"}},"slo":{"ttftMs":"fast","tpotMs":0},
+                 "decode":{"replicas":1,"parallelism":{"tensor":3}},"routing":{"policy":"fastest"},"bogus":1}}
+        """#.utf8))
+        #expect(ServingDeployment.schema.problems(in: bad).map(\.field) == [
+            "spec.bogus", "spec.decode.parallelism.tensor", "spec.routing.policy", "spec.slo.tpotMs", "spec.slo.ttftMs",
+        ])
     }
 }

@@ -176,3 +176,29 @@ struct KubectlTests {
         #expect(try await k.ok(["get", "sd"]).contains("No resources found"))
     }
 }
+
+@Suite("The chart's CRD")
+struct ChartCRDTests {
+    @Test("Helm/ampd/crds/servingdeployments.yaml is what ampd crd prints, and kubernetes-validate --strict accepts it")
+    func committedCRD() async throws {
+        let path = Binaries.packageRoot.appendingPathComponent("Helm/ampd/crds/servingdeployments.yaml")
+        let committed = try String(contentsOf: path, encoding: .utf8)
+        let (status, printed) = try await runAmpd(["crd"])
+        #expect(status == 0)
+        #expect(printed == committed, "regenerate with: ampd crd > Helm/ampd/crds/servingdeployments.yaml")
+        // kubernetes-validate from PATH (pip installs it; 127: not installed).
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["kubernetes-validate", "--strict", path.path]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let r = try await waitForExit(p, reading: out)
+        if r.status == 127 {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("kubernetes-validate is not installed (CI installs it with pip)") }
+            return
+        }
+        #expect(r.status == 0 && r.output.contains("passed"), "\(r.output)")
+    }
+}
