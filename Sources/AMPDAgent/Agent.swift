@@ -39,6 +39,8 @@ public struct AgentConfiguration: Sendable {
     public var renewAt = 2.0 / 3.0
     /// Written once both endpoints listen: `{"kvPort": N, "apiPort": M, "serial": S}`.
     public var portFile: URL?
+    /// Plain-HTTP `/healthz` and `/readyz` for kubelet probes (nil: none).
+    public var healthPort: Int?
 
     public init(controller: String, caFile: String, token: String, name: String, dataDirectory: URL) {
         self.controller = controller
@@ -135,9 +137,19 @@ public struct Agent: Sendable {
         let beats = HeartbeatService(agent: self, client: client, pools: pools, server: server, revocations: revocations,
                                      credentials: first, caPEM: caPEM, tlsBox: tlsBox, clientBox: clientBox, instances: instances, apiPort: apiPort,
                                      metrics: metrics, apiCredentials: apiCredentials)
-        let group = ServiceGroup(configuration: .init(
-            services: [.init(service: KVPoolService(server: server)), .init(service: app), .init(service: beats)],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: KVPoolService(server: server)), .init(service: app), .init(service: beats)]
+        if let healthPort = config.healthPort {
+            // Probes: the agent is enrolled (it got here) and serves; no TLS, nothing else on it.
+            let health = Router()
+            health.get("/healthz") { _, _ in "ok\n" }
+            health.get("/readyz") { _, _ in
+                (await apiPort.port ?? 0) > 0 ? Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+                    : Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "starting\n")))
+            }
+            services.append(.init(service: Application(router: health, configuration: .init(address: .hostname(config.kvHost, port: healthPort),
+                                                                                             serverName: "ampd-agent-health"), logger: logger)))
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("Agent stopped", metadata: ["event": "Stopped"])
     }

@@ -61,6 +61,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Write {\"kvPort\": N, \"apiPort\": M, \"serial\": S} here once listening.")
     var portFile: String?
 
+    @Option(help: "Serve /healthz and /readyz over plain HTTP on this port (for kubelet probes, which present no client certificate); off by default.")
+    var healthPort: Int?
+
     @OptionGroup var process: ServiceProcessOptions
 
     func run() async throws {
@@ -80,6 +83,10 @@ struct AgentCommand: AsyncParsableCommand {
         }
         guard engineSlowdown >= 1, engineSlowdown <= 100 else { throw ValidationError("--engine-slowdown must be from 1 to 100; got \(engineSlowdown)") }
         if let cores, cores < 1 || cores > 4096 { throw ValidationError("--cores must be from 1 to 4096; got \(cores)") }
+        if let healthPort {
+            guard (1...65535).contains(healthPort) else { throw ValidationError("--health-port must be from 1 to 65535; got \(healthPort)") }
+            guard healthPort != kvPort && healthPort != apiPort else { throw ValidationError("--health-port \(healthPort) is also the KV or API port") }
+        }
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
         var c = AgentConfiguration(controller: server, caFile: caFile, token: token, name: name,
                                    dataDirectory: URL(fileURLWithPath: dataDir ?? "\(home)/.ampd/agent-\(name)"))
@@ -94,6 +101,7 @@ struct AgentCommand: AsyncParsableCommand {
         if let cores { c.cores = cores }
         c.heartbeat = .milliseconds(Int64(heartbeatSeconds * 1000))
         c.portFile = portFile.map { URL(fileURLWithPath: $0) }
+        c.healthPort = healthPort
         do {
             try await Agent(config: c, logger: logger).run()
         } catch {

@@ -4,6 +4,7 @@ import AMPDAPI
 import AMPDClient
 import AMPDKVPool
 import AMPDPKI
+import AMPDTestSupport
 import Foundation
 import Testing
 
@@ -126,10 +127,22 @@ struct AgentEnrollmentTests {
         defer { Task { await ctl.shutdown() } }
         let caPEM = try String(contentsOf: ctl.dataDir.appendingPathComponent("ca.crt"), encoding: .utf8)
         let a = try AgentProcess(controller: ctl, name: "node-a")
-        let b = try AgentProcess(controller: ctl, name: "ip-10-0-1-2.ec2.internal")   // a Kubernetes node name, dots and all
+        let healthPort = try EtcdProcess.freePort()
+        let b = try AgentProcess(controller: ctl, name: "ip-10-0-1-2.ec2.internal",   // a Kubernetes node name, dots and all
+                                 extra: ["--health-port", "\(healthPort)"])
         defer { _ = a.stop(); _ = b.stop() }
         let portA = try await eventually("agent A listening") { try a.port() }
         _ = try await eventually("agent B listening") { try b.port() }
+        // B's probes over plain HTTP, as kubelet sends them (no client certificate).
+        let probe = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await probe.shutdown() } }
+        for path in ["/healthz", "/readyz"] {
+            let status = try await eventually("B answers \(path)") { () -> UInt? in
+                let r = try? await probe.execute(HTTPClientRequest(url: "http://127.0.0.1:\(healthPort)\(path)"), timeout: .seconds(5))
+                return r.map { UInt($0.status.code) }
+            }
+            #expect(status == 200)
+        }
         #expect(FileManager.default.fileExists(atPath: a.dataDir.appendingPathComponent("agent.key").path))
         // An agent serves a KV pool per deployment it runs instances of: give A one.
         let gw = try await gatewayTLS(ctl, caPEM: caPEM)
