@@ -22,6 +22,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Bootstrap (node) token; default: $AMPD_NODE_TOKEN.")
     var token: String?
 
+    @Option(help: "A file holding the bootstrap (node) token (a mounted Secret): kept out of the environment and the command line.")
+    var tokenFile: String?
+
     @Option(help: "This node's name (stable identity; a DNS label).")
     var name: String
 
@@ -75,8 +78,18 @@ struct AgentCommand: AsyncParsableCommand {
             caFile = caFile ?? c.certificateAuthority
         }
         guard let server, let caFile else { throw ValidationError("give --config, or --controller and --ca") }
-        guard let token = token ?? ProcessInfo.processInfo.environment["AMPD_NODE_TOKEN"] else {
-            throw ValidationError("give --token or set AMPD_NODE_TOKEN (the controller's node token, in its tokens.csv)")
+        if token != nil && tokenFile != nil { throw ValidationError("give --token or --token-file, not both") }
+        var fromFile: String?
+        if let tokenFile {
+            do {
+                fromFile = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            } catch {
+                throw ValidationError("--token-file \(tokenFile): cannot read it: \(error.localizedDescription)")
+            }
+            if fromFile?.isEmpty == true { throw ValidationError("--token-file \(tokenFile) is empty") }
+        }
+        guard let token = token ?? fromFile ?? ProcessInfo.processInfo.environment["AMPD_NODE_TOKEN"] else {
+            throw ValidationError("give --token-file, --token or set AMPD_NODE_TOKEN (the controller's node token, in its tokens.csv)")
         }
         guard heartbeatSeconds > 0, count > 0, engineKvTokens > 0 else {
             throw ValidationError("--heartbeat-seconds, --engine-kv-tokens and --count must be positive")

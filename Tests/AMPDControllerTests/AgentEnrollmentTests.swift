@@ -16,14 +16,21 @@ final class AgentProcess: @unchecked Sendable {
     let logURL: URL
 
     /// `config`: a client config other than the controller's own (several replicas' URLs, say).
-    init(controller: ControllerProcess, name: String, extra: [String] = [], config: String? = nil) throws {
+    /// `tokenFromFile`: the bootstrap token from a file (`--token-file`, as the chart mounts it).
+    init(controller: ControllerProcess, name: String, extra: [String] = [], config: String? = nil, tokenFromFile: Bool = false) throws {
         dataDir = controller.dataDir.appendingPathComponent("agent-\(name)")
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
+        var tokenArgs = ["--token", try controller.token("node")]
+        if tokenFromFile {
+            let file = dataDir.appendingPathComponent("bootstrap.token")
+            try (try controller.token("node") + "\n").write(to: file, atomically: true, encoding: .utf8)
+            tokenArgs = ["--token-file", file.path]
+        }
         portFile = dataDir.appendingPathComponent("port.json")
         logURL = dataDir.appendingPathComponent("agent.log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         process.executableURL = Binaries.ampd
-        process.arguments = ["agent", "--exit-with-parent", "--config", config ?? controller.configPath, "--token", try controller.token("node"), "--name", name,
+        process.arguments = ["agent", "--exit-with-parent", "--config", config ?? controller.configPath] + tokenArgs + ["--name", name,
                              "--data-dir", dataDir.path, "--port-file", portFile.path, "--heartbeat-seconds", "0.3"] + extra
         let log = try FileHandle(forWritingTo: logURL)
         process.standardOutput = log
@@ -129,7 +136,7 @@ struct AgentEnrollmentTests {
         let a = try AgentProcess(controller: ctl, name: "node-a")
         let healthPort = try EtcdProcess.freePort()
         let b = try AgentProcess(controller: ctl, name: "ip-10-0-1-2.ec2.internal",   // a Kubernetes node name, dots and all
-                                 extra: ["--health-port", "\(healthPort)"])
+                                 extra: ["--health-port", "\(healthPort)"], tokenFromFile: true)
         defer { _ = a.stop(); _ = b.stop() }
         let portA = try await eventually("agent A listening") { try a.port() }
         _ = try await eventually("agent B listening") { try b.port() }

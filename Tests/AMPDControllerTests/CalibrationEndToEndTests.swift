@@ -76,11 +76,18 @@ struct CalibrationEndToEndTests {
         #expect(decisions.items.contains { $0.fields["calibration"] != nil })
     }
 
-    @Test("out-of-range --engine-slowdown and --cores are refused by name; a heartbeat's bad timings are 422 naming each field")
+    @Test("out-of-range --engine-slowdown, --cores and --health-port, and bad --token-file uses, are refused by name; a heartbeat's bad timings are 422 naming each field")
     func refusals() async throws {
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("ampd-empty-token-\(UUID())").path
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        defer { try? FileManager.default.removeItem(atPath: empty) }
         for (args, named) in [(["agent", "--controller", "https://127.0.0.1:1", "--ca", "/dev/null", "--token", "t", "--name", "n", "--engine-slowdown", "0.5"], "--engine-slowdown"),
                               (["agent", "--controller", "https://127.0.0.1:1", "--ca", "/dev/null", "--token", "t", "--name", "n", "--cores", "0"], "--cores"),
-                              (["up", "--engine-slowdown", "0"], "--engine-slowdown")] {
+                              (["up", "--engine-slowdown", "0"], "--engine-slowdown"),
+                              (["agent", "--controller", "https://127.0.0.1:1", "--ca", "/dev/null", "--token", "t", "--token-file", "/dev/null", "--name", "n"], "not both"),
+                              (["agent", "--controller", "https://127.0.0.1:1", "--ca", "/dev/null", "--token-file", "/nonexistent/token", "--name", "n"], "--token-file /nonexistent/token"),
+                              (["agent", "--controller", "https://127.0.0.1:1", "--ca", "/dev/null", "--token-file", empty, "--name", "n"], "is empty"),
+                              (["agent", "--controller", "https://127.0.0.1:1", "--ca", "/dev/null", "--token", "t", "--name", "n", "--health-port", "0"], "--health-port")] {
             let (status, out) = try await runAmpd(args)
             #expect(status != 0 && out.contains(named), "\(args): \(out)")
         }
